@@ -1,0 +1,286 @@
+"""The objective interface shared by every method in dfo.
+
+An :class:`Objective` is what is minimized. It evaluates one point
+(``obj(x) -> float``), a batch of points (``obj.evaluate_batch(X) -> (k,)``),
+and, where it has one, its gradient (``obj.value_and_grad(x)``).
+
+Randomness (a minibatch, simulation noise) is bound per iteration with
+:meth:`Objective.realization`: the run loop draws one realization from its seeded
+generator and evaluates every point of that iteration on it, so that the
+``n + 1`` probes of a finite-difference gradient, SPSA's ``+-`` pair and one
+CMA-ES generation all see the same minibatch (common random numbers).
+Deterministic objectives return themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+
+from dfo.exceptions import GradientNotAvailableError, ObjectiveOutputError, ShapeError
+
+__all__ = ["FunctionObjective", "Objective", "as_objective"]
+
+
+def check_point(x: Any, dim: int, name: str = "x") -> np.ndarray:
+    """Return ``x`` as a float64 vector of shape ``(dim,)`` or raise :class:`ShapeError`."""
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{name} must be an array of real numbers of shape ({dim},); got {type(x).__name__}"
+        ) from exc
+    if arr.shape != (dim,):
+        raise ShapeError(f"{name} must have shape ({dim},); got shape {arr.shape}")
+    return arr
+
+
+def check_batch(X: Any, dim: int, name: str = "X") -> np.ndarray:
+    """Return ``X`` as a float64 array of shape ``(k, dim)`` or raise :class:`ShapeError`."""
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{name} must be an array of real numbers of shape (k, {dim}); "
+            f"got {type(X).__name__}"
+        ) from exc
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise ShapeError(f"{name} must have shape (k, {dim}); got shape {arr.shape}")
+    return arr
+
+
+def to_scalar(value: Any, source: str = "the objective") -> float:
+    """Convert what an objective returned for one point to a float, or raise.
+
+    Non-finite values (nan, inf) are allowed: methods deal with them.
+    """
+    if isinstance(value, Real | np.bool_ | np.number) and not isinstance(
+        value, np.complexfloating
+    ):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.size == 1 and value.ndim <= 1:
+        if value.dtype.kind in "biuf":
+            return float(value.reshape(()))
+    if isinstance(value, np.ndarray | list | tuple):
+        shape = np.shape(value)
+        raise ObjectiveOutputError(
+            f"{source} must return a scalar for one point; got an array of shape {shape}"
+        )
+    raise TypeError(f"{source} must return a real number; got {type(value).__name__}: {value!r:.60}")
+
+
+def to_values(values: Any, k: int, source: str = "the objective") -> np.ndarray:
+    """Convert what an objective returned for ``k`` points to a ``(k,)`` float64 array."""
+    if isinstance(values, np.ndarray) and values.dtype == np.float64 and values.shape == (k,):
+        return values
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as exc:  # ragged lists
+        raise ObjectiveOutputError(
+            f"{source} must return {k} real numbers for a batch of {k}; got {values!r:.60}"
+        ) from exc
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{source} must return real numbers for a batch; got an array of dtype {arr.dtype}"
+        )
+    if arr.shape != (k,):
+        raise ObjectiveOutputError(
+            f"{source} must return an array of shape ({k},) for a batch of {k} points; "
+            f"got shape {arr.shape}"
+        )
+    return arr.astype(np.float64, copy=False)
+
+
+class Objective:
+    """A function to minimize over ``R^dim``.
+
+    Subclasses implement :meth:`_evaluate_batch` (vectorized over rows) and, when
+    they have one, :meth:`_value_and_grad` with ``has_gradient = True``. Stochastic
+    objectives override :meth:`realization`.
+
+    Attributes
+    ----------
+    dim : int
+        Number of variables.
+    has_gradient : bool
+        Whether :meth:`value_and_grad` is available.
+    is_stochastic : bool
+        Whether :meth:`realization` returns something other than ``self``.
+    """
+
+    dim: int
+    has_gradient: bool = False
+    is_stochastic: bool = False
+
+    def __init__(self, dim: int) -> None:
+        if not isinstance(dim, Integral) or isinstance(dim, bool) or dim < 1:
+            raise ValueError(f"dim must be a positive integer; got {dim!r}")
+        self.dim = int(dim)
+
+    # -- hooks ---------------------------------------------------------------
+    def _evaluate_batch(self, X: np.ndarray) -> np.ndarray:
+        """Values of the rows of ``X`` (shape ``(k, dim)``, float64) as a ``(k,)`` array."""
+        raise NotImplementedError
+
+    def _value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        raise GradientNotAvailableError(
+            f"{type(self).__name__} has no gradient; use a derivative-free method"
+        )
+
+    # -- public API ----------------------------------------------------------
+    def __call__(self, x: Any) -> float:
+        """Value at one point ``x`` of shape ``(dim,)``."""
+        x = check_point(x, self.dim)
+        return float(self.evaluate_batch(x[None, :])[0])
+
+    def evaluate_batch(self, X: Any) -> np.ndarray:
+        """Values at the rows of ``X`` (shape ``(k, dim)``), as a float64 array ``(k,)``."""
+        X = check_batch(X, self.dim)
+        return to_values(self._evaluate_batch(X), X.shape[0], type(self).__name__)
+
+    def value_and_grad(self, x: Any) -> tuple[float, np.ndarray]:
+        """Value and gradient at ``x``.
+
+        Raises
+        ------
+        GradientNotAvailableError
+            If the objective has no gradient (``has_gradient`` is False).
+        """
+        if not self.has_gradient:
+            raise GradientNotAvailableError(
+                f"{type(self).__name__} has no gradient (has_gradient is False)"
+            )
+        x = check_point(x, self.dim)
+        value, grad = self._value_and_grad(x)
+        grad = np.asarray(grad, dtype=np.float64)
+        if grad.shape != (self.dim,):
+            raise ObjectiveOutputError(
+                f"the gradient must have shape ({self.dim},); got shape {grad.shape}"
+            )
+        return to_scalar(value, "the gradient function's value"), grad
+
+    def realization(self, rng: np.random.Generator) -> Objective:
+        """Fix the objective's randomness for one iteration.
+
+        Every evaluation of one iteration (one gradient estimate, one population)
+        goes through the returned objective. Deterministic objectives return ``self``.
+        """
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dim={self.dim})"
+
+
+class FunctionObjective(Objective):
+    """An :class:`Objective` around a plain callable; see :func:`as_objective`."""
+
+    def __init__(
+        self,
+        fun: Callable[..., Any],
+        dim: int,
+        *,
+        batched: bool = False,
+        grad: Callable[[np.ndarray], Any] | None = None,
+        stochastic: bool = False,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(dim)
+        if not callable(fun):
+            raise TypeError(f"the objective must be callable; got {type(fun).__name__}")
+        if grad is not None and not callable(grad):
+            raise TypeError(f"grad must be callable or None; got {type(grad).__name__}")
+        self.fun = fun
+        self.batched = bool(batched)
+        self.grad = grad
+        self.has_gradient = grad is not None
+        self.is_stochastic = bool(stochastic)
+        self.name = name or getattr(fun, "__name__", type(fun).__name__)
+        self._seed: int | None = None
+
+    def _call(self, x: np.ndarray) -> Any:
+        if self.is_stochastic:
+            seed = 0 if self._seed is None else self._seed
+            return self.fun(x, np.random.default_rng(seed))
+        return self.fun(x)
+
+    def _evaluate_batch(self, X: np.ndarray) -> np.ndarray:
+        if self.batched:
+            return to_values(self._call(X), X.shape[0], f"objective {self.name!r}")
+        out = np.empty(X.shape[0])
+        source = f"objective {self.name!r}"
+        for i, x in enumerate(X):
+            out[i] = to_scalar(self._call(x), source)
+        return out
+
+    def _value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        return float(self._evaluate_batch(x[None, :])[0]), self.grad(x)
+
+    def realization(self, rng: np.random.Generator) -> FunctionObjective:
+        if not self.is_stochastic:
+            return self
+        bound = object.__new__(type(self))
+        bound.__dict__.update(self.__dict__)
+        bound._seed = int(rng.integers(2**63))
+        return bound
+
+    def __repr__(self) -> str:
+        return f"FunctionObjective({self.name}, dim={self.dim})"
+
+
+def as_objective(
+    fun: Callable[..., Any] | Objective,
+    dim: int | None = None,
+    *,
+    batched: bool = False,
+    grad: Callable[[np.ndarray], Any] | None = None,
+    stochastic: bool = False,
+) -> Objective:
+    """Wrap a plain callable as an :class:`Objective`.
+
+    Parameters
+    ----------
+    fun : callable or Objective
+        ``fun(x) -> float`` for ``x`` of shape ``(dim,)``; with ``batched=True``,
+        ``fun(X) -> (k,)`` for ``X`` of shape ``(k, dim)``; with ``stochastic=True``
+        it takes a second argument, a :class:`numpy.random.Generator`, and every
+        evaluation of one iteration gets a generator with the same seed (common
+        random numbers). An :class:`Objective` is returned unchanged.
+    dim : int
+        Number of variables (required for a callable).
+    batched : bool, default False
+        Whether ``fun`` evaluates a whole batch at once.
+    grad : callable, optional
+        ``grad(x) -> (dim,)`` gradient, enabling gradient-based methods.
+    stochastic : bool, default False
+        Whether ``fun`` takes a generator as its second argument.
+
+    Returns
+    -------
+    Objective
+
+    Raises
+    ------
+    TypeError
+        If ``fun`` or ``grad`` is not callable, or ``fun`` returns a non-number.
+    ObjectiveOutputError
+        If ``fun`` returns an array of the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> obj = as_objective(lambda x: float(np.sum(x**2)), dim=3)
+    >>> obj(np.ones(3))
+    3.0
+    >>> obj.evaluate_batch(np.zeros((2, 3)))
+    array([0., 0.])
+    """
+    if isinstance(fun, Objective):
+        if dim is not None and dim != fun.dim:
+            raise ShapeError(f"dim={dim} was given for an objective of dimension {fun.dim}")
+        return fun
+    if dim is None:
+        raise TypeError("as_objective needs dim= (the number of variables) for a plain callable")
+    return FunctionObjective(fun, dim, batched=batched, grad=grad, stochastic=stochastic)
