@@ -44,8 +44,7 @@ def check_batch(X: Any, dim: int, name: str = "X") -> np.ndarray:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(
-            f"{name} must be an array of real numbers of shape (k, {dim}); "
-            f"got {type(X).__name__}"
+            f"{name} must be an array of real numbers of shape (k, {dim}); got {type(X).__name__}"
         ) from exc
     if arr.ndim != 2 or arr.shape[1] != dim:
         raise ShapeError(f"{name} must have shape (k, {dim}); got shape {arr.shape}")
@@ -69,7 +68,9 @@ def to_scalar(value: Any, source: str = "the objective") -> float:
         raise ObjectiveOutputError(
             f"{source} must return a scalar for one point; got an array of shape {shape}"
         )
-    raise TypeError(f"{source} must return a real number; got {type(value).__name__}: {value!r:.60}")
+    raise TypeError(
+        f"{source} must return a real number; got {type(value).__name__}: {value!r:.60}"
+    )
 
 
 def to_values(values: Any, k: int, source: str = "the objective") -> np.ndarray:

@@ -1,0 +1,210 @@
+"""The one place where the objective is evaluated, counted and charged.
+
+:class:`Evaluator` sits between :func:`dfo.minimize` and the user's objective.
+It enforces the budget *before* calling (so the function never sees more than
+``budget`` points), counts evaluations (``nfev``), gradient evaluations
+(``ngev``), non-finite values and failures, and optionally spreads a batch over
+a :class:`concurrent.futures.Executor`.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from typing import Literal
+
+import numpy as np
+
+from dfo.exceptions import InvalidOptionError
+from dfo.objective import Objective, to_values
+
+__all__ = ["BudgetExhausted", "Evaluator", "executor_workers", "map_batches"]
+
+OnError = Literal["raise", "worst"]
+
+
+class BudgetExhausted(Exception):
+    """Raised internally when an evaluation would exceed the budget."""
+
+
+def executor_workers(executor: Executor) -> int:
+    """Best guess of how many tasks ``executor`` runs at once.
+
+    Knows :class:`~concurrent.futures.ProcessPoolExecutor`,
+    :class:`~concurrent.futures.ThreadPoolExecutor` and Dask's ``ClientExecutor``;
+    falls back to 2.
+    """
+    workers = getattr(executor, "_max_workers", None)
+    if isinstance(workers, int) and workers > 0:
+        return workers
+    client = getattr(executor, "_client", None)
+    if client is not None:
+        try:
+            return max(1, sum(client.nthreads().values()))
+        except Exception:  # a client that cannot say
+            return 2
+    return 2
+
+
+def _evaluate_chunk(objective: Objective, X: np.ndarray) -> np.ndarray:
+    return objective.evaluate_batch(X)
+
+
+def map_batches(
+    executor: Executor, objective: Objective, X: np.ndarray, n_chunks: int
+) -> np.ndarray:
+    """Evaluate the rows of ``X`` in ``n_chunks`` tasks on ``executor``, in order.
+
+    If a task raises, the others are cancelled and the task's exception is raised
+    (for a process pool its remote traceback is attached as ``__cause__``).
+    """
+    n_chunks = max(1, min(n_chunks, X.shape[0]))
+    chunks = np.array_split(X, n_chunks)
+    futures = [executor.submit(_evaluate_chunk, objective, chunk) for chunk in chunks]
+    try:
+        parts = [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+    return np.concatenate(parts)
+
+
+class Evaluator:
+    """Counted, budgeted evaluation of an objective.
+
+    Parameters
+    ----------
+    budget : int
+        Maximum number of points the objective may see.
+    method : str
+        Name used in error notes.
+    executor : Executor, optional
+        Spread each batch over this executor.
+    n_chunks : int, optional
+        Tasks per batch on the executor (default: its number of workers).
+    on_error : {"raise", "worst"}
+        What an exception raised by the objective does: propagate (with a note
+        naming the method, iteration and points), or count as a non-finite value.
+    """
+
+    def __init__(
+        self,
+        budget: int,
+        *,
+        method: str = "",
+        executor: Executor | None = None,
+        n_chunks: int | None = None,
+        on_error: OnError = "raise",
+    ) -> None:
+        if on_error not in ("raise", "worst"):
+            raise InvalidOptionError(f"on_error must be 'raise' or 'worst'; got {on_error!r}")
+        if executor is not None and not callable(getattr(executor, "submit", None)):
+            raise TypeError(
+                "executor must be a concurrent.futures.Executor (an object with submit()); "
+                f"got {type(executor).__name__}"
+            )
+        self.budget = budget
+        self.method = method
+        self.executor = executor
+        self.n_chunks = n_chunks or (executor_workers(executor) if executor else 1)
+        self.on_error = on_error
+        self.nfev = 0
+        self.ngev = 0
+        self.n_nonfinite = 0
+        self.n_errors = 0
+        self.nit = 0
+
+    def state(self) -> dict[str, int]:
+        """Counters, for checkpoints."""
+        return {
+            "nfev": self.nfev,
+            "ngev": self.ngev,
+            "n_nonfinite": self.n_nonfinite,
+            "n_errors": self.n_errors,
+        }
+
+    def restore(self, state: dict[str, int]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+    def _charge(self, k: int) -> None:
+        if self.nfev + k > self.budget:
+            raise BudgetExhausted(
+                f"{k} more evaluations would exceed the budget "
+                f"({self.nfev} of {self.budget} spent)"
+            )
+
+    def _annotate(self, exc: BaseException, X: np.ndarray) -> None:
+        where = f"iteration {self.nit}" + (f" of method {self.method!r}" if self.method else "")
+        if X.shape[0] == 1:
+            point = np.array2string(X[0], threshold=10, precision=6)
+            exc.add_note(f"dfo: the objective raised at {where}, at the point x = {point}")
+        else:
+            exc.add_note(
+                f"dfo: the objective raised at {where}, while evaluating a batch of "
+                f"{X.shape[0]} points (use on_error='worst' to count failures as worst)"
+            )
+
+    def _count_nonfinite(self, values: np.ndarray) -> None:
+        if not np.isfinite(values.sum()):
+            self.n_nonfinite += values.size - int(np.count_nonzero(np.isfinite(values)))
+
+    def _one_by_one(self, objective: Objective, X: np.ndarray) -> np.ndarray:
+        values = np.empty(X.shape[0])
+        for i in range(X.shape[0]):
+            self.nfev += 1
+            try:
+                values[i] = objective.evaluate_batch(X[i : i + 1])[0]
+            except Exception:
+                self.n_errors += 1
+                values[i] = np.nan
+        return values
+
+    def evaluate(self, objective: Objective, X: np.ndarray) -> np.ndarray:
+        """Values at the rows of ``X``, counted and charged against the budget."""
+        k = X.shape[0]
+        self._charge(k)
+        if self.on_error == "worst" and self.executor is None:
+            values = self._one_by_one(objective, X)
+            self._count_nonfinite(values)
+            return values
+        try:
+            if self.executor is None:
+                values = objective.evaluate_batch(X)
+            else:
+                values = to_values(
+                    map_batches(self.executor, objective, X, self.n_chunks), k, "the objective"
+                )
+        except Exception as exc:
+            self.nfev += k
+            if self.on_error == "worst":
+                self.n_errors += k
+                values = np.full(k, np.nan)
+            else:
+                self._annotate(exc, X)
+                raise
+        else:
+            self.nfev += k
+        self._count_nonfinite(values)
+        return values
+
+    def value_and_grad(self, objective: Objective, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Values and gradients at the rows of ``X``; each row costs one nfev and one ngev."""
+        k = X.shape[0]
+        self._charge(k)
+        values = np.empty(k)
+        grads = np.empty_like(X)
+        for i in range(k):
+            self.nfev += 1
+            self.ngev += 1
+            try:
+                values[i], grads[i] = objective.value_and_grad(X[i])
+            except Exception as exc:
+                if self.on_error != "worst":
+                    self._annotate(exc, X[i : i + 1])
+                    raise
+                self.n_errors += 1
+                values[i] = np.nan
+                grads[i] = np.nan
+        self._count_nonfinite(values)
+        return values, grads

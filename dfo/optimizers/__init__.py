@@ -1,0 +1,173 @@
+"""The registry of methods: one name, one optimizer class.
+
+>>> import dfo
+>>> "spsa" in dfo.methods()
+True
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from dfo.exceptions import InvalidOptionError, NotAskTellError, suggest
+from dfo.optimizers.base import ClosedLoopOptimizer, Optimizer
+
+__all__ = [
+    "ClosedLoopOptimizer",
+    "Optimizer",
+    "get_method",
+    "make_optimizer",
+    "method_options",
+    "methods",
+    "register",
+]
+
+_REGISTRY: dict[str, type[Optimizer]] = {}
+_BASE_ARGS = {"self", "x0", "seed", "budget"}
+
+
+def register(name: str):
+    """Class decorator: register an :class:`Optimizer` subclass under ``name``.
+
+    Examples
+    --------
+    >>> @register("my-method")  # doctest: +SKIP
+    ... class MyMethod(Optimizer): ...
+    """
+
+    def decorate(cls: type[Optimizer]) -> type[Optimizer]:
+        if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+            raise TypeError(f"only Optimizer subclasses can be registered; got {cls!r}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def _load_builtins() -> None:
+    # importing the modules registers the built-in methods
+    from dfo.optimizers import (  # noqa: F401
+        cma_es,
+        gradient,
+        nelder_mead,
+        random_search,
+    )
+
+
+def methods() -> list[str]:
+    """Names of all registered methods, sorted."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get_method(method: str) -> type[Optimizer]:
+    """The optimizer class registered as ``method``.
+
+    Raises
+    ------
+    InvalidOptionError
+        If no method has that name (the message suggests the closest names).
+    """
+    _load_builtins()
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a string naming a method; got {type(method).__name__}")
+    try:
+        return _REGISTRY[method]
+    except KeyError:
+        raise InvalidOptionError(
+            f"unknown method {method!r}; expected one of {sorted(_REGISTRY)}."
+            + suggest(method, _REGISTRY)
+        ) from None
+
+
+def method_options(method: str) -> dict[str, Any]:
+    """The options of ``method`` and their defaults."""
+    cls = get_method(method)
+    params = inspect.signature(cls.__init__).parameters
+    return {
+        name: p.default
+        for name, p in params.items()
+        if name not in _BASE_ARGS and p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def check_options(method: str, options: dict[str, Any]) -> None:
+    """Raise :class:`InvalidOptionError` for option names ``method`` does not take."""
+    valid = method_options(method)
+    for key in options:
+        if key not in valid:
+            raise InvalidOptionError(
+                f"unknown option {key!r} for method {method!r}; valid options are "
+                f"{sorted(valid)}." + suggest(key, valid)
+            )
+
+
+def build_optimizer(
+    method: str,
+    x0: Any,
+    *,
+    seed: int | np.random.SeedSequence | None = None,
+    budget: int | None = None,
+    **options: Any,
+) -> Optimizer:
+    """Make an optimizer of any kind, closed-loop ones included (used by ``minimize``)."""
+    cls = get_method(method)
+    check_options(method, options)
+    return cls(x0, seed=seed, budget=budget, **options)
+
+
+def make_optimizer(
+    method: str,
+    x0: Any,
+    *,
+    seed: int | None = None,
+    budget: int | None = None,
+    **options: Any,
+) -> Optimizer:
+    """Make an ask/tell optimizer.
+
+    Parameters
+    ----------
+    method : str
+        A name from :func:`methods`.
+    x0 : array_like, shape (dim,)
+        Starting point.
+    seed : int, optional
+        Seed of the optimizer's random generator.
+    budget : int, optional
+        Evaluation budget the caller plans to spend (some defaults derive from it).
+    **options
+        The method's hyperparameters; see :func:`method_options`.
+
+    Returns
+    -------
+    Optimizer
+        An object with ``ask()``, ``tell(X, values[, grads])``, ``stop()`` and ``result()``.
+
+    Raises
+    ------
+    InvalidOptionError
+        Unknown method or option, or an option value out of range.
+    NotAskTellError
+        For a method that runs its own closed loop (Nelder-Mead): use :func:`dfo.minimize`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> opt = make_optimizer("random-search", np.zeros(2), seed=0)
+    >>> X = opt.ask()
+    >>> opt.tell(X, (X**2).sum(axis=1))
+    >>> opt.nit
+    1
+    """
+    cls = get_method(method)
+    if cls.closed_loop:
+        raise NotAskTellError(
+            f"{method!r} runs its own closed loop (scipy) and has no ask/tell interface; "
+            f"call dfo.minimize(objective, x0, method={method!r}, budget=...) instead"
+        )
+    return build_optimizer(method, x0, seed=seed, budget=budget, **options)

@@ -1,0 +1,194 @@
+"""The ask/tell contract every iterative method in dfo implements.
+
+The whole contract is this loop (written once, in :func:`dfo.minimize`)::
+
+    opt = dfo.make_optimizer("spsa", x0, seed=0)
+    while not opt.stop():
+        X = opt.ask()                      # (k, dim) points to evaluate
+        values = objective.evaluate_batch(X)
+        opt.tell(X, values)                # or tell(X, values, grads) for gradient methods
+    opt.result()
+
+The public :meth:`Optimizer.ask` and :meth:`Optimizer.tell` do the bookkeeping
+(validation, iteration count, best so far, non-finite values); subclasses fill
+the small hooks :meth:`Optimizer._ask`, :meth:`Optimizer._tell` and
+:meth:`Optimizer.recommend`. Optimizers hold all their state (random
+generator included) as plain attributes, so they pickle.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from dfo.exceptions import GradientNotAvailableError, ShapeError
+from dfo.objective import check_batch, check_point, to_values
+from dfo.result import Result, Status
+
+__all__ = ["ClosedLoopOptimizer", "Optimizer", "check_x0"]
+
+
+def check_x0(x0: Any) -> np.ndarray:
+    """Return ``x0`` as a finite 1-D float64 array (a copy) or raise."""
+    try:
+        x = np.array(x0, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"x0 must be a 1-D array of real numbers; got {type(x0).__name__}"
+        ) from exc
+    if x.ndim != 1 or x.size == 0:
+        raise ShapeError(f"x0 must be a non-empty 1-D array; got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        bad = np.flatnonzero(~np.isfinite(x))[:5].tolist()
+        raise ValueError(f"x0 must be finite; it has nan or inf at indices {bad}")
+    return x
+
+
+class Optimizer:
+    """Base class of ask/tell optimizers.
+
+    Parameters
+    ----------
+    x0 : array_like, shape (dim,)
+        Starting point.
+    seed : int or None
+        Seed of the optimizer's :class:`numpy.random.Generator`.
+    budget : int or None
+        The run's evaluation budget, when known; some methods derive defaults from
+        it (SPSA's stability constant ``A``). It is not enforced here.
+    """
+
+    #: registered name, set by :func:`dfo.register`
+    name: ClassVar[str] = ""
+    #: whether ``tell`` needs gradients (the runner then calls ``value_and_grad``)
+    needs_gradient: ClassVar[bool] = False
+    #: whether the method runs a closed loop (no ask/tell)
+    closed_loop: ClassVar[bool] = False
+
+    def __init__(self, x0: Any, *, seed: int | None = None, budget: int | None = None) -> None:
+        self.x0 = check_x0(x0)
+        self.dim = self.x0.size
+        self.seed = seed
+        self.budget = budget
+        self.rng = np.random.default_rng(seed)
+        self.nit = 0
+        self.nfev = 0
+        self.n_nonfinite = 0
+        self.best_x = self.x0.copy()
+        self.best_f = np.inf
+        self.last_value = np.nan
+        self._pending: np.ndarray | None = None
+        self.new_sample = True
+
+    # -- hooks for subclasses -----------------------------------------------
+    def _ask(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
+        """Update from the told values; return the value to report for this iteration."""
+        raise NotImplementedError
+
+    def recommend(self) -> np.ndarray:
+        """The method's current estimate of the minimizer (its iterate, mean, ...)."""
+        return self.best_x
+
+    def _stop(self) -> dict[str, Any]:
+        return {}
+
+    # -- public API ---------------------------------------------------------
+    def ask(self) -> np.ndarray:
+        """Points to evaluate next, shape ``(k, dim)``.
+
+        Asking again before telling returns the same points, so a caller whose
+        evaluation failed can retry.
+        """
+        if self._pending is None:
+            self._pending = self._ask()
+        return self._pending
+
+    def tell(self, X: Any, values: Any, grads: Any = None) -> None:
+        """Report the values (and gradients, for gradient methods) at the points ``X``.
+
+        Raises
+        ------
+        ShapeError
+            If ``X`` or ``values`` do not match each other or the dimension.
+        GradientNotAvailableError
+            If the method needs gradients and ``grads`` is None.
+        """
+        X = check_batch(X, self.dim)
+        values = to_values(values, X.shape[0], "values")
+        if self.needs_gradient:
+            if grads is None:
+                raise GradientNotAvailableError(
+                    f"{self.name} needs gradients: call tell(X, values, grads)"
+                )
+            grads = check_batch(grads, self.dim, "grads")
+            if grads.shape[0] != X.shape[0]:
+                raise ShapeError(
+                    f"grads must have one row per point ({X.shape[0]}); got {grads.shape[0]}"
+                )
+        if self._pending is not None and X.shape != self._pending.shape:
+            raise ShapeError(
+                f"tell expects the {self._pending.shape[0]} points that ask returned; "
+                f"got {X.shape[0]}"
+            )
+        finite = np.isfinite(values)
+        n_bad = X.shape[0] - int(np.count_nonzero(finite))
+        if n_bad:
+            self.n_nonfinite += n_bad
+        if n_bad < X.shape[0]:
+            i = int(np.argmin(np.where(finite, values, np.inf)))
+            if values[i] < self.best_f:
+                self.best_f = float(values[i])
+                self.best_x = X[i].copy()
+        self.last_value = self._tell(X, values, grads)
+        self._pending = None
+        self.nfev += X.shape[0]
+        self.nit += 1
+
+    def stop(self) -> dict[str, Any]:
+        """Reasons to stop, as a dict (empty while the method wants to go on)."""
+        return self._stop()
+
+    def options(self) -> dict[str, Any]:
+        """The hyperparameters this optimizer runs with."""
+        return {}
+
+    def result(self) -> Result:
+        """What the optimizer has found so far, from the values it was told."""
+        reasons = self.stop()
+        status = Status.CONVERGED if reasons else Status.MAX_ITER
+        return Result(
+            x=self.best_x.copy(),
+            fun=self.best_f,
+            nfev=self.nfev,
+            nit=self.nit,
+            n_nonfinite=self.n_nonfinite,
+            success=bool(np.isfinite(self.best_f)),
+            status=status,
+            message="; ".join(f"{k}: {v}" for k, v in reasons.items()) or "running",
+            method=self.name,
+            options=self.options(),
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dim={self.dim}, nit={self.nit})"
+
+
+class ClosedLoopOptimizer(Optimizer):
+    """A method that drives its own loop (such as scipy's Nelder-Mead).
+
+    Subclasses implement :meth:`run`; :func:`dfo.minimize` hands it a counted
+    evaluation function.
+    """
+
+    closed_loop: ClassVar[bool] = True
+
+    def run(self, fun: Any, callback: Any) -> None:  # pragma: no cover - interface
+        """Minimize ``fun(x) -> float``, calling ``callback(xk)`` once per iteration."""
+        raise NotImplementedError
+
+    def check_point(self, x: Any) -> np.ndarray:
+        return check_point(x, self.dim)

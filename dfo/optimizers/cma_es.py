@@ -1,0 +1,181 @@
+"""CMA-ES through the ``cma`` package (pycma); dfo never reimplements it."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from dfo.exceptions import InvalidOptionError, ShapeError
+from dfo.optimizers import register
+from dfo.optimizers.base import Optimizer
+
+__all__ = ["CMAES", "SEPARABLE_ABOVE"]
+
+#: above this dimension ``separable="auto"`` runs the separable (diagonal) variant
+SEPARABLE_ABOVE = 100
+
+# pycma stop reasons that mean "converged" rather than "gave up"
+_PYCMA_IGNORED = {"maxfevals", "maxiter"}
+
+
+class GeneratorRandn:
+    """``randn(*shape)`` for pycma, drawn from a :class:`numpy.random.Generator`.
+
+    Passing it as pycma's ``randn`` option keeps pycma off numpy's global state.
+    """
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def __call__(self, *shape: int) -> np.ndarray:
+        return self.rng.standard_normal(shape)
+
+
+def _bounds(bounds: Any, dim: int) -> list[Any] | None:
+    if bounds is None:
+        return None
+    try:
+        lower, upper = bounds
+    except (TypeError, ValueError):
+        raise InvalidOptionError(
+            f"bounds must be a pair (lower, upper) of scalars or arrays of shape ({dim},); "
+            f"got {bounds!r}"
+        ) from None
+    lo = np.broadcast_to(np.asarray(lower, dtype=float), (dim,)) if lower is not None else None
+    hi = np.broadcast_to(np.asarray(upper, dtype=float), (dim,)) if upper is not None else None
+    if lo is not None and hi is not None and not np.all(lo < hi):
+        raise InvalidOptionError("bounds must have lower < upper in every coordinate")
+    return [None if lo is None else lo.tolist(), None if hi is None else hi.tolist()]
+
+
+@register("cma-es")
+class CMAES(Optimizer):
+    """Covariance matrix adaptation evolution strategy (Hansen & Ostermeier, 2001).
+
+    A thin ask/tell adapter over :class:`cma.CMAEvolutionStrategy`. Each
+    generation of ``popsize`` candidates is asked at once (so it is evaluated in
+    one vectorized call, on one sample of a stochastic objective). Non-finite values
+    rank worst.
+
+    Parameters
+    ----------
+    sigma0 : float, default 0.5
+        Initial step size (standard deviation), in the units of ``x``.
+    popsize : int, optional
+        Candidates per generation; pycma's default ``4 + floor(3 ln n)``.
+    separable : bool or "auto", default "auto"
+        Run the separable variant (diagonal covariance, ``CMA_diagonal``): linear
+        cost per candidate and faster learning in large dimension. ``"auto"``
+        chooses it above :data:`SEPARABLE_ABOVE` (100) dimensions.
+    bounds : (lower, upper), optional
+        Box constraints (scalars or arrays; None for unbounded), pycma's handling.
+    tolfun, tolx : float, optional
+        pycma's stopping tolerances (its defaults when None).
+    cma_options : dict, optional
+        Further pycma options, passed as they are.
+    verbose : bool, default False
+        Let pycma print (it is silent otherwise and writes no files).
+    """
+
+    def __init__(
+        self,
+        x0: Any,
+        *,
+        seed: int | None = None,
+        budget: int | None = None,
+        sigma0: float = 0.5,
+        popsize: int | None = None,
+        separable: bool | str = "auto",
+        bounds: Any = None,
+        tolfun: float | None = None,
+        tolx: float | None = None,
+        cma_options: dict[str, Any] | None = None,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(x0, seed=seed, budget=budget)
+        import cma
+
+        if isinstance(sigma0, bool) or not isinstance(sigma0, int | float) or not sigma0 > 0:
+            raise InvalidOptionError(f"sigma0 must be a positive number; got {sigma0!r}")
+        if popsize is not None and (
+            isinstance(popsize, bool) or not isinstance(popsize, int | np.integer) or popsize < 2
+        ):
+            raise InvalidOptionError(f"popsize must be an integer >= 2; got {popsize!r}")
+        if separable == "auto":
+            separable = self.dim > SEPARABLE_ABOVE
+        elif not isinstance(separable, bool):
+            raise InvalidOptionError(f"separable must be True, False or 'auto'; got {separable!r}")
+        if self.dim < 2:
+            raise ShapeError("cma-es needs at least 2 dimensions; got x0 of size 1")
+        self.sigma0 = float(sigma0)
+        self.separable = separable
+        opts: dict[str, Any] = {
+            "randn": GeneratorRandn(self.rng),
+            "seed": np.nan,
+            "verbose": 1 if verbose else -9,
+            "verb_disp": 100 if verbose else 0,
+            "verb_log": 0,
+            "verb_filenameprefix": "outcmaes",
+            "maxfevals": np.inf,
+        }
+        if popsize is not None:
+            opts["popsize"] = int(popsize)
+        if separable:
+            opts["CMA_diagonal"] = True
+        bnds = _bounds(bounds, self.dim)
+        if bnds is not None:
+            opts["bounds"] = bnds
+        if tolfun is not None:
+            opts["tolfun"] = float(tolfun)
+        if tolx is not None:
+            opts["tolx"] = float(tolx)
+        if cma_options:
+            opts.update(cma_options)
+        self.user_options = {
+            "popsize": popsize,
+            "separable": separable,
+            "bounds": bounds,
+            "tolfun": tolfun,
+            "tolx": tolx,
+            **(cma_options or {}),
+        }
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                self.es = cma.CMAEvolutionStrategy(self.x0, self.sigma0, opts)
+            except ValueError as exc:  # an option pycma rejects
+                raise InvalidOptionError(f"pycma rejected the options: {exc}") from exc
+        self.popsize = int(self.es.popsize)
+        self.all_bad = 0
+
+    def _ask(self) -> np.ndarray:
+        return np.array(self.es.ask(), dtype=np.float64)
+
+    def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
+        finite = np.isfinite(values)
+        if not finite.any():
+            self.all_bad += 1
+            return np.nan
+        self.all_bad = 0
+        if not finite.all():
+            good = values[finite]
+            worst = good.max() + 1.0 + (good.max() - good.min())
+            values = np.where(finite, values, worst)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.es.tell(list(X), values.tolist())
+        return float(values.min())
+
+    def recommend(self) -> np.ndarray:
+        return np.asarray(self.es.mean, dtype=np.float64)
+
+    def _stop(self) -> dict[str, Any]:
+        if self.all_bad >= 10:
+            return {"nonfinite": f"{self.all_bad} generations in a row had no finite value"}
+        reasons = {k: v for k, v in self.es.stop().items() if k not in _PYCMA_IGNORED}
+        return dict(reasons)
+
+    def options(self) -> dict[str, Any]:
+        return {"sigma0": self.sigma0, **self.user_options, "popsize": self.popsize}

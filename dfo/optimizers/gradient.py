@@ -1,0 +1,462 @@
+"""Gradient-step methods: a gradient estimator plus a step rule.
+
+=================  ==============================  ============================
+method             gradient                        evaluations per iteration
+=================  ==============================  ============================
+``backprop-sgd``   the objective's exact gradient  1 (and 1 gradient)
+``fd-sgd``         forward / central differences   n + 1 / 2n
+``spsa``           simultaneous perturbation       2 per direction, whatever n
+=================  ==============================  ============================
+
+Every estimator works with every step rule of :mod:`dfo.step_rules`
+(``"sgd"``, ``"momentum"``, ``"adam"``). A step whose values or gradient are
+not finite is not taken: the iterate goes back to the last point with finite
+values and the learning rate is halved; ``patience`` such steps in a row, or a
+value that grows ``divergence`` times above the first one, stop the run with
+reason ``"nonfinite"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from dfo.exceptions import InvalidOptionError, suggest
+from dfo.optimizers import register
+from dfo.optimizers.base import Optimizer
+from dfo.step_rules import StepRule, get_step_rule
+
+__all__ = ["SPSA", "BackpropSGD", "FiniteDifferenceSGD", "GradientStepOptimizer"]
+
+#: probe blocks of finite differences are split to stay under this many bytes
+FD_MAX_PROBE_BYTES = 256 * 2**20
+
+
+def _positive(name: str, value: Any, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InvalidOptionError(f"{name} must be a positive number; got {value!r}")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise InvalidOptionError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+class GradientStepOptimizer(Optimizer):
+    """Shared machinery: iterate, step rule, learning rate, non-finite handling.
+
+    Subclasses produce a gradient estimate in :meth:`_estimate` and call
+    :meth:`_step` with it.
+    """
+
+    def __init__(
+        self,
+        x0: Any,
+        *,
+        seed: int | None = None,
+        budget: int | None = None,
+        learning_rate: float = 0.1,
+        step_rule: str | StepRule = "sgd",
+        patience: int = 10,
+        divergence: float = 1e8,
+    ) -> None:
+        super().__init__(x0, seed=seed, budget=budget)
+        _positive("learning_rate", learning_rate)
+        _positive("divergence", divergence)
+        self.learning_rate = float(learning_rate)
+        self.patience = _positive_int("patience", patience)
+        self.divergence = float(divergence)
+        self.step_rule_name = step_rule if isinstance(step_rule, str) else "custom"
+        self.rule = get_step_rule(step_rule)
+        self.x = self.x0.copy()
+        self.rule_state = self.rule.init(self.x)
+        self.lr_scale = 1.0
+        self.last_good_x = self.x.copy()
+        self.last_good_state = self.rule_state
+        self.bad_steps = 0
+        self.first_value: float | None = None
+        self.diverged = ""
+
+    def recommend(self) -> np.ndarray:
+        return self.x
+
+    def _rate(self) -> float:
+        return self.learning_rate
+
+    def _step(self, value: float, grad: np.ndarray | None) -> float:
+        """Take a step from the current iterate with ``grad`` (None: not finite)."""
+        if grad is None or not np.isfinite(value) or not np.all(np.isfinite(grad)):
+            self.bad_steps += 1
+            self.lr_scale *= 0.5
+            self.x = self.last_good_x.copy()
+            self.rule_state = self.last_good_state
+            return value
+        if self.first_value is None:
+            self.first_value = value
+        elif value - self.first_value > self.divergence * max(1.0, abs(self.first_value)):
+            self.diverged = f"diverged: the value grew from {self.first_value:.3g} to {value:.3g}"
+        self.bad_steps = 0
+        self.last_good_x = self.x
+        self.last_good_state = self.rule_state
+        step, self.rule_state = self.rule.update(
+            grad, self.rule_state, self._rate() * self.lr_scale
+        )
+        self.x = self.x + step
+        return value
+
+    def _stop(self) -> dict[str, Any]:
+        if self.diverged:
+            return {"nonfinite": self.diverged}
+        if self.bad_steps >= self.patience:
+            return {
+                "nonfinite": f"{self.bad_steps} steps in a row had non-finite values or "
+                "gradients (the learning rate may be too large)"
+            }
+        return {}
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "learning_rate": self.learning_rate,
+            "step_rule": self.step_rule_name,
+            "patience": self.patience,
+            "divergence": self.divergence,
+        }
+
+
+@register("backprop-sgd")
+class BackpropSGD(GradientStepOptimizer):
+    """Gradient descent with the objective's exact gradient (backpropagation).
+
+    Each iteration asks for one point and needs its value and gradient
+    (``tell(X, values, grads)``).
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.1
+    step_rule : {"sgd", "momentum", "adam"} or StepRule, default "sgd"
+    patience : int, default 10
+        Non-finite steps in a row before the run stops.
+    divergence : float, default 1e8
+        Stop when the value exceeds the first one by this factor.
+    """
+
+    needs_gradient: ClassVar[bool] = True
+
+    def _ask(self) -> np.ndarray:
+        return self.x[None, :]
+
+    def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
+        assert grads is not None
+        return self._step(float(values[0]), grads[0])
+
+
+def _fd_steps(x: np.ndarray, scheme: str, h: float | None) -> np.ndarray:
+    """Per-coordinate steps, made exactly representable ((x + h) - x)."""
+    if h is None:
+        eps = np.finfo(np.float64).eps
+        rel = eps ** (0.5 if scheme == "forward" else 1.0 / 3.0)
+        h_vec = rel * np.maximum(1.0, np.abs(x))
+    else:
+        h_vec = np.full(x.size, float(h))
+    return (x + h_vec) - x
+
+
+@register("fd-sgd")
+class FiniteDifferenceSGD(GradientStepOptimizer):
+    """Gradient descent on a finite-difference gradient ("tweak each weight").
+
+    Forward differences cost ``n + 1`` evaluations per gradient, central ``2n``;
+    all probes of one gradient are asked together and evaluated on the same sample
+    of a stochastic objective. For large ``n`` the probes are asked in blocks of at
+    most ``max_probes`` rows (default: what fits in 256 MB) that still share one
+    sample.
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.1
+    scheme : {"forward", "central"}, default "forward"
+    h : float, optional
+        Step; by default ``sqrt(eps) * max(1, |x_i|)`` (forward) or
+        ``eps**(1/3) * max(1, |x_i|)`` (central), eps of float64.
+    max_probes : int, optional
+        Rows per ask.
+    step_rule, patience, divergence
+        As for :class:`BackpropSGD`.
+    """
+
+    def __init__(
+        self,
+        x0: Any,
+        *,
+        seed: int | None = None,
+        budget: int | None = None,
+        learning_rate: float = 0.1,
+        scheme: str = "forward",
+        h: float | None = None,
+        max_probes: int | None = None,
+        step_rule: str | StepRule = "sgd",
+        patience: int = 10,
+        divergence: float = 1e8,
+    ) -> None:
+        super().__init__(
+            x0,
+            seed=seed,
+            budget=budget,
+            learning_rate=learning_rate,
+            step_rule=step_rule,
+            patience=patience,
+            divergence=divergence,
+        )
+        if scheme not in ("forward", "central"):
+            raise InvalidOptionError(
+                f"scheme must be 'forward' or 'central'; got {scheme!r}."
+                + suggest(str(scheme), ["forward", "central"])
+            )
+        _positive("h", h, allow_none=True)
+        self.scheme = scheme
+        self.h = h
+        n_probes = self.dim + 1 if scheme == "forward" else 2 * self.dim
+        if max_probes is None:
+            max_probes = max(2, FD_MAX_PROBE_BYTES // (8 * self.dim))
+        self.max_probes = max(2, _positive_int("max_probes", max_probes))
+        self.n_probes = n_probes
+        self._start_estimate()
+
+    def _start_estimate(self) -> None:
+        self.steps = _fd_steps(self.x, self.scheme, self.h)
+        self.grad = np.empty(self.dim)
+        self.done = 0  # probes of the current estimate already told
+        self.f0 = np.nan
+        self.value_sum = 0.0
+
+    def _probe_rows(self, start: int, stop: int) -> np.ndarray:
+        """Probe rows ``start:stop`` of the full probe matrix (never all at once)."""
+        x, n = self.x, self.dim
+        X = np.repeat(x[None, :], stop - start, axis=0)
+        rows = np.arange(start, stop)
+        if self.scheme == "forward":
+            coord = rows - 1
+            sel = coord >= 0
+            X[np.flatnonzero(sel), coord[sel]] += self.steps[coord[sel]]
+        else:
+            coord = rows % n
+            sign = np.where(rows < n, 1.0, -1.0)
+            X[np.arange(rows.size), coord] += sign * self.steps[coord]
+        return X
+
+    def _ask(self) -> np.ndarray:
+        stop = min(self.n_probes, self.done + self.max_probes)
+        self.new_sample = self.done == 0
+        return self._probe_rows(self.done, stop)
+
+    def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
+        start, stop, n = self.done, self.done + X.shape[0], self.dim
+        rows = np.arange(start, stop)
+        if self.scheme == "forward":
+            if start == 0:
+                self.f0 = float(values[0])
+            coord = rows - 1
+            sel = coord >= 0
+            self.grad[coord[sel]] = (values[sel] - self.f0) / self.steps[coord[sel]]
+        else:
+            coord = rows % n
+            plus = rows < n
+            # central: store f(x + h e_i) then subtract f(x - h e_i)
+            self.grad[coord[plus]] = values[plus]
+            minus = ~plus
+            self.grad[coord[minus]] = (self.grad[coord[minus]] - values[minus]) / (
+                2.0 * self.steps[coord[minus]]
+            )
+            self.value_sum += float(values.sum())
+        self.done = stop
+        if stop < self.n_probes:
+            return self.last_value
+        value = self.f0 if self.scheme == "forward" else self.value_sum / self.n_probes
+        ok = np.isfinite(value) and np.all(np.isfinite(self.grad))
+        reported = self._step(value, self.grad if ok else None)
+        self._start_estimate()
+        return reported
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "scheme": self.scheme, "h": self.h}
+
+
+@register("spsa")
+class SPSA(GradientStepOptimizer):
+    """Simultaneous perturbation stochastic approximation (Spall, 1992).
+
+    Each iteration perturbs all coordinates at once along ``q = n_directions``
+    random Rademacher (+-1) directions ``d`` and measures ``f(x + c_k d)`` and
+    ``f(x - c_k d)``: ``2q`` evaluations whatever the dimension. The estimate is
+    ``g = mean_j (f(x + c_k d_j) - f(x - c_k d_j)) / (2 c_k) * d_j``, and the step
+    uses the gain ``a_k = a / (k + 1 + A)**alpha`` as learning rate; the
+    perturbation shrinks as ``c_k = c / (k + 1)**gamma``.
+
+    **Choice of a.** When ``a`` is None, the first iteration measures
+    ``calibration`` directions at ``x0`` and sets ``a`` so that the first step
+    moves each coordinate by about ``initial_step``:
+    ``a = initial_step * (A + 1)**alpha / mean_j |f(x0 + c d_j) - f(x0 - c d_j)| / (2c)``
+    (Spall 1998, "Implementation of the simultaneous perturbation algorithm").
+
+    Parameters
+    ----------
+    a : float, optional
+        Gain numerator; chosen automatically when None (see above).
+    c : float, default 0.01
+        Perturbation size; about the noise's standard deviation for noisy objectives.
+    A : float, optional
+        Stability constant; default 10% of the iterations the budget allows (or 10).
+    alpha, gamma : float, default 0.602, 0.101
+        Spall's practical exponents.
+    n_directions : int, default 1
+        Directions averaged per gradient estimate.
+    initial_step : float, default 0.05
+        Desired size of the first step per coordinate, for the choice of ``a``.
+    calibration : int, default 5
+        Directions measured at ``x0`` for the choice of ``a``.
+    average : bool, default False
+        Report the running average of the iterates of the second half of the run
+        (Polyak-Ruppert) instead of the last iterate.
+    regenerate : bool, default False
+        Keep only a seed for the perturbation between ask and tell and regenerate it
+        (memory ~ one vector, as needed for very large ``n``).
+    step_rule : {"sgd", "momentum", "adam"} or StepRule, default "sgd"
+        With "sgd" the step is ``-a_k g``; other rules take ``a_k`` as learning rate.
+    patience, divergence
+        As for :class:`BackpropSGD`.
+    """
+
+    def __init__(
+        self,
+        x0: Any,
+        *,
+        seed: int | None = None,
+        budget: int | None = None,
+        a: float | None = None,
+        c: float = 0.01,
+        A: float | None = None,
+        alpha: float = 0.602,
+        gamma: float = 0.101,
+        n_directions: int = 1,
+        initial_step: float = 0.05,
+        calibration: int = 5,
+        average: bool = False,
+        regenerate: bool = False,
+        step_rule: str | StepRule = "sgd",
+        patience: int = 10,
+        divergence: float = 1e8,
+    ) -> None:
+        super().__init__(
+            x0,
+            seed=seed,
+            budget=budget,
+            learning_rate=1.0,
+            step_rule=step_rule,
+            patience=patience,
+            divergence=divergence,
+        )
+        _positive("a", a, allow_none=True)
+        _positive("c", c)
+        _positive("alpha", alpha)
+        _positive("gamma", gamma)
+        _positive("initial_step", initial_step)
+        self.q = _positive_int("n_directions", n_directions)
+        self.calibration = _positive_int("calibration", calibration)
+        if A is None:
+            iterations = (budget // (2 * self.q)) if budget else 100
+            A = 0.1 * iterations
+        if isinstance(A, bool) or not isinstance(A, int | float) or A < 0:
+            raise InvalidOptionError(f"A must be a number >= 0; got {A!r}")
+        self.a = None if a is None else float(a)
+        self.c, self.A = float(c), float(A)
+        self.alpha, self.gamma = float(alpha), float(gamma)
+        self.initial_step = float(initial_step)
+        self.average = bool(average)
+        self.regenerate = bool(regenerate)
+        self.k = 0  # gain index
+        self.average_from = (budget // (4 * self.q)) if budget else 0
+        self.x_sum = np.zeros(self.dim)
+        self.n_avg = 0
+        self._delta: np.ndarray | None = None
+        self._delta_seed = 0
+        self._ck = 0.0
+
+    def _directions(self, q: int) -> np.ndarray:
+        if self.regenerate:
+            rng = np.random.default_rng(self._delta_seed)
+        else:
+            rng = self.rng
+        bits = rng.integers(0, 2, size=(q, self.dim), dtype=np.int8)
+        return 2.0 * bits - 1.0
+
+    def _ask(self) -> np.ndarray:
+        q = self.calibration if self.a is None else self.q
+        self._ck = self.c / (self.k + 1) ** self.gamma
+        if self.regenerate:
+            self._delta_seed = int(self.rng.integers(2**63))
+            delta = self._directions(q)
+        else:
+            delta = self._delta = self._directions(q)
+        X = np.empty((2 * q, self.dim))
+        np.multiply(delta, self._ck, out=X[:q])
+        np.subtract(self.x, X[:q], out=X[q:])
+        X[:q] += self.x
+        return X
+
+    def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
+        q = X.shape[0] // 2
+        delta = self._directions(q) if self.regenerate else self._delta
+        self._delta = None
+        diff = (values[:q] - values[q:]) / (2.0 * self._ck)
+        ok = np.isfinite(diff)
+        if ok.all():
+            value = float(values.mean())
+        else:
+            finite = np.isfinite(values)
+            value = float(values[finite].mean()) if finite.any() else np.nan
+        if not ok.any():
+            return self._step(np.nan, None)
+        if not ok.all():
+            diff, delta = diff[ok], delta[ok]
+        if self.a is None:
+            magnitude = float(np.mean(np.abs(diff)))
+            if magnitude == 0.0:
+                magnitude = 1.0  # a flat start: any a will do
+            self.a = self.initial_step * (self.A + 1.0) ** self.alpha / magnitude
+        grad = diff @ delta
+        if diff.size > 1:
+            grad /= diff.size
+        reported = self._step(value, grad)
+        self.k += 1
+        if self.average and self.k > self.average_from:
+            self.x_sum += self.x
+            self.n_avg += 1
+        return reported
+
+    def _rate(self) -> float:
+        assert self.a is not None
+        return self.a / (self.k + 1.0 + self.A) ** self.alpha
+
+    def recommend(self) -> np.ndarray:
+        if self.average and self.n_avg:
+            return self.x_sum / self.n_avg
+        return self.x
+
+    def options(self) -> dict[str, Any]:
+        base = super().options()
+        del base["learning_rate"]
+        return {
+            **base,
+            "a": self.a,
+            "c": self.c,
+            "A": self.A,
+            "alpha": self.alpha,
+            "gamma": self.gamma,
+            "n_directions": self.q,
+            "initial_step": self.initial_step,
+            "average": self.average,
+        }

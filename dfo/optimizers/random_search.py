@@ -1,0 +1,79 @@
+"""Random search: the baseline every method should beat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dfo.exceptions import InvalidOptionError
+from dfo.optimizers import register
+from dfo.optimizers.base import Optimizer
+from dfo.optimizers.cma_es import _bounds
+
+__all__ = ["RandomSearch"]
+
+
+@register("random-search")
+class RandomSearch(Optimizer):
+    """Random search around the best point so far, or uniform inside bounds.
+
+    Without bounds, each iteration draws ``popsize`` Gaussian perturbations of
+    standard deviation ``sigma`` around the best point found so far. With
+    ``bounds=(lower, upper)``, candidates are uniform in the box.
+
+    Parameters
+    ----------
+    sigma : float, default 0.1
+        Standard deviation of the perturbations.
+    popsize : int, optional
+        Candidates per iteration; default ``4 + floor(3 ln n)``.
+    bounds : (lower, upper), optional
+        Sample uniformly inside this box instead.
+    """
+
+    def __init__(
+        self,
+        x0: Any,
+        *,
+        seed: int | None = None,
+        budget: int | None = None,
+        sigma: float = 0.1,
+        popsize: int | None = None,
+        bounds: Any = None,
+    ) -> None:
+        super().__init__(x0, seed=seed, budget=budget)
+        if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not sigma > 0:
+            raise InvalidOptionError(f"sigma must be a positive number; got {sigma!r}")
+        if popsize is None:
+            popsize = 4 + int(3 * np.log(self.dim))
+        if isinstance(popsize, bool) or not isinstance(popsize, int | np.integer) or popsize < 1:
+            raise InvalidOptionError(f"popsize must be a positive integer; got {popsize!r}")
+        self.sigma = float(sigma)
+        self.popsize = int(popsize)
+        bnds = _bounds(bounds, self.dim)
+        if bnds is not None and (bnds[0] is None or bnds[1] is None):
+            raise InvalidOptionError("random-search bounds need both lower and upper values")
+        self.bounds = bounds
+        self.lower = None if bnds is None else np.asarray(bnds[0])
+        self.upper = None if bnds is None else np.asarray(bnds[1])
+        self.first = True
+
+    def _ask(self) -> np.ndarray:
+        shape = (self.popsize, self.dim)
+        if self.lower is not None:
+            X = self.rng.uniform(self.lower, self.upper, size=shape)
+        else:
+            X = self.rng.standard_normal(shape)
+            X *= self.sigma
+            X += self.best_x
+        if self.first:
+            X[0] = self.x0  # the start is a candidate too
+            self.first = False
+        return X
+
+    def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
+        return float(np.min(values)) if np.isfinite(values).any() else np.nan
+
+    def options(self) -> dict[str, Any]:
+        return {"sigma": self.sigma, "popsize": self.popsize, "bounds": self.bounds}

@@ -1,0 +1,434 @@
+"""``minimize``: the one run loop, written once over ask/tell."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from numbers import Integral
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dfo.evaluation import BudgetExhausted, Evaluator, OnError
+from dfo.exceptions import GradientNotAvailableError, InvalidOptionError, ShapeError
+from dfo.objective import Objective, as_objective
+from dfo.optimizers import build_optimizer, get_method, methods
+from dfo.optimizers.base import ClosedLoopOptimizer, Optimizer, check_x0
+from dfo.result import HISTORY_FIELDS, Result, Status, is_success
+
+__all__ = ["minimize"]
+
+_CHECKPOINT_VERSION = 1
+
+
+def _check_budget(budget: Any) -> int:
+    if isinstance(budget, bool) or not isinstance(budget, Integral):
+        if isinstance(budget, float) and budget.is_integer() and budget > 0:
+            return int(budget)
+        raise TypeError(f"budget must be a positive integer; got {budget!r}")
+    if budget <= 0:
+        raise ValueError(f"budget must be a positive integer; got {budget}")
+    return int(budget)
+
+
+def _check_positive(name: str, value: Any, kind: type = float) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a positive {kind.__name__}; got {value!r}")
+
+
+def _gradient_error(method: str, objective: Objective) -> GradientNotAvailableError:
+    free = [m for m in methods() if not get_method(m).needs_gradient]
+    return GradientNotAvailableError(
+        f"method {method!r} needs gradients, but {objective!r} has none "
+        f"(has_gradient is False). Methods that need no gradient: {free}"
+    )
+
+
+class _Run:
+    """State of one run of :func:`minimize` (everything a checkpoint holds)."""
+
+    def __init__(self, optimizer: Optimizer, evaluator: Evaluator, obj_rng: np.random.Generator):
+        self.optimizer = optimizer
+        self.evaluator = evaluator
+        self.obj_rng = obj_rng
+        self.history: list[tuple[int, int, int, float, float, float]] = []
+        self.elapsed_before = 0.0
+        self.sample: Objective | None = None
+
+    def save(self, path: Path) -> None:
+        state = {
+            "version": _CHECKPOINT_VERSION,
+            "optimizer": self.optimizer,
+            "evaluator": self.evaluator.state(),
+            "obj_rng": self.obj_rng,
+            "history": self.history,
+            "elapsed": self.elapsed_before,
+            "sample": self.sample,
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, method: str) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        state = pickle.load(fh)
+    if not isinstance(state, dict) or state.get("version") != _CHECKPOINT_VERSION:
+        raise ValueError(f"{path} is not a dfo checkpoint (version {_CHECKPOINT_VERSION})")
+    if state["optimizer"].name != method:
+        raise InvalidOptionError(
+            f"checkpoint {path} is of method {state['optimizer'].name!r}; "
+            f"minimize was called with method={method!r}"
+        )
+    return state
+
+
+def minimize(
+    objective: Objective | Callable[..., Any],
+    x0: Any,
+    method: str = "cma-es",
+    budget: int = 10_000,
+    *,
+    seed: int | None = None,
+    callback: Callable[[Result], Any] | None = None,
+    max_time: float | None = None,
+    max_iter: int | None = None,
+    executor: Executor | None = None,
+    on_error: OnError = "raise",
+    catch_interrupt: bool = True,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
+    progress: bool = False,
+    **options: Any,
+) -> Result:
+    """Minimize ``objective`` from ``x0`` with ``method`` within ``budget`` evaluations.
+
+    Parameters
+    ----------
+    objective : Objective or callable
+        What to minimize. A plain callable ``f(x) -> float`` is wrapped with
+        :func:`dfo.as_objective` (``dim`` taken from ``x0``).
+    x0 : array_like, shape (dim,)
+        Starting point.
+    method : str, default "cma-es"
+        A name from :func:`dfo.methods`.
+    budget : int, default 10000
+        Maximum number of points the objective evaluates (gradient calls included).
+        Never exceeded; a method stops before an iteration that would exceed it.
+    seed : int, optional
+        Seeds every random choice of the run (the method's and the objective's
+        minibatches or noise): the same seed gives the same result, bit for bit.
+    callback : callable, optional
+        Called after every iteration with the intermediate :class:`Result`;
+        raising ``StopIteration`` ends the run cleanly.
+    max_time : float, optional
+        Wall-clock limit in seconds, checked between iterations.
+    max_iter : int, optional
+        Limit on the number of iterations.
+    executor : concurrent.futures.Executor, optional
+        Evaluate each batch in parallel on this executor (a process pool, or Dask's
+        ``Client.get_executor()``); results are the same as a serial run.
+    on_error : {"raise", "worst"}, default "raise"
+        What an exception in the objective does: propagate (with a note naming the
+        method, the iteration and the point), or count as a non-finite value.
+    catch_interrupt : bool, default True
+        Return the result so far on Ctrl-C (status ``INTERRUPTED``) instead of raising.
+    checkpoint : path, optional
+        Write the run's state there every ``checkpoint_every`` iterations and at the end.
+    checkpoint_every : int, default 100
+        Iterations between checkpoints.
+    resume : bool, default False
+        Continue from ``checkpoint`` if it exists; the resumed run is bit-identical to
+        one that never stopped.
+    progress : bool, default False
+        Show a progress bar (tqdm) over the budget.
+    **options
+        The method's hyperparameters (see :func:`dfo.optimizers.method_options`).
+
+    Returns
+    -------
+    Result
+        ``x``, ``fun``, ``nfev``, ``ngev``, ``nit``, ``success``, ``status``,
+        ``message``, ``history`` and more; see :class:`dfo.Result`.
+
+    Raises
+    ------
+    InvalidOptionError
+        Unknown method or option, or a bad option value (before any evaluation).
+    GradientNotAvailableError
+        The method needs gradients and the objective has none.
+    ShapeError
+        ``x0`` does not match the objective's dimension.
+
+    Examples
+    --------
+    >>> import numpy as np, dfo
+    >>> res = dfo.minimize(lambda x: float(np.sum((x - 1) ** 2)), np.zeros(3),
+    ...                    method="cma-es", budget=2000, seed=0)
+    >>> bool(res.fun < 1e-8), res.nfev <= 2000
+    (True, True)
+    """
+    x0 = check_x0(x0)
+    objective = (
+        as_objective(objective, dim=x0.size) if not isinstance(objective, Objective) else objective
+    )
+    if objective.dim != x0.size:
+        raise ShapeError(f"x0 has {x0.size} entries; the objective has dimension {objective.dim}")
+    budget = _check_budget(budget)
+    _check_positive("max_time", max_time)
+    if max_iter is not None:
+        _check_budget(max_iter)
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, Integral):
+        raise TypeError(f"checkpoint_every must be a positive integer; got {checkpoint_every!r}")
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be a positive integer; got {checkpoint_every}")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint= (the file to resume from)")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable; got {type(callback).__name__}")
+
+    cls = get_method(method)
+    if cls.needs_gradient and not objective.has_gradient:
+        raise _gradient_error(method, objective)
+    seeds = np.random.SeedSequence(seed).spawn(2)
+    evaluator = Evaluator(budget, method=method, executor=executor, on_error=on_error)
+    path = Path(checkpoint) if checkpoint is not None else None
+    if resume and path is not None and path.exists():
+        state = _load_checkpoint(path, method)
+        run = _Run(state["optimizer"], evaluator, state["obj_rng"])
+        evaluator.restore(state["evaluator"])
+        run.history = state["history"]
+        run.elapsed_before = state["elapsed"]
+        run.sample = state["sample"]
+        if run.optimizer.dim != objective.dim:
+            raise ShapeError(
+                f"checkpoint {path} has dimension {run.optimizer.dim}; "
+                f"the objective has dimension {objective.dim}"
+            )
+    else:
+        optimizer = build_optimizer(method, x0, seed=seeds[0], budget=budget, **options)
+        run = _Run(optimizer, evaluator, np.random.default_rng(seeds[1]))
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=budget, unit="eval", desc=method, leave=False, dynamic_ncols=True)
+        bar.update(evaluator.nfev)
+
+    start = time.perf_counter() - run.elapsed_before
+    if isinstance(run.optimizer, ClosedLoopOptimizer):
+        status, message = _run_closed_loop(
+            run, objective, start, callback, max_time, max_iter, catch_interrupt, bar
+        )
+    else:
+        status, message = _run_ask_tell(
+            run,
+            objective,
+            start,
+            callback,
+            max_time,
+            max_iter,
+            catch_interrupt,
+            bar,
+            path,
+            checkpoint_every,
+        )
+    if bar is not None:
+        bar.close()
+    result = _final_result(run, objective, start, status, message)
+    if path is not None and not isinstance(run.optimizer, ClosedLoopOptimizer):
+        run.elapsed_before = time.perf_counter() - start
+        run.save(path)
+    return result
+
+
+def _intermediate(run: _Run, start: float) -> Result:
+    opt, ev = run.optimizer, run.evaluator
+    return Result(
+        x=opt.best_x,
+        fun=opt.best_f,
+        recommendation=opt.recommend(),
+        value=opt.last_value,
+        nfev=ev.nfev,
+        ngev=ev.ngev,
+        nit=opt.nit,
+        n_nonfinite=ev.n_nonfinite,
+        time=time.perf_counter() - start,
+        method=opt.name,
+    )
+
+
+def _stop_status(reasons: dict[str, Any]) -> tuple[Status, str]:
+    message = "; ".join(f"{key}: {value}" for key, value in reasons.items())
+    if "nonfinite" in reasons:
+        return Status.NONFINITE, message
+    return Status.CONVERGED, message
+
+
+def _run_ask_tell(
+    run: _Run,
+    objective: Objective,
+    start: float,
+    callback: Callable[[Result], Any] | None,
+    max_time: float | None,
+    max_iter: int | None,
+    catch_interrupt: bool,
+    bar: Any,
+    path: Path | None,
+    checkpoint_every: int,
+) -> tuple[Status, str]:
+    opt, ev, history = run.optimizer, run.evaluator, run.history
+    needs_grad = opt.needs_gradient
+    # one evaluation is kept for the final recommendation when it may not be evaluated
+    reserve = 1 if objective.is_stochastic else 0
+    budget = ev.budget - reserve
+    stochastic = objective.is_stochastic
+    try:
+        while True:
+            reasons = opt.stop()
+            if reasons:
+                return _stop_status(reasons)
+            if max_iter is not None and opt.nit >= max_iter:
+                return Status.MAX_ITER, f"reached max_iter={max_iter} iterations"
+            if max_time is not None and time.perf_counter() - start >= max_time:
+                return Status.MAX_TIME, f"reached max_time={max_time} s"
+            X = opt.ask()
+            if ev.nfev + X.shape[0] > budget:
+                return Status.BUDGET, (
+                    f"budget exhausted: {ev.nfev} of {ev.budget} evaluations spent"
+                )
+            if stochastic and (opt.new_sample or run.sample is None):
+                run.sample = objective.realization(run.obj_rng)
+            sample = run.sample if stochastic else objective
+            ev.nit = opt.nit
+            if needs_grad:
+                values, grads = ev.value_and_grad(sample, X)
+                opt.tell(X, values, grads)
+            else:
+                opt.tell(X, ev.evaluate(sample, X))
+            best = opt.best_f
+            history.append(
+                (opt.nit, ev.nfev, ev.ngev, time.perf_counter() - start, opt.last_value, best)
+            )
+            if bar is not None:
+                bar.update(X.shape[0])
+            if path is not None and opt.nit % checkpoint_every == 0:
+                run.elapsed_before = time.perf_counter() - start
+                run.save(path)
+            if callback is not None:
+                try:
+                    callback(_intermediate(run, start))
+                except StopIteration:
+                    return Status.CALLBACK, "stopped by the callback"
+    except KeyboardInterrupt:
+        if not catch_interrupt:
+            raise
+        return Status.INTERRUPTED, "interrupted (KeyboardInterrupt); the result so far"
+
+
+def _run_closed_loop(
+    run: _Run,
+    objective: Objective,
+    start: float,
+    callback: Callable[[Result], Any] | None,
+    max_time: float | None,
+    max_iter: int | None,
+    catch_interrupt: bool,
+    bar: Any,
+) -> tuple[Status, str]:
+    opt, ev, history = run.optimizer, run.evaluator, run.history
+    assert isinstance(opt, ClosedLoopOptimizer)
+    stochastic = objective.is_stochastic
+    ended: list[tuple[Status, str]] = []
+
+    def fun(x: np.ndarray) -> float:
+        sample = objective.realization(run.obj_rng) if stochastic else objective
+        ev.nit = opt.nit
+        value = ev.evaluate(sample, x[None, :])
+        opt.record(x, value)
+        if bar is not None:
+            bar.update(1)
+        return float(value[0])
+
+    def on_iteration(xk: np.ndarray) -> None:
+        opt.nit += 1
+        history.append(
+            (opt.nit, ev.nfev, ev.ngev, time.perf_counter() - start, opt.last_value, opt.best_f)
+        )
+        if max_iter is not None and opt.nit >= max_iter:
+            ended.append((Status.MAX_ITER, f"reached max_iter={max_iter} iterations"))
+            raise StopIteration
+        if max_time is not None and time.perf_counter() - start >= max_time:
+            ended.append((Status.MAX_TIME, f"reached max_time={max_time} s"))
+            raise StopIteration
+        if callback is not None:
+            try:
+                callback(_intermediate(run, start))
+            except StopIteration:
+                ended.append((Status.CALLBACK, "stopped by the callback"))
+                raise
+
+    try:
+        reasons = opt.run(fun, on_iteration)
+    except BudgetExhausted:
+        return Status.BUDGET, f"budget exhausted: {ev.nfev} of {ev.budget} evaluations spent"
+    except KeyboardInterrupt:
+        if not catch_interrupt:
+            raise
+        return Status.INTERRUPTED, "interrupted (KeyboardInterrupt); the result so far"
+    if ended:
+        return ended[0]
+    return _stop_status(reasons or {"converged": "the method's tolerance was met"})
+
+
+def _final_result(
+    run: _Run, objective: Objective, start: float, status: Status, message: str
+) -> Result:
+    opt, ev = run.optimizer, run.evaluator
+    x, fun = opt.best_x, opt.best_f
+    rec = opt.recommend()
+    if status is not Status.INTERRUPTED and ev.nfev < ev.budget and rec is not opt.best_x:
+        # evaluate the method's own recommendation (an SPSA iterate, a CMA-ES mean)
+        sample = objective.realization(run.obj_rng) if objective.is_stochastic else objective
+        try:
+            value = float(ev.evaluate(sample, rec[None, :])[0])
+        except BudgetExhausted:  # pragma: no cover - guarded above
+            value = np.inf
+        if objective.is_stochastic or value <= fun:
+            x, fun = rec, value
+    if ev.n_nonfinite:
+        message += f"; {ev.n_nonfinite} of {ev.nfev} evaluations were not finite (nan or inf)"
+        if ev.n_errors:
+            message += f", {ev.n_errors} of them raised errors"
+    if not np.isfinite(fun) and status is not Status.INTERRUPTED:
+        status = Status.NONFINITE
+        message = "no finite value was found; " + message
+    history = np.array(run.history, dtype=np.float64).reshape(-1, len(HISTORY_FIELDS))
+    hist = {name: history[:, i] for i, name in enumerate(HISTORY_FIELDS)}
+    for name in ("nit", "nfev", "ngev"):
+        hist[name] = hist[name].astype(np.int64)
+    return Result(
+        x=np.array(x, copy=True),
+        fun=float(fun),
+        nfev=ev.nfev,
+        ngev=ev.ngev,
+        nit=opt.nit,
+        n_nonfinite=ev.n_nonfinite,
+        n_errors=ev.n_errors,
+        success=is_success(status, fun),
+        status=status,
+        message=message,
+        history=hist,
+        method=opt.name,
+        options=opt.options(),
+        time=time.perf_counter() - start,
+    )

@@ -1,0 +1,123 @@
+"""Step rules: how a gradient (exact or estimated) becomes a step.
+
+A step rule is an ``(init, update)`` pair of pure functions over a small
+:class:`~typing.NamedTuple` state, in the style of optax:
+
+>>> import numpy as np
+>>> rule = adam()
+>>> state = rule.init(np.zeros(3))
+>>> step, state = rule.update(np.ones(3), state, 0.1)
+>>> step
+array([-0.1, -0.1, -0.1])
+
+``update(grad, state, learning_rate)`` returns the *step to add* to the
+parameters and the new state. The learning rate is passed on every call so that
+schedules (such as SPSA's decaying gain ``a_k``) stay outside the rule. Every
+rule pickles (the functions are module-level; hyperparameters are bound with
+:func:`functools.partial`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from dfo.exceptions import InvalidOptionError, suggest
+
+__all__ = ["STEP_RULES", "StepRule", "adam", "get_step_rule", "momentum", "sgd"]
+
+
+class StepRule(NamedTuple):
+    """An ``(init, update)`` pair; see the module docstring."""
+
+    init: Callable[[np.ndarray], Any]
+    update: Callable[[np.ndarray, Any, float], tuple[np.ndarray, Any]]
+
+
+class EmptyState(NamedTuple):
+    """State of rules that keep none."""
+
+
+class MomentumState(NamedTuple):
+    velocity: np.ndarray
+
+
+class AdamState(NamedTuple):
+    count: int
+    mu: np.ndarray
+    nu: np.ndarray
+
+
+def _sgd_init(x: np.ndarray) -> EmptyState:
+    return EmptyState()
+
+
+def _sgd_update(grad: np.ndarray, state: EmptyState, lr: float) -> tuple[np.ndarray, EmptyState]:
+    return -lr * grad, state
+
+
+def sgd() -> StepRule:
+    """Plain gradient descent: ``step = -lr * g``."""
+    return StepRule(_sgd_init, _sgd_update)
+
+
+def _momentum_init(x: np.ndarray) -> MomentumState:
+    return MomentumState(np.zeros_like(x))
+
+
+def _momentum_update(
+    grad: np.ndarray, state: MomentumState, lr: float, *, beta: float, nesterov: bool
+) -> tuple[np.ndarray, MomentumState]:
+    velocity = beta * state.velocity + grad
+    direction = grad + beta * velocity if nesterov else velocity
+    return -lr * direction, MomentumState(velocity)
+
+
+def momentum(*, beta: float = 0.9, nesterov: bool = False) -> StepRule:
+    """Heavy-ball momentum: ``v = beta v + g``, ``step = -lr v`` (Nesterov optional)."""
+    if not 0.0 <= beta < 1.0:
+        raise InvalidOptionError(f"momentum beta must be in [0, 1); got {beta!r}")
+    return StepRule(_momentum_init, partial(_momentum_update, beta=beta, nesterov=nesterov))
+
+
+def _adam_init(x: np.ndarray) -> AdamState:
+    return AdamState(0, np.zeros_like(x), np.zeros_like(x))
+
+
+def _adam_update(
+    grad: np.ndarray, state: AdamState, lr: float, *, b1: float, b2: float, eps: float
+) -> tuple[np.ndarray, AdamState]:
+    count = state.count + 1
+    mu = b1 * state.mu + (1.0 - b1) * grad
+    nu = b2 * state.nu + (1.0 - b2) * (grad * grad)
+    mu_hat = mu / (1.0 - b1**count)
+    nu_hat = nu / (1.0 - b2**count)
+    return -lr * mu_hat / (np.sqrt(nu_hat) + eps), AdamState(count, mu, nu)
+
+
+def adam(*, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> StepRule:
+    """Adam (Kingma & Ba, 2015) with bias correction."""
+    for name, value in (("b1", b1), ("b2", b2)):
+        if not 0.0 <= value < 1.0:
+            raise InvalidOptionError(f"adam {name} must be in [0, 1); got {value!r}")
+    if not eps > 0:
+        raise InvalidOptionError(f"adam eps must be > 0; got {eps!r}")
+    return StepRule(_adam_init, partial(_adam_update, b1=b1, b2=b2, eps=eps))
+
+
+STEP_RULES: dict[str, Callable[..., StepRule]] = {"sgd": sgd, "momentum": momentum, "adam": adam}
+
+
+def get_step_rule(rule: str | StepRule) -> StepRule:
+    """Return the :class:`StepRule` named ``rule`` (or ``rule`` itself)."""
+    if isinstance(rule, StepRule):
+        return rule
+    if rule not in STEP_RULES:
+        raise InvalidOptionError(
+            f"unknown step rule {rule!r}; expected one of {sorted(STEP_RULES)}."
+            + suggest(str(rule), STEP_RULES)
+        )
+    return STEP_RULES[rule]()
