@@ -182,6 +182,7 @@ def fd_probes(
     _check_scheme(scheme)
     x = _as_vector(x)
     step = _check_step(step, x)
+    include_center = bool(include_center) and scheme == "forward"
     rows = _n_rows(x.size, scheme, include_center)
     return _probe_block(x, step, scheme, include_center, 0, rows)
 
