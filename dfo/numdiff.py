@@ -156,7 +156,13 @@ def fd_steps(x: Any, *, scheme: str = "forward", h: Any = None) -> np.ndarray:
 
 
 def fd_probes(
-    x: Any, step: Any, *, scheme: str = "forward", include_center: bool = True
+    x: Any,
+    step: Any,
+    *,
+    scheme: str = "forward",
+    include_center: bool = True,
+    start: int = 0,
+    stop: int | None = None,
 ) -> np.ndarray:
     """The points at which a finite-difference gradient evaluates the objective.
 
@@ -169,6 +175,10 @@ def fd_probes(
     include_center : bool, default True
         Forward scheme only: whether the first row is ``x`` itself (leave it
         out when ``f(x)`` is already known).
+    start, stop : int, optional
+        Return only rows ``start:stop`` of the probe matrix (default all), so
+        a caller can evaluate a large probe set block by block without ever
+        holding all of it.
 
     Returns
     -------
@@ -176,15 +186,21 @@ def fd_probes(
         Forward: ``x`` (if ``include_center``) then ``x + step_i e_i`` for
         ``i = 0..n-1``, shape ``(n + 1, n)`` or ``(n, n)``. Central:
         ``x + step_i e_i`` for all ``i``, then ``x - step_i e_i``, shape ``(2n, n)``.
-        This allocates the whole block; :func:`finite_difference` builds it in
-        chunks instead.
+        (or rows ``start:stop`` of it).
     """
     _check_scheme(scheme)
     x = _as_vector(x)
     step = _check_step(step, x)
     include_center = bool(include_center) and scheme == "forward"
     rows = _n_rows(x.size, scheme, include_center)
-    return _probe_block(x, step, scheme, include_center, 0, rows)
+    stop = rows if stop is None else stop
+    if not (
+        isinstance(start, Integral) and isinstance(stop, Integral) and 0 <= start <= stop <= rows
+    ):
+        raise InvalidOptionError(
+            f"need integers 0 <= start <= stop <= {rows}; got start={start!r}, stop={stop!r}"
+        )
+    return _probe_block(x, step, scheme, include_center, int(start), int(stop))
 
 
 def fd_gradient(

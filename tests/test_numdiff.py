@@ -174,6 +174,13 @@ def test_stages_agree_with_finite_difference(rng):
         np.testing.assert_array_equal(g, finite_difference(rosenbrock, x, scheme=scheme).grad)
     P = fd_probes(x, fd_steps(x), include_center=False)
     assert P.shape == (5, 5)
+    step = fd_steps(x, scheme="central")
+    whole = fd_probes(x, step, scheme="central")
+    blocks = [fd_probes(x, step, scheme="central", start=a, stop=a + 3) for a in range(0, 9, 3)]
+    blocks.append(fd_probes(x, step, scheme="central", start=9))
+    np.testing.assert_array_equal(np.vstack(blocks), whole)
+    with pytest.raises(InvalidOptionError, match="start"):
+        fd_probes(x, step, scheme="central", start=4, stop=11)
     with pytest.raises(ShapeError, match=r"\(6,\)"):
         fd_gradient(np.zeros(4), fd_steps(x))
 
