@@ -1,0 +1,244 @@
+"""Losses on a network's outputs, each forward beside its backward.
+
+Both losses are means over the batch, so their values do not grow with the
+batch size:
+
+``"cross_entropy"``
+    Softmax cross-entropy with integer class labels ``y`` in ``[0, n_out)``:
+    ``mean_i [logsumexp(z_i) - z_i[y_i]]``. The log-sum-exp subtracts the row
+    maximum first, so logits of any finite size (``1e4``, ``-1e300``) give a
+    finite loss and gradient. The gradient with respect to the logits is
+    ``(softmax(z) - onehot(y)) / batch``.
+``"mse"``
+    Half the squared error summed over outputs, averaged over the batch:
+    ``mean_i 0.5 * ||out_i - y_i||^2``, with ``y`` of shape ``(batch, n_out)``
+    (or ``(batch,)`` when ``n_out == 1``). The gradient with respect to the
+    outputs is ``(out - y) / batch``.
+
+Every function here assumes its inputs were validated by :meth:`Loss.check_targets`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dfo.exceptions import InvalidOptionError, ShapeError, suggest
+
+__all__ = ["LOSSES", "Loss", "check_labels", "get_loss"]
+
+
+# -- cross-entropy ------------------------------------------------------------------
+def check_labels(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:
+    """Return class labels ``y`` as an ``intp`` vector of shape ``(batch,)``, or raise.
+
+    Float arrays are accepted when every entry is a whole number.
+
+    Raises
+    ------
+    ShapeError
+        If ``y`` is not a vector of length ``batch``.
+    TypeError
+        If ``y`` is not numeric (booleans are refused too).
+    ValueError
+        If a label is not a whole number or lies outside ``[0, n_out)``.
+    """
+    arr = np.asarray(y)
+    if arr.ndim != 1 or arr.shape[0] != batch:
+        raise ShapeError(
+            f"{name} must be a vector of {batch} integer class labels, shape ({batch},); "
+            f"got shape {arr.shape}"
+        )
+    kind = arr.dtype.kind
+    if kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            bad = arr[~(np.isfinite(arr) & (arr == np.round(arr)))][0]
+            raise ValueError(
+                f"{name} must hold integer class labels; got the non-integer value {float(bad)!r}"
+            )
+    elif kind not in "iu":
+        raise TypeError(
+            f"{name} must hold integer class labels; got an array of dtype {arr.dtype}"
+        )
+    if batch:
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi >= n_out:
+            raise ValueError(
+                f"{name} must hold class labels in [0, {n_out}) (one class per output unit); "
+                f"got labels in [{lo:g}, {hi:g}]"
+            )
+    return arr.astype(np.intp, copy=False)
+
+
+def _ce_value(z: np.ndarray, y: np.ndarray) -> float:
+    # z: (n_out, batch) logits, one column per sample; overwritten.
+    b = z.shape[1]
+    m = z.max(axis=0)
+    zy = z[y, np.arange(b)]
+    zy -= m
+    np.subtract(z, m, out=z)
+    np.exp(z, out=z)
+    s = z.sum(axis=0)
+    np.log(s, out=s)
+    s -= zy
+    return float(s.sum() / b)
+
+
+def _ce_value_and_grad(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    # z: (n_out, batch) logits; left intact. Returns dL/dz of the same layout.
+    b = z.shape[1]
+    cols = np.arange(b)
+    m = z.max(axis=0)
+    e = z - m  # shifted logits, <= 0
+    zy = e[y, cols]
+    np.exp(e, out=e)
+    s = e.sum(axis=0)
+    per_sample = np.log(s)
+    per_sample -= zy
+    value = float(per_sample.sum() / b)
+    # backward: dL/dz = (softmax(z) - onehot(y)) / b
+    s *= b
+    np.divide(e, s, out=e)
+    e[y, cols] -= 1.0 / b
+    return value, e
+
+
+def _ce_population(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    # z: (k, n_out, batch) logits of k networks; overwritten.
+    b = z.shape[2]
+    m = z.max(axis=1)
+    zy = z[:, y, np.arange(b)]
+    zy -= m
+    np.subtract(z, m[:, None, :], out=z)
+    np.exp(z, out=z)
+    s = z.sum(axis=1)
+    np.log(s, out=s)
+    s -= zy
+    return s.sum(axis=1) / b
+
+
+def _ce_check(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:
+    if n_out < 2:
+        raise InvalidOptionError(
+            f"loss='cross_entropy' needs one output unit per class (at least 2); the network "
+            f"has {n_out} output. Use loss='mse' for a single output."
+        )
+    return check_labels(y, batch, n_out, name)
+
+
+# -- mean squared error -----------------------------------------------------------
+def _mse_check(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:
+    try:
+        arr = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{name} must be an array of real targets for loss='mse'; got {type(y).__name__}"
+        ) from exc
+    if arr.ndim == 1 and n_out == 1 and arr.shape[0] == batch:
+        arr = arr[:, None]
+    if arr.shape != (batch, n_out):
+        extra = f" or ({batch},)" if n_out == 1 else ""
+        raise ShapeError(
+            f"{name} must have shape ({batch}, {n_out}){extra} for loss='mse'; "
+            f"got shape {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite; got nan or inf")
+    return arr
+
+
+def _mse_value(out: np.ndarray, y: np.ndarray) -> float:
+    # out: (n_out, batch) outputs, one column per sample; y: (batch, n_out) targets.
+    r = np.subtract(out, y.T, out=out).ravel()
+    return float(0.5 * np.dot(r, r) / out.shape[1])
+
+
+def _mse_value_and_grad(out: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    # out left intact; returns dL/dout of the same (n_out, batch) layout.
+    b = out.shape[1]
+    r = out - y.T
+    flat = r.ravel()
+    value = float(0.5 * np.dot(flat, flat) / b)
+    # backward: dL/dout = (out - y) / b
+    r *= 1.0 / b
+    return value, r
+
+
+def _mse_population(out: np.ndarray, y: np.ndarray) -> np.ndarray:
+    # out: (k, n_out, batch) outputs of k networks; overwritten.
+    b = out.shape[2]
+    np.subtract(out, y.T, out=out)
+    np.square(out, out=out)
+    return 0.5 * out.sum(axis=(1, 2)) / b
+
+
+@dataclass(frozen=True, eq=False)
+class Loss:
+    """A loss on network outputs: value, value with gradient, and a population form.
+
+    Attributes
+    ----------
+    name : str
+        ``"cross_entropy"`` or ``"mse"``.
+    check_targets : callable
+        ``check_targets(y, batch, n_out, name="y") -> y`` validates and normalizes the
+        targets (labels as ``intp``; mse targets as float64 ``(batch, n_out)``).
+    value : callable
+        ``value(out, y) -> float``; may overwrite ``out``.
+    value_and_grad : callable
+        ``value_and_grad(out, y) -> (float, dL/dout)``; leaves ``out`` intact.
+    population : callable
+        ``population(outs, y) -> (k,)`` for the stacked outputs ``(k, n_out, batch)``
+        of ``k`` networks on the same inputs; overwrites ``outs``.
+
+    Notes
+    -----
+    Outputs are held transposed, one column per sample: ``out`` has shape
+    ``(n_out, batch)``, so that reductions over the classes run along the long,
+    contiguous batch axis. Targets keep the user's layout (``(batch,)`` labels,
+    ``(batch, n_out)`` regression targets).
+    """
+
+    name: str
+    check_targets: Callable[..., np.ndarray]
+    value: Callable[[np.ndarray, np.ndarray], float]
+    value_and_grad: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+    population: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+    def __reduce__(self) -> tuple[Callable[[str], Loss], tuple[str]]:
+        return get_loss, (self.name,)
+
+    def __repr__(self) -> str:
+        return f"Loss({self.name!r})"
+
+
+LOSSES: dict[str, Loss] = {
+    "cross_entropy": Loss(
+        "cross_entropy", _ce_check, _ce_value, _ce_value_and_grad, _ce_population
+    ),
+    "mse": Loss("mse", _mse_check, _mse_value, _mse_value_and_grad, _mse_population),
+}
+
+
+def get_loss(name: str | Loss) -> Loss:
+    """Look up a loss by name (``"cross_entropy"`` or ``"mse"``).
+
+    Raises
+    ------
+    InvalidOptionError
+        If the name is unknown; the message lists the valid names.
+    """
+    if isinstance(name, Loss):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"loss must be a string; got {type(name).__name__}")
+    try:
+        return LOSSES[name]
+    except KeyError:
+        valid = list(LOSSES)
+        raise InvalidOptionError(
+            f"unknown loss {name!r}; expected one of {valid}." + suggest(name, valid)
+        ) from None

@@ -1,0 +1,241 @@
+"""A network's training loss as an :class:`~dfo.objective.Objective`.
+
+:class:`NetworkObjective` turns an :class:`~dfo.network.MLP` and a data set into a
+function of the flat parameter vector, so that every method in dfo trains the
+same thing: derivative-free methods call :meth:`~dfo.objective.Objective.evaluate_batch`
+(one vectorized pass over all candidates), gradient methods call
+:meth:`~dfo.objective.Objective.value_and_grad` (backpropagation).
+
+With ``batch_size`` set the objective is stochastic: :meth:`NetworkObjective.realization`
+draws one minibatch and returns a small objective bound to it, on which every
+evaluation of one iteration is made (common random numbers). Calling the
+objective itself always evaluates the full training set.
+
+Examples
+--------
+>>> import numpy as np
+>>> from dfo.network import MLP
+>>> rng = np.random.default_rng(0)
+>>> X, y = rng.normal(size=(200, 4)), rng.integers(0, 3, size=200)
+>>> net = MLP([4, 8, 3])
+>>> obj = NetworkObjective(net, X, y, batch_size=32)
+>>> theta = net.init_params(rng)
+>>> batch_obj = obj.realization(np.random.default_rng(1))   # one fixed minibatch
+>>> batch_obj.evaluate_batch(np.stack([theta, 2 * theta])).shape
+(2,)
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+
+from dfo.exceptions import InvalidOptionError
+from dfo.losses import Loss, get_loss
+from dfo.network import MLP
+from dfo.objective import Objective
+
+__all__ = ["MinibatchObjective", "NetworkObjective"]
+
+
+class _NetLoss(Objective):
+    """Loss of ``net`` on fixed, validated data ``(X, y)``, as an Objective."""
+
+    has_gradient = True
+
+    def __init__(self, net: MLP, X: np.ndarray, y: np.ndarray, lossfn: Loss) -> None:
+        super().__init__(net.n_params)
+        self.net = net
+        self.X = X
+        self.y = y
+        self._lossfn = lossfn
+
+    @property
+    def loss(self) -> str:
+        """Name of the loss (``"cross_entropy"`` or ``"mse"``)."""
+        return self._lossfn.name
+
+    def _evaluate_batch(self, X: np.ndarray) -> np.ndarray:
+        # X here is a batch of parameter vectors (k, n_params), already checked.
+        return self.net._population_loss(X, self.X, self.y, self._lossfn)
+
+    def _value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        return self.net._loss_and_grad(x, self.X, self.y, self._lossfn)
+
+
+class MinibatchObjective(_NetLoss):
+    """The loss on one fixed minibatch, returned by :meth:`NetworkObjective.realization`.
+
+    Deterministic (its own :meth:`realization` returns itself) and picklable: it
+    holds only the network and the minibatch rows.
+
+    Attributes
+    ----------
+    indices : ndarray of int
+        Rows of the parent's training set in this minibatch.
+    """
+
+    def __init__(
+        self, net: MLP, X: np.ndarray, y: np.ndarray, lossfn: Loss, indices: np.ndarray
+    ) -> None:
+        super().__init__(net, X, y, lossfn)
+        self.indices = indices
+
+    def __repr__(self) -> str:
+        return f"MinibatchObjective({self.net!r}, loss={self.loss!r}, rows={len(self.indices)})"
+
+
+class NetworkObjective(_NetLoss):
+    """The training loss of an :class:`~dfo.network.MLP` over its flat parameters.
+
+    Parameters
+    ----------
+    net : MLP
+        The network; ``dim`` is ``net.n_params``.
+    X : array_like, shape (n, n_in)
+        Training inputs (finite).
+    y : array_like
+        Training targets: integer labels ``(n,)`` in ``[0, n_out)`` for
+        ``"cross_entropy"``; ``(n, n_out)`` (or ``(n,)`` if ``n_out == 1``) for ``"mse"``.
+    loss : {"cross_entropy", "mse"}, default "cross_entropy"
+        See :mod:`dfo.losses`.
+    batch_size : int, optional
+        Minibatch size. None (default) uses the full training set every time and
+        the objective is deterministic; an int makes it stochastic
+        (``is_stochastic`` is True): :meth:`realization` draws ``batch_size`` rows
+        without replacement.
+    X_test, y_test : array_like, optional
+        Held-out data for :meth:`accuracy` (and :meth:`test_loss`).
+
+    Attributes
+    ----------
+    net : MLP
+    X, y : ndarray
+        The validated training data (float64 inputs; labels as ``intp``).
+    X_test, y_test : ndarray or None
+    batch_size : int or None
+    n_train : int
+
+    Raises
+    ------
+    TypeError
+        If ``net`` is not an MLP, or data are not numeric.
+    ShapeError
+        If data shapes do not fit the network or each other.
+    ValueError
+        If data contain nan or inf, labels are out of range, or ``batch_size``
+        is not in ``[1, n]``.
+
+    Notes
+    -----
+    The data are validated once, here; evaluations then skip all checks.
+    Calling the objective (``obj(theta)``, ``evaluate_batch``, ``value_and_grad``)
+    always uses the whole training set, also when ``batch_size`` is set.
+    """
+
+    def __init__(
+        self,
+        net: MLP,
+        X: Any,
+        y: Any,
+        *,
+        loss: str = "cross_entropy",
+        batch_size: int | None = None,
+        X_test: Any = None,
+        y_test: Any = None,
+    ) -> None:
+        if not isinstance(net, MLP):
+            raise TypeError(f"net must be a dfo.MLP; got {type(net).__name__}")
+        lossfn = get_loss(loss)
+        X = np.ascontiguousarray(net.check_inputs(X, "X"))
+        y = np.ascontiguousarray(lossfn.check_targets(y, X.shape[0], net.n_out, "y"))
+        super().__init__(net, X, y, lossfn)
+        self.n_train = X.shape[0]
+
+        if batch_size is not None:
+            if (
+                not isinstance(batch_size, Integral)
+                or isinstance(batch_size, bool)
+                or not 1 <= batch_size <= self.n_train
+            ):
+                raise ValueError(
+                    f"batch_size must be None or an integer in [1, {self.n_train}] "
+                    f"(the number of training rows); got {batch_size!r}"
+                )
+            batch_size = int(batch_size)
+        self.batch_size = batch_size
+        self.is_stochastic = batch_size is not None
+
+        if (X_test is None) != (y_test is None):
+            raise ValueError("X_test and y_test must be given together")
+        self.X_test: np.ndarray | None = None
+        self.y_test: np.ndarray | None = None
+        if X_test is not None:
+            self.X_test = np.ascontiguousarray(net.check_inputs(X_test, "X_test"))
+            self.y_test = lossfn.check_targets(y_test, self.X_test.shape[0], net.n_out, "y_test")
+
+    # -- stochastic interface ------------------------------------------------------
+    def realization(self, rng: np.random.Generator) -> Objective:
+        """The loss on one minibatch drawn with ``rng`` (or ``self`` if full batch).
+
+        The rows are drawn without replacement; the same generator state gives the
+        same minibatch. Only the drawn rows are copied.
+        """
+        if self.batch_size is None:
+            return self
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+        idx = rng.choice(self.n_train, size=self.batch_size, replace=False)
+        return MinibatchObjective(self.net, self.X[idx], self.y[idx], self._lossfn, idx)
+
+    # -- monitoring (not meant to be charged to an optimizer's budget) -------------
+    def full_loss(self, theta: Any) -> float:
+        """Loss of ``theta`` on the whole training set."""
+        theta = self.net._check_theta(theta)
+        return self.net._loss(theta, self.X, self.y, self._lossfn)
+
+    def test_loss(self, theta: Any) -> float:
+        """Loss of ``theta`` on the held-out data."""
+        X, y = self._test_data()
+        return self.net._loss(self.net._check_theta(theta), X, y, self._lossfn)
+
+    def accuracy(self, theta: Any, X: Any = None, y: Any = None) -> float:
+        """Classification accuracy of ``theta``.
+
+        On the held-out data ``(X_test, y_test)`` by default, or on ``(X, y)`` when
+        given (pass ``obj.X, obj.y`` for the training accuracy).
+
+        Raises
+        ------
+        ValueError
+            If no data are given and the objective has no held-out data.
+        InvalidOptionError
+            If the network has a single output (regression).
+        """
+        if self.net.n_out < 2:
+            raise InvalidOptionError(
+                "accuracy needs a classifier with one output per class; the network has "
+                "a single output"
+            )
+        if (X is None) != (y is None):
+            raise ValueError("give both X and y, or neither (held-out data)")
+        if X is None:
+            X, y = self._test_data()
+        return self.net.accuracy(theta, X, y)
+
+    def _test_data(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.X_test is None or self.y_test is None:
+            raise ValueError(
+                "this NetworkObjective has no held-out data: pass X_test= and y_test= "
+                "when creating it, or give X and y"
+            )
+        return self.X_test, self.y_test
+
+    def __repr__(self) -> str:
+        batch = "full" if self.batch_size is None else str(self.batch_size)
+        return (
+            f"NetworkObjective({self.net!r}, loss={self.loss!r}, n_train={self.n_train}, "
+            f"batch_size={batch})"
+        )

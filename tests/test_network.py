@@ -1,0 +1,429 @@
+"""Tests of the numpy MLP: backprop against independent references, population pass, errors.
+
+Gradient references:
+- complex step on an independent complex-valued forward pass written here
+  (exact to ~1e-15: no subtraction, so no cancellation), tolerance 1e-9 relative;
+- plain central differences, tolerance 1e-6 relative;
+- closed forms for one-layer networks (linear least squares, softmax regression),
+  tolerance 1e-12 relative (rounding only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.special
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dfo
+from dfo.activations import ACTIVATIONS, get_activation
+from dfo.exceptions import InvalidOptionError, ShapeError
+from dfo.network import MLP
+
+DIFFERENTIABLE = ["tanh", "relu", "sigmoid", "identity"]
+LOSSES = ["cross_entropy", "mse"]
+
+
+# -- an independent reference implementation (complex-capable) -------------------------
+def _ref_relu(z):
+    return np.where(z.real > 0, z, 0.0)
+
+
+REF_ACT = {
+    "tanh": np.tanh,
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+    "identity": lambda z: z,
+    "relu": _ref_relu,
+    "step": lambda z: (z.real > 0).astype(float),
+}
+
+
+def ref_loss(theta, X, y, sizes, act, loss, out_act="identity"):
+    """Loss computed directly from the documented parameter layout."""
+    a = np.asarray(X, dtype=complex)
+    off = 0
+    n_layers = len(sizes) - 1
+    for i in range(n_layers):
+        n_in, n_out = sizes[i], sizes[i + 1]
+        W = theta[off : off + n_in * n_out].reshape(n_in, n_out)
+        off += n_in * n_out
+        b = theta[off : off + n_out]
+        off += n_out
+        a = REF_ACT[act if i < n_layers - 1 else out_act](a @ W + b)
+    if loss == "cross_entropy":
+        shift = a.real.max(axis=1, keepdims=True)
+        lse = shift[:, 0] + np.log(np.exp(a - shift).sum(axis=1))
+        return np.mean(lse - a[np.arange(len(y)), y])
+    y2 = np.asarray(y, dtype=float).reshape(a.shape)
+    return np.mean(0.5 * np.sum((a - y2) ** 2, axis=1))
+
+
+def complex_step_grad(f, theta, h=1e-30):
+    n = theta.size
+    g = np.empty(n)
+    for i in range(n):
+        t = theta.astype(complex)
+        t[i] += 1j * h
+        g[i] = f(t).imag / h
+    return g
+
+
+def rel_err(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+def make_problem(sizes, act, loss, batch, seed, out_act="identity"):
+    rng = np.random.default_rng(seed)
+    net = MLP(sizes, act, output_activation=out_act)
+    theta = net.init_params(rng)
+    theta += 0.1 * rng.normal(size=theta.size)  # nonzero biases too
+    X = rng.normal(size=(batch, sizes[0]))
+    if loss == "cross_entropy":
+        y = rng.integers(0, sizes[-1], size=batch)
+    else:
+        y = rng.normal(size=(batch, sizes[-1]))
+    return net, theta, X, y
+
+
+# -- gradients -----------------------------------------------------------------------------
+@pytest.mark.parametrize("act", DIFFERENTIABLE)
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("sizes", [[3, 4], [4, 5, 3], [3, 6, 4, 2], [2, 3, 3, 3, 3]])
+def test_backprop_matches_complex_step(act, loss, sizes):
+    net, theta, X, y = make_problem(sizes, act, loss, batch=7, seed=len(sizes))
+    value, grad = net.loss_and_grad(theta, X, y, loss=loss)
+    ref = complex_step_grad(lambda t: ref_loss(t, X, y, sizes, act, loss), theta)
+    assert value == pytest.approx(ref_loss(theta, X, y, sizes, act, loss).real, rel=1e-12)
+    assert rel_err(grad, ref) <= 1e-9
+    np.testing.assert_allclose(grad, ref, rtol=1e-7, atol=1e-10 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("out_act", ["sigmoid", "tanh"])
+def test_backprop_through_output_activation(out_act):
+    sizes = [3, 5, 2]
+    net, theta, X, y = make_problem(sizes, "tanh", "mse", batch=6, seed=3, out_act=out_act)
+    _, grad = net.loss_and_grad(theta, X, y, loss="mse")
+    ref = complex_step_grad(lambda t: ref_loss(t, X, y, sizes, "tanh", "mse", out_act), theta)
+    assert rel_err(grad, ref) <= 1e-9
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    hidden=st.lists(st.integers(1, 6), min_size=0, max_size=3),
+    n_in=st.integers(1, 5),
+    n_out=st.integers(2, 4),
+    batch=st.integers(1, 9),
+    act=st.sampled_from(DIFFERENTIABLE),
+    loss=st.sampled_from(LOSSES),
+    seed=st.integers(0, 2**16),
+)
+def test_backprop_matches_complex_step_property(hidden, n_in, n_out, batch, act, loss, seed):
+    sizes = [n_in, *hidden, n_out]
+    net, theta, X, y = make_problem(sizes, act, loss, batch=batch, seed=seed)
+    _, grad = net.loss_and_grad(theta, X, y, loss=loss)
+    ref = complex_step_grad(lambda t: ref_loss(t, X, y, sizes, act, loss), theta)
+    scale = max(np.linalg.norm(ref), 1e-300)
+    assert np.linalg.norm(grad - ref) <= 1e-9 * scale
+
+
+@pytest.mark.parametrize("act", DIFFERENTIABLE)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_backprop_matches_central_differences(act, loss):
+    net, theta, X, y = make_problem([5, 8, 6, 3], act, loss, batch=10, seed=11)
+    _, grad = net.loss_and_grad(theta, X, y, loss=loss)
+    h = 1e-5
+    fd = np.empty_like(theta)
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = h
+        fd[i] = (net.loss(theta + e, X, y, loss) - net.loss(theta - e, X, y, loss)) / (2 * h)
+    assert rel_err(grad, fd) <= 1e-6
+
+
+def test_linear_least_squares_closed_form():
+    rng = np.random.default_rng(0)
+    net = MLP([4, 3], "identity")
+    theta = rng.normal(size=net.n_params)
+    X, y = rng.normal(size=(9, 4)), rng.normal(size=(9, 3))
+    ((W, b),) = net.unflatten(theta)
+    r = X @ W + b - y
+    value, grad = net.loss_and_grad(theta, X, y, loss="mse")
+    ((gW, gb),) = net.unflatten(grad)
+    assert value == pytest.approx(0.5 * np.sum(r**2) / 9, rel=1e-13)
+    np.testing.assert_allclose(gW, X.T @ r / 9, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gb, r.sum(axis=0) / 9, rtol=1e-12, atol=1e-15)
+
+
+def test_single_output_mse_accepts_vector_targets():
+    rng = np.random.default_rng(1)
+    net = MLP([3, 1], "identity")
+    theta = rng.normal(size=net.n_params)
+    X, y = rng.normal(size=(6, 3)), rng.normal(size=6)
+    v1, g1 = net.loss_and_grad(theta, X, y, loss="mse")
+    v2, g2 = net.loss_and_grad(theta, X, y[:, None], loss="mse")
+    ((W, b),) = net.unflatten(theta)
+    r = (X @ W + b)[:, 0] - y
+    assert v1 == v2 == pytest.approx(0.5 * np.mean(r**2), rel=1e-13)
+    np.testing.assert_array_equal(g1, g2)
+
+
+def test_softmax_regression_closed_form():
+    rng = np.random.default_rng(2)
+    net = MLP([5, 4], "identity")
+    theta = rng.normal(size=net.n_params)
+    X, y = rng.normal(size=(12, 5)), rng.integers(0, 4, size=12)
+    ((W, b),) = net.unflatten(theta)
+    z = X @ W + b
+    onehot = np.eye(4)[y]
+    value, grad = net.loss_and_grad(theta, X, y)
+    ((gW, gb),) = net.unflatten(grad)
+    expected = np.mean(scipy.special.logsumexp(z, axis=1) - z[np.arange(12), y])
+    assert value == pytest.approx(expected, rel=1e-13)
+    delta = scipy.special.softmax(z, axis=1) - onehot
+    np.testing.assert_allclose(gW, X.T @ delta / 12, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gb, delta.sum(axis=0) / 12, rtol=1e-12, atol=1e-15)
+
+
+def test_step_activation_gives_zero_hidden_gradient():
+    net, theta, X, y = make_problem([4, 6, 5, 3], "step", "cross_entropy", batch=8, seed=4)
+    _, grad = net.loss_and_grad(theta, X, y)
+    layers = net.unflatten(grad)
+    for gW, gb in layers[:-1]:
+        assert not gW.any() and not gb.any()
+    # the output layer is softmax regression on the (0/1) step features
+    (W1, b1), (W2, b2), (W3, b3) = net.unflatten(theta)
+    h = (((X @ W1 + b1) > 0).astype(float) @ W2 + b2 > 0).astype(float)
+    delta = scipy.special.softmax(h @ W3 + b3, axis=1) - np.eye(3)[y]
+    np.testing.assert_allclose(layers[-1][0], h.T @ delta / 8, rtol=1e-12, atol=1e-15)
+    assert np.abs(layers[-1][0]).max() > 0
+
+
+def test_extreme_logits_finite():
+    net = MLP([2, 3], "identity")
+    theta = net.flatten([(np.array([[1e4, 0.0, -1e4], [0.0, 0.0, 0.0]]), np.zeros(3))])
+    X = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    y = np.array([1, 1])
+    value, grad = net.loss_and_grad(theta, X, y)
+    # both rows: logsumexp = 1e4 (to rounding), true logit 0
+    assert value == pytest.approx(1e4, rel=1e-15)
+    assert np.isfinite(grad).all()
+    ((gW, gb),) = net.unflatten(grad)
+    # softmax is (1, 0, 0) then (0, 0, 1): delta rows (1, -1, 0), (0, -1, 1)
+    np.testing.assert_allclose(gb, [0.5, -1.0, 0.5], atol=1e-15)
+    np.testing.assert_allclose(gW[0], [0.5, 0.0, -0.5], atol=1e-15)
+    assert net.population_loss(np.stack([theta, theta]), X, y) == pytest.approx([1e4, 1e4])
+
+
+def test_huge_parameters_give_no_warnings():
+    net = MLP([3, 4, 2], "relu")
+    X = np.ones((2, 3))
+    theta = np.full(net.n_params, 1e300)
+    value = net.loss(theta, X, [0, 1])  # overflows to inf/nan inside: no warning
+    _, grad = net.loss_and_grad(theta, X, [0, 1])
+    assert not np.isfinite(value) or value >= 0
+    assert grad.shape == (net.n_params,)
+    net.population_loss(np.stack([theta, -theta]), X, [0, 1])
+
+
+# -- activations ----------------------------------------------------------------------------
+def test_activation_values():
+    z = np.linspace(-30, 30, 121)
+    np.testing.assert_allclose(get_activation("sigmoid")(z), scipy.special.expit(z), rtol=1e-14)
+    np.testing.assert_array_equal(get_activation("relu")(z), np.maximum(z, 0))
+    np.testing.assert_array_equal(get_activation("step")(z), (z > 0).astype(float))
+    np.testing.assert_array_equal(get_activation("identity")(z), z)
+    np.testing.assert_allclose(get_activation("tanh")(z), np.tanh(z), rtol=1e-15)
+
+
+def test_sigmoid_is_stable_at_large_inputs():
+    z = np.array([-1000.0, -745.0, -40.0, 40.0, 1000.0])
+    a = get_activation("sigmoid")(z)  # RuntimeWarnings are errors in this suite
+    assert a[0] == 0.0 and a[-1] == 1.0
+    assert a[2] == pytest.approx(np.exp(-40.0) / (1 + np.exp(-40.0)), rel=1e-14)
+    net = MLP([1, 1], "sigmoid", output_activation="sigmoid")
+    value, grad = net.loss_and_grad(np.array([1000.0, 0.0]), [[1.0], [-1.0]], [1.0, 0.0], "mse")
+    assert value == 0.0 and np.isfinite(grad).all()
+
+
+def test_unknown_activation_suggests_name():
+    with pytest.raises(InvalidOptionError, match=r"tahn.*Did you mean 'tanh'"):
+        MLP([2, 2], "tahn")
+    with pytest.raises(InvalidOptionError, match="expected one of"):
+        MLP([2, 2], output_activation="softplus")
+    assert set(ACTIVATIONS) == {"tanh", "relu", "sigmoid", "identity", "step"}
+
+
+# -- parameters ------------------------------------------------------------------------------
+def test_layout_and_views():
+    net = dfo.MLP([64, 16, 10])
+    assert net.sizes == (64, 16, 10) and net.activation == "tanh"
+    assert net.n_params == 64 * 16 + 16 + 16 * 10 + 10
+    theta = np.zeros(net.n_params)
+    layers = net.unflatten(theta)
+    assert [W.shape for W, _ in layers] == [(64, 16), (16, 10)]
+    assert [b.shape for _, b in layers] == [(16,), (10,)]
+    layers[0][0][2, 3] = 7.0
+    layers[1][1][4] = 5.0
+    assert theta[2 * 16 + 3] == 7.0
+    assert theta[64 * 16 + 16 + 160 + 4] == 5.0
+    np.testing.assert_array_equal(net.flatten(layers), theta)
+
+
+def test_init_params_scaling_and_reproducibility():
+    net = MLP([400, 300, 10], "relu")
+    theta = net.init_params(np.random.default_rng(0))
+    (W1, b1), (_, b2) = net.unflatten(theta)
+    assert not b1.any() and not b2.any()
+    assert W1.std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)  # He
+    net_t = MLP([400, 300, 10], "tanh")
+    (V1, _), _ = net_t.unflatten(net_t.init_params(0))
+    assert V1.std() == pytest.approx(np.sqrt(2 / 700), rel=0.02)  # Glorot
+    np.testing.assert_array_equal(theta, net.init_params(np.random.default_rng(0)))
+    with pytest.raises(TypeError, match="Generator"):
+        net.init_params(None)
+
+
+# -- population ----------------------------------------------------------------------------
+@pytest.mark.parametrize("act", [*DIFFERENTIABLE, "step"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_population_matches_single_calls(act, loss):
+    net, theta, X, y = make_problem([6, 7, 5, 3], act, loss, batch=13, seed=5)
+    rng = np.random.default_rng(6)
+    thetas = theta + 0.3 * rng.normal(size=(9, net.n_params))
+    single = np.array([net.loss(t, X, y, loss) for t in thetas])
+    np.testing.assert_allclose(net.population_loss(thetas, X, y, loss), single, rtol=1e-12)
+    per_net = 8 * (13 * sum(net.sizes[1:]) + net.n_params)
+    for max_bytes in (1, 2 * per_net, 4 * per_net):  # chunks of 1, 2, 4
+        got = net.population_loss(thetas, X, y, loss, max_bytes=max_bytes)
+        np.testing.assert_allclose(got, single, rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_population_long_batch(loss):
+    # long batches take the tall first-layer product
+    net, theta, X, y = make_problem([8, 6, 3], "tanh", loss, batch=700, seed=8)
+    thetas = theta + 0.3 * np.random.default_rng(9).normal(size=(5, net.n_params))
+    single = np.array([net.loss(t, X, y, loss) for t in thetas])
+    np.testing.assert_allclose(net.population_loss(thetas, X, y, loss), single, rtol=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    hidden=st.lists(st.integers(1, 5), min_size=0, max_size=2),
+    k=st.integers(0, 6),
+    batch=st.integers(1, 8),
+    act=st.sampled_from(list(ACTIVATIONS)),
+    seed=st.integers(0, 2**16),
+    chunk=st.integers(1, 7),
+)
+def test_population_property(hidden, k, batch, act, seed, chunk):
+    sizes = [3, *hidden, 4]
+    net, _, X, y = make_problem(sizes, act, "cross_entropy", batch=batch, seed=seed)
+    thetas = np.random.default_rng(seed).normal(size=(k, net.n_params))
+    per_net = 8 * (batch * sum(sizes[1:]) + net.n_params)
+    got = net.population_loss(thetas, X, y, max_bytes=chunk * per_net)
+    single = np.array([net.loss(t, X, y) for t in thetas])
+    assert got.shape == (k,)
+    np.testing.assert_allclose(got, single, rtol=1e-12)
+
+
+# -- prediction -------------------------------------------------------------------------------
+def test_forward_predict_accuracy():
+    net, theta, X, y = make_problem([4, 5, 3], "tanh", "cross_entropy", batch=20, seed=12)
+    out = net.forward(theta, X)
+    assert out.shape == (20, 3) and out.flags.c_contiguous
+    np.testing.assert_allclose(out, ref_forward(theta, X, net), rtol=1e-13)
+    pred = net.predict(theta, X)
+    np.testing.assert_array_equal(pred, np.argmax(out, axis=1))
+    assert net.accuracy(theta, X, y) == pytest.approx(np.mean(pred == y))
+    assert net.accuracy(theta, X, np.eye(3)[y]) == net.accuracy(theta, X, y)
+    assert net.accuracy(theta, X, pred) == 1.0
+
+
+def ref_forward(theta, X, net):
+    a = X
+    for i, (W, b) in enumerate(net.unflatten(theta)):
+        a = a @ W + b
+        if i < net.n_layers - 1:
+            a = np.tanh(a)
+    return a
+
+
+# -- bad input --------------------------------------------------------------------------------
+@pytest.fixture
+def small():
+    net = MLP([3, 4, 2])
+    return net, net.init_params(0), np.ones((5, 3)), np.array([0, 1, 0, 1, 1])
+
+
+def test_bad_theta(small):
+    net, theta, X, y = small
+    with pytest.raises(ShapeError, match=rf"shape \({net.n_params},\).*got shape \(3,\)"):
+        net.loss(theta[:3], X, y)
+    with pytest.raises(TypeError, match="real vector"):
+        net.loss("abc", X, y)
+    with pytest.raises(ShapeError, match=r"\(k, 26\).*got shape \(26,\)"):
+        net.population_loss(theta, X, y)
+
+
+def test_bad_inputs(small):
+    net, theta, X, y = small
+    with pytest.raises(ShapeError, match=r"\(batch, 3\).*got shape \(5, 4\)"):
+        net.loss_and_grad(theta, np.ones((5, 4)), y)
+    with pytest.raises(ShapeError, match=r"got shape \(3,\)"):
+        net.forward(theta, np.ones(3))
+    with pytest.raises(ShapeError):
+        net.forward(theta, np.ones((0, 3)))
+    for bad in (np.nan, np.inf, -np.inf):
+        Xb = X.copy()
+        Xb[2, 1] = bad
+        with pytest.raises(ValueError, match="finite"):
+            net.loss(theta, Xb, y)
+    # huge but finite inputs are fine
+    net.forward(theta, np.full((2, 3), 1e308))
+
+
+def test_bad_labels(small):
+    net, theta, X, y = small
+    with pytest.raises(ValueError, match=r"\[0, 2\).*got labels in \[0, 2\]"):
+        net.loss(theta, X, [0, 1, 2, 0, 1])
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        net.loss(theta, X, [0, -1, 0, 0, 1])
+    with pytest.raises(ValueError, match=r"non-integer value 0\.5"):
+        net.loss(theta, X, [0, 0.5, 0, 0, 1])
+    with pytest.raises(TypeError, match="integer class labels"):
+        net.loss(theta, X, ["a", "b", "a", "a", "b"])
+    with pytest.raises(ShapeError, match=r"\(5,\).*got shape \(4,\)"):
+        net.loss(theta, X, y[:4])
+    # whole-number floats are accepted
+    assert net.loss(theta, X, y.astype(float)) == net.loss(theta, X, y)
+
+
+def test_bad_options(small):
+    net, theta, X, y = small
+    with pytest.raises(InvalidOptionError, match="Did you mean 'cross_entropy'"):
+        net.loss(theta, X, y, loss="cross-entropy")
+    with pytest.raises(ShapeError, match=r"\(5, 2\)"):
+        net.loss(theta, X, np.ones((5, 3)), loss="mse")
+    with pytest.raises(ValueError, match="finite"):
+        net.loss(theta, X, np.full((5, 2), np.nan), loss="mse")
+    with pytest.raises(InvalidOptionError, match="at least 2"):
+        MLP([3, 1]).loss(np.zeros(4), X, np.zeros(5))
+    with pytest.raises(ValueError, match="max_bytes"):
+        net.population_loss(theta[None], X, y, max_bytes=0)
+
+
+@pytest.mark.parametrize("sizes", [[3], [3, 0, 2], [3, 2.5], "32"])
+def test_bad_sizes(sizes):
+    with pytest.raises((ValueError, TypeError)):
+        MLP(sizes)
+
+
+def test_pickle_roundtrip():
+    import pickle
+
+    net, theta, X, y = make_problem([3, 4, 2], "relu", "cross_entropy", batch=5, seed=0)
+    clone = pickle.loads(pickle.dumps(net))
+    assert clone.sizes == net.sizes and repr(clone) == repr(net)
+    assert clone.loss(theta, X, y) == net.loss(theta, X, y)
