@@ -9,12 +9,13 @@ a :class:`concurrent.futures.Executor`.
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Executor
 from typing import Literal
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError
+from dfo.exceptions import InvalidOptionError, ObjectiveOutputError
 from dfo.objective import Objective, to_values
 
 __all__ = ["BudgetExhausted", "Evaluator", "executor_workers", "map_batches"]
@@ -85,6 +86,9 @@ class Evaluator:
     on_error : {"raise", "worst"}
         What an exception raised by the objective does: propagate (with a note
         naming the method, iteration and points), or count as a non-finite value.
+        An objective that returns something other than real numbers
+        (:class:`~dfo.exceptions.ObjectiveOutputError`) always raises: that is a
+        bug in the objective, not a failure at one point.
     """
 
     def __init__(
@@ -136,18 +140,28 @@ class Evaluator:
 
     def _annotate(self, exc: BaseException, X: np.ndarray) -> None:
         where = f"iteration {self.nit}" + (f" of method {self.method!r}" if self.method else "")
-        if X.shape[0] == 1:
-            point = np.array2string(X[0], threshold=10, precision=6)
-            exc.add_note(f"dfo: the objective raised at {where}, at the point x = {point}")
+        row = getattr(exc, "_dfo_row", None)
+        if X.shape[0] == 1 or (isinstance(row, int) and 0 <= row < X.shape[0]):
+            i = 0 if X.shape[0] == 1 else row
+            point = np.array2string(X[i], threshold=10, precision=6)
+            batch = "" if X.shape[0] == 1 else f" (point {i + 1} of a batch of {X.shape[0]})"
+            exc.add_note(f"dfo: the objective raised at {where}, at the point x = {point}{batch}")
         else:
             exc.add_note(
                 f"dfo: the objective raised at {where}, while evaluating a batch of "
-                f"{X.shape[0]} points (use on_error='worst' to count failures as worst)"
+                f"{X.shape[0]} points starting with x = "
+                f"{np.array2string(X[0], threshold=10, precision=6)}"
             )
+        if self.on_error == "raise" and not isinstance(exc, ObjectiveOutputError):
+            exc.add_note("dfo: pass on_error='worst' to count such failures as non-finite values")
 
     def _count_nonfinite(self, values: np.ndarray) -> None:
-        if not np.isfinite(values.sum()):
-            self.n_nonfinite += values.size - int(np.count_nonzero(np.isfinite(values)))
+        if values.size <= 16:  # small batches (SPSA pairs): cheaper in Python
+            if all(map(math.isfinite, values.tolist())):
+                return
+        elif np.isfinite(values).all():
+            return
+        self.n_nonfinite += values.size - int(np.count_nonzero(np.isfinite(values)))
 
     def _one_by_one(self, objective: Objective, X: np.ndarray) -> np.ndarray:
         values = np.empty(X.shape[0])
@@ -155,6 +169,9 @@ class Evaluator:
             self.nfev += 1
             try:
                 values[i] = objective.evaluate_batch(X[i : i + 1])[0]
+            except ObjectiveOutputError as exc:
+                self._annotate(exc, X[i : i + 1])
+                raise
             except Exception:
                 self.n_errors += 1
                 values[i] = np.nan
@@ -177,7 +194,7 @@ class Evaluator:
                 )
         except Exception as exc:
             self.nfev += k
-            if self.on_error == "worst":
+            if self.on_error == "worst" and not isinstance(exc, ObjectiveOutputError):
                 self.n_errors += k
                 values = np.full(k, np.nan)
             else:
@@ -200,11 +217,16 @@ class Evaluator:
             try:
                 values[i], grads[i] = objective.value_and_grad(X[i])
             except Exception as exc:
-                if self.on_error != "worst":
+                if self.on_error != "worst" or isinstance(exc, ObjectiveOutputError):
                     self._annotate(exc, X[i : i + 1])
                     raise
                 self.n_errors += 1
                 values[i] = np.nan
                 grads[i] = np.nan
-        self._count_nonfinite(values)
+        # a finite value with a non-finite gradient is a non-finite evaluation too
+        if not np.isfinite(grads.sum()):
+            values_or_grads = np.where(np.isfinite(grads).all(axis=1), values, np.nan)
+            self._count_nonfinite(values_or_grads)
+        else:
+            self._count_nonfinite(values)
         return values, grads

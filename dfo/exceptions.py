@@ -3,6 +3,24 @@
 Every exception dfo raises on purpose for a caller's mistake is a subclass of
 :class:`ValueError` or :class:`TypeError`, so ``except (ValueError, TypeError)``
 catches them all; the subclasses below let callers be more specific.
+
+What can escape the public API (:func:`dfo.minimize`, :func:`dfo.make_optimizer`,
+:func:`dfo.as_objective`, :class:`dfo.NetworkObjective`, :class:`dfo.MLP`):
+
+- :class:`ValueError`, :class:`TypeError` and the subclasses below, for bad input:
+  a wrong shape, dtype or non-finite value in ``x0`` or data, a bad budget, an
+  unknown method or option (with the closest valid names), an option value out of
+  range, labels that do not fit the network. :func:`dfo.minimize` checks all of
+  its arguments before the objective is called once.
+- :class:`ObjectiveOutputError` when the objective returns something other than
+  real numbers of the documented shape (a vector for one point, a string, a batch
+  of the wrong length); it is raised at the first such evaluation.
+- Exceptions raised by the user's objective, unchanged in type, with a note
+  (:pep:`678`) naming the method, the iteration and the point; with
+  ``on_error="worst"`` they count as non-finite values instead.
+- Nothing else: not a numpy, scipy or pycma error, and no warning from non-finite
+  arithmetic. Non-finite values are data, not errors (see :class:`dfo.Result`),
+  and ``KeyboardInterrupt`` ends a run with the result so far.
 """
 
 from __future__ import annotations
@@ -15,6 +33,7 @@ __all__ = [
     "InvalidOptionError",
     "NotAskTellError",
     "ObjectiveOutputError",
+    "ObjectiveOutputTypeError",
     "ShapeError",
     "suggest",
 ]
@@ -30,6 +49,13 @@ class InvalidOptionError(ValueError):
 
 class ObjectiveOutputError(ValueError):
     """An objective returned something other than the documented float(s)."""
+
+
+class ObjectiveOutputTypeError(ObjectiveOutputError, TypeError):
+    """An objective returned something that is not a real number (a string, None).
+
+    Both an :class:`ObjectiveOutputError` and a :class:`TypeError`.
+    """
 
 
 class GradientNotAvailableError(TypeError):

@@ -20,7 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from dfo.exceptions import GradientNotAvailableError, ObjectiveOutputError, ShapeError
+from dfo.exceptions import (
+    GradientNotAvailableError,
+    ObjectiveOutputError,
+    ObjectiveOutputTypeError,
+    ShapeError,
+)
 
 __all__ = ["FunctionObjective", "Objective", "as_objective"]
 
@@ -51,6 +56,18 @@ def check_batch(X: Any, dim: int, name: str = "X") -> np.ndarray:
     return arr
 
 
+def mark_failed_row(exc: BaseException, row: int) -> None:
+    """Record on ``exc`` which row of a batch raised, for the evaluator's note.
+
+    Objectives that evaluate a batch row by row call this when a row raises, so
+    that the error names the point that failed.
+    """
+    try:
+        exc._dfo_row = row  # type: ignore[attr-defined]
+    except AttributeError:  # an exception type without a __dict__
+        pass
+
+
 def to_scalar(value: Any, source: str = "the objective") -> float:
     """Convert what an objective returned for one point to a float, or raise.
 
@@ -63,12 +80,15 @@ def to_scalar(value: Any, source: str = "the objective") -> float:
     if isinstance(value, np.ndarray) and value.size == 1 and value.ndim <= 1:
         if value.dtype.kind in "biuf":
             return float(value.reshape(()))
+        raise ObjectiveOutputTypeError(
+            f"{source} must return a real number; got an array of dtype {value.dtype}"
+        )
     if isinstance(value, np.ndarray | list | tuple):
         shape = np.shape(value)
         raise ObjectiveOutputError(
             f"{source} must return a scalar for one point; got an array of shape {shape}"
         )
-    raise TypeError(
+    raise ObjectiveOutputTypeError(
         f"{source} must return a real number; got {type(value).__name__}: {value!r:.60}"
     )
 
@@ -84,7 +104,7 @@ def to_values(values: Any, k: int, source: str = "the objective") -> np.ndarray:
             f"{source} must return {k} real numbers for a batch of {k}; got {values!r:.60}"
         ) from exc
     if arr.dtype.kind not in "biuf":
-        raise TypeError(
+        raise ObjectiveOutputTypeError(
             f"{source} must return real numbers for a batch; got an array of dtype {arr.dtype}"
         )
     if arr.shape != (k,):
@@ -156,7 +176,13 @@ class Objective:
             )
         x = check_point(x, self.dim)
         value, grad = self._value_and_grad(x)
-        grad = np.asarray(grad, dtype=np.float64)
+        try:
+            grad = np.asarray(grad, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ObjectiveOutputTypeError(
+                f"the gradient must be a real vector of shape ({self.dim},); "
+                f"got {type(grad).__name__}: {grad!r:.60}"
+            ) from exc
         if grad.shape != (self.dim,):
             raise ObjectiveOutputError(
                 f"the gradient must have shape ({self.dim},); got shape {grad.shape}"

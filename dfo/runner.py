@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
+import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -14,31 +17,38 @@ from typing import Any
 import numpy as np
 
 from dfo.evaluation import BudgetExhausted, Evaluator, OnError
-from dfo.exceptions import GradientNotAvailableError, InvalidOptionError, ShapeError
+from dfo.exceptions import (
+    GradientNotAvailableError,
+    InvalidOptionError,
+    NotAskTellError,
+    ShapeError,
+)
 from dfo.objective import Objective, as_objective
 from dfo.optimizers import build_optimizer, get_method, methods
-from dfo.optimizers.base import ClosedLoopOptimizer, Optimizer, check_x0
+from dfo.optimizers.base import ClosedLoopOptimizer, Optimizer, check_seed, check_x0
 from dfo.result import HISTORY_FIELDS, Result, Status, is_success
 
 __all__ = ["minimize"]
 
-_CHECKPOINT_VERSION = 1
+_CHECKPOINT_VERSION = 2
 
 
-def _check_budget(budget: Any) -> int:
+def _check_budget(budget: Any, name: str = "budget") -> int:
     if isinstance(budget, bool) or not isinstance(budget, Integral):
         if isinstance(budget, float) and budget.is_integer() and budget > 0:
             return int(budget)
-        raise TypeError(f"budget must be a positive integer; got {budget!r}")
+        raise TypeError(f"{name} must be a positive integer; got {budget!r}")
     if budget <= 0:
-        raise ValueError(f"budget must be a positive integer; got {budget}")
+        raise ValueError(f"{name} must be a positive integer; got {budget}")
     return int(budget)
 
 
 def _check_positive(name: str, value: Any, kind: type = float) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a positive {kind.__name__}; got {value!r}")
+    if not value > 0:
         raise ValueError(f"{name} must be a positive {kind.__name__}; got {value!r}")
 
 
@@ -51,43 +61,148 @@ def _gradient_error(method: str, objective: Objective) -> GradientNotAvailableEr
 
 
 class _Run:
-    """State of one run of :func:`minimize` (everything a checkpoint holds)."""
+    """State of one run of :func:`minimize` (everything a checkpoint holds).
 
-    def __init__(self, optimizer: Optimizer, evaluator: Evaluator, obj_rng: np.random.Generator):
+    The objective's realization (minibatch, noise) of the current iteration is not
+    stored: ``sample_state`` is the generator state it was drawn from, and
+    ``sample_key`` the iteration it belongs to, so a resumed run draws it again.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        evaluator: Evaluator,
+        obj_rng: np.random.Generator,
+        config: dict[str, Any],
+    ):
         self.optimizer = optimizer
         self.evaluator = evaluator
         self.obj_rng = obj_rng
+        self.config = config
         self.history: list[tuple[int, int, int, float, float, float]] = []
         self.elapsed_before = 0.0
         self.sample: Objective | None = None
+        self.sample_state: dict[str, Any] | None = None
+        self.sample_key = -1
+        self.dirty = False  # an error inside ask/tell left a state not worth saving
+
+    def draw_sample(self, objective: Objective) -> None:
+        """Draw the objective's realization for the optimizer's next iteration."""
+        self.sample_state = self.obj_rng.bit_generator.state
+        self.sample = objective.realization(self.obj_rng)
+        self.sample_key = self.optimizer.nit
 
     def save(self, path: Path) -> None:
         state = {
             "version": _CHECKPOINT_VERSION,
+            "config": self.config,
             "optimizer": self.optimizer,
             "evaluator": self.evaluator.state(),
             "obj_rng": self.obj_rng,
             "history": self.history,
             "elapsed": self.elapsed_before,
-            "sample": self.sample,
+            "sample_state": self.sample_state,
+            "sample_key": self.sample_key,
         }
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as fh:
             pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
 
+    def restore(self, state: dict[str, Any], objective: Objective) -> None:
+        """Take over the counters, history and realization of a checkpoint."""
+        self.evaluator.restore(state["evaluator"])
+        self.history = list(state["history"])
+        self.elapsed_before = state["elapsed"]
+        self.sample_key = state["sample_key"]
+        self.sample_state = state["sample_state"]
+        if self.sample_state is not None:
+            rng = copy.deepcopy(self.obj_rng)
+            rng.bit_generator.state = self.sample_state
+            self.sample = objective.realization(rng)
 
-def _load_checkpoint(path: Path, method: str) -> dict[str, Any]:
-    with open(path, "rb") as fh:
-        state = pickle.load(fh)
+
+def _load_checkpoint(path: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`minimize` with the same ``config``, or raise."""
+    try:
+        with open(path, "rb") as fh:
+            state = pickle.load(fh)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as exc:
+        raise ValueError(f"{path} is not a readable dfo checkpoint: {exc}") from exc
     if not isinstance(state, dict) or state.get("version") != _CHECKPOINT_VERSION:
         raise ValueError(f"{path} is not a dfo checkpoint (version {_CHECKPOINT_VERSION})")
-    if state["optimizer"].name != method:
+    saved = state["config"]
+    differ = [key for key in config if saved.get(key) != config[key]]
+    if differ:
+        details = "; ".join(
+            f"{key}: checkpoint has {saved.get(key)}, minimize was given {config[key]}"
+            for key in differ
+        )
         raise InvalidOptionError(
-            f"checkpoint {path} is of method {state['optimizer'].name!r}; "
-            f"minimize was called with method={method!r}"
+            f"checkpoint {path} belongs to a different run ({details}); "
+            "pass the same method, seed, options and dimension to resume, "
+            "or resume=False to start afresh"
         )
     return state
+
+
+def _run_config(method: str, dim: int, seed: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """What must match between a checkpointed run and the call that resumes it."""
+    return {
+        "method": repr(method),
+        "dim": str(dim),
+        "seed": repr(seed),
+        "options": repr(sorted(options.items())),
+    }
+
+
+class _GiveUp(Exception):
+    """Ends a closed loop from inside its objective (the reason is recorded apart)."""
+
+
+class _InterruptGuard:
+    """Defers Ctrl-C while the optimizer changes state (``ask``, ``tell``).
+
+    In the main thread, and when SIGINT has Python's default handler, a handler is
+    installed for the run: outside :meth:`hold` ... :meth:`release` it raises
+    KeyboardInterrupt at once (as the default does); inside, it waits for
+    :meth:`release`. An interrupted run thus always stops between two steps, with
+    a consistent state that a checkpoint can resume bit for bit.
+    """
+
+    def __init__(self) -> None:
+        self.critical = False
+        self.pending = False
+        self.installed = False
+
+    def __enter__(self) -> _InterruptGuard:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            signal.signal(signal.SIGINT, self._handler)
+            self.installed = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.installed = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.critical:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    def hold(self) -> None:
+        self.critical = True
+
+    def release(self) -> None:
+        self.critical = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
 
 
 def minimize(
@@ -185,7 +300,8 @@ def minimize(
     budget = _check_budget(budget)
     _check_positive("max_time", max_time)
     if max_iter is not None:
-        _check_budget(max_iter)
+        _check_budget(max_iter, "max_iter")
+    seed = check_seed(seed)
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, Integral):
         raise TypeError(f"checkpoint_every must be a positive integer; got {checkpoint_every!r}")
     if checkpoint_every < 1:
@@ -198,24 +314,23 @@ def minimize(
     cls = get_method(method)
     if cls.needs_gradient and not objective.has_gradient:
         raise _gradient_error(method, objective)
+    if checkpoint is not None and cls.closed_loop:
+        raise NotAskTellError(
+            f"{method!r} runs scipy's closed loop, whose state cannot be saved: "
+            "checkpoint= works with the ask/tell methods "
+            f"{[m for m in methods() if not get_method(m).closed_loop]}"
+        )
     seeds = np.random.SeedSequence(seed).spawn(2)
     evaluator = Evaluator(budget, method=method, executor=executor, on_error=on_error)
     path = Path(checkpoint) if checkpoint is not None else None
+    config = _run_config(method, objective.dim, seed, options)
     if resume and path is not None and path.exists():
-        state = _load_checkpoint(path, method)
-        run = _Run(state["optimizer"], evaluator, state["obj_rng"])
-        evaluator.restore(state["evaluator"])
-        run.history = state["history"]
-        run.elapsed_before = state["elapsed"]
-        run.sample = state["sample"]
-        if run.optimizer.dim != objective.dim:
-            raise ShapeError(
-                f"checkpoint {path} has dimension {run.optimizer.dim}; "
-                f"the objective has dimension {objective.dim}"
-            )
+        state = _load_checkpoint(path, config)
+        run = _Run(state["optimizer"], evaluator, state["obj_rng"], config)
+        run.restore(state, objective)
     else:
         optimizer = build_optimizer(method, x0, seed=seeds[0], budget=budget, **options)
-        run = _Run(optimizer, evaluator, np.random.default_rng(seeds[1]))
+        run = _Run(optimizer, evaluator, np.random.default_rng(seeds[1]), config)
 
     bar = None
     if progress:
@@ -225,30 +340,34 @@ def minimize(
         bar.update(evaluator.nfev)
 
     start = time.perf_counter() - run.elapsed_before
-    if isinstance(run.optimizer, ClosedLoopOptimizer):
-        status, message = _run_closed_loop(
-            run, objective, start, callback, max_time, max_iter, catch_interrupt, bar
-        )
-    else:
-        status, message = _run_ask_tell(
-            run,
-            objective,
-            start,
-            callback,
-            max_time,
-            max_iter,
-            catch_interrupt,
-            bar,
-            path,
-            checkpoint_every,
-        )
-    if bar is not None:
-        bar.close()
-    result = _final_result(run, objective, start, status, message)
-    if path is not None and not isinstance(run.optimizer, ClosedLoopOptimizer):
-        run.elapsed_before = time.perf_counter() - start
-        run.save(path)
-    return result
+    try:
+        with _InterruptGuard() as guard:
+            if isinstance(run.optimizer, ClosedLoopOptimizer):
+                status, message = _run_closed_loop(
+                    run, objective, start, callback, max_time, max_iter, catch_interrupt, bar
+                )
+            else:
+                status, message = _run_ask_tell(
+                    run,
+                    objective,
+                    start,
+                    callback,
+                    max_time,
+                    max_iter,
+                    catch_interrupt,
+                    bar,
+                    path,
+                    checkpoint_every,
+                    guard,
+                )
+            if path is not None and not run.dirty:
+                # the loop's state, before the final evaluation of the recommendation
+                run.elapsed_before = time.perf_counter() - start
+                run.save(path)
+            return _final_result(run, objective, start, status, message, catch_interrupt)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _intermediate(run: _Run, start: float) -> Result:
@@ -285,6 +404,7 @@ def _run_ask_tell(
     bar: Any,
     path: Path | None,
     checkpoint_every: int,
+    guard: _InterruptGuard,
 ) -> tuple[Status, str]:
     opt, ev, history = run.optimizer, run.evaluator, run.history
     needs_grad = opt.needs_gradient
@@ -292,6 +412,9 @@ def _run_ask_tell(
     reserve = 1 if objective.is_stochastic else 0
     budget = ev.budget - reserve
     stochastic = objective.is_stochastic
+    # counters at the start of an iteration that has not been told yet: an iteration
+    # cut short (Ctrl-C, an error) is rolled back, so the state is that between steps
+    before: dict[str, int] | None = None
     try:
         while True:
             reasons = opt.stop()
@@ -301,24 +424,38 @@ def _run_ask_tell(
                 return Status.MAX_ITER, f"reached max_iter={max_iter} iterations"
             if max_time is not None and time.perf_counter() - start >= max_time:
                 return Status.MAX_TIME, f"reached max_time={max_time} s"
+            before = ev.state()
+            guard.hold()
             X = opt.ask()
             if ev.nfev + X.shape[0] > budget:
+                guard.release()
                 return Status.BUDGET, (
                     f"budget exhausted: {ev.nfev} of {ev.budget} evaluations spent"
                 )
-            if stochastic and (opt.new_sample or run.sample is None):
-                run.sample = objective.realization(run.obj_rng)
+            # a retried iteration (after an error or a resume) keeps its realization
+            if stochastic and run.sample_key != opt.nit and (opt.new_sample or run.sample is None):
+                run.draw_sample(objective)
+            guard.release()
             sample = run.sample if stochastic else objective
             ev.nit = opt.nit
             if needs_grad:
                 values, grads = ev.value_and_grad(sample, X)
-                opt.tell(X, values, grads)
             else:
-                opt.tell(X, ev.evaluate(sample, X))
-            best = opt.best_f
+                values, grads = ev.evaluate(sample, X), None
+            guard.hold()
+            opt.tell(X, values, grads)
             history.append(
-                (opt.nit, ev.nfev, ev.ngev, time.perf_counter() - start, opt.last_value, best)
+                (
+                    opt.nit,
+                    ev.nfev,
+                    ev.ngev,
+                    time.perf_counter() - start,
+                    opt.last_value,
+                    opt.best_f,
+                )
             )
+            before = None
+            guard.release()
             if bar is not None:
                 bar.update(X.shape[0])
             if path is not None and opt.nit % checkpoint_every == 0:
@@ -329,10 +466,21 @@ def _run_ask_tell(
                     callback(_intermediate(run, start))
                 except StopIteration:
                     return Status.CALLBACK, "stopped by the callback"
-    except KeyboardInterrupt:
-        if not catch_interrupt:
-            raise
-        return Status.INTERRUPTED, "interrupted (KeyboardInterrupt); the result so far"
+    except BaseException as exc:
+        consistent = not guard.critical  # not raised from inside ask or tell
+        guard.critical = guard.pending = False
+        if before is not None:
+            ev.restore(before)
+        if isinstance(exc, KeyboardInterrupt) and catch_interrupt:
+            return Status.INTERRUPTED, (
+                f"interrupted (KeyboardInterrupt) after {opt.nit} iterations; the result so far"
+                + ("" if path is None else f" (resume from {path} with resume=True)")
+            )
+        run.dirty = not consistent
+        if path is not None and consistent:
+            run.elapsed_before = time.perf_counter() - start
+            run.save(path)
+        raise
 
 
 def _run_closed_loop(
@@ -349,6 +497,8 @@ def _run_closed_loop(
     assert isinstance(opt, ClosedLoopOptimizer)
     stochastic = objective.is_stochastic
     ended: list[tuple[Status, str]] = []
+    # give up when this many evaluations have not produced a single finite value
+    hopeless = 10 * (opt.dim + 1)
 
     def fun(x: np.ndarray) -> float:
         sample = objective.realization(run.obj_rng) if stochastic else objective
@@ -357,6 +507,11 @@ def _run_closed_loop(
         opt.record(x, value)
         if bar is not None:
             bar.update(1)
+        if ev.nfev >= hopeless and not np.isfinite(opt.best_f):
+            ended.append(
+                (Status.NONFINITE, f"nonfinite: none of the first {ev.nfev} values was finite")
+            )
+            raise _GiveUp
         return float(value[0])
 
     def on_iteration(xk: np.ndarray) -> None:
@@ -381,29 +536,49 @@ def _run_closed_loop(
         reasons = opt.run(fun, on_iteration)
     except BudgetExhausted:
         return Status.BUDGET, f"budget exhausted: {ev.nfev} of {ev.budget} evaluations spent"
+    except _GiveUp:
+        pass
     except KeyboardInterrupt:
         if not catch_interrupt:
             raise
-        return Status.INTERRUPTED, "interrupted (KeyboardInterrupt); the result so far"
+        return Status.INTERRUPTED, (
+            f"interrupted (KeyboardInterrupt) after {opt.nit} iterations; the result so far"
+        )
     if ended:
         return ended[0]
+    if not reasons and ev.nfev >= ev.budget:
+        return Status.BUDGET, f"budget exhausted: {ev.nfev} of {ev.budget} evaluations spent"
     return _stop_status(reasons or {"converged": "the method's tolerance was met"})
 
 
 def _final_result(
-    run: _Run, objective: Objective, start: float, status: Status, message: str
+    run: _Run,
+    objective: Objective,
+    start: float,
+    status: Status,
+    message: str,
+    catch_interrupt: bool = True,
 ) -> Result:
     opt, ev = run.optimizer, run.evaluator
     x, fun = opt.best_x, opt.best_f
     rec = opt.recommend()
     if status is not Status.INTERRUPTED and ev.nfev < ev.budget and rec is not opt.best_x:
         # evaluate the method's own recommendation (an SPSA iterate, a CMA-ES mean)
-        sample = objective.realization(run.obj_rng) if objective.is_stochastic else objective
         try:
+            sample = objective.realization(run.obj_rng) if objective.is_stochastic else objective
             value = float(ev.evaluate(sample, rec[None, :])[0])
         except BudgetExhausted:  # pragma: no cover - guarded above
             value = np.inf
-        if objective.is_stochastic or value <= fun:
+        except KeyboardInterrupt:
+            if not catch_interrupt:
+                raise
+            value = np.inf
+            status = Status.INTERRUPTED
+            message = (
+                "interrupted (KeyboardInterrupt) while evaluating the final recommendation; "
+                + message
+            )
+        if (objective.is_stochastic and np.isfinite(value)) or value <= fun:
             x, fun = rec, value
     if ev.n_nonfinite:
         message += f"; {ev.n_nonfinite} of {ev.nfev} evaluations were not finite (nan or inf)"

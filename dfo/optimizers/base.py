@@ -18,6 +18,7 @@ generator included) as plain attributes, so they pickle.
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,7 +27,20 @@ from dfo.exceptions import GradientNotAvailableError, ShapeError
 from dfo.objective import check_batch, check_point, to_values
 from dfo.result import Result, Status
 
-__all__ = ["ClosedLoopOptimizer", "Optimizer", "check_x0"]
+__all__ = ["ClosedLoopOptimizer", "Optimizer", "check_seed", "check_x0"]
+
+
+def check_seed(seed: Any) -> int | np.random.SeedSequence | None:
+    """Return ``seed`` if it is None, an int >= 0 or a SeedSequence; raise otherwise."""
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise TypeError(
+            f"seed must be None or a non-negative integer; got {type(seed).__name__} {seed!r}"
+        )
+    if seed < 0:
+        raise ValueError(f"seed must be None or a non-negative integer; got {seed}")
+    return int(seed)
 
 
 def check_x0(x0: Any) -> np.ndarray:
@@ -69,9 +83,9 @@ class Optimizer:
     def __init__(self, x0: Any, *, seed: int | None = None, budget: int | None = None) -> None:
         self.x0 = check_x0(x0)
         self.dim = self.x0.size
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.budget = budget
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(self.seed)
         self.nit = 0
         self.nfev = 0
         self.n_nonfinite = 0

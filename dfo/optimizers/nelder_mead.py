@@ -83,8 +83,11 @@ class NelderMead(ClosedLoopOptimizer):
         """Run scipy's Nelder-Mead; return the stop reasons."""
         from scipy.optimize import minimize as scipy_minimize
 
+        caller_errstate = np.geterr()
+
         def counted(x: np.ndarray) -> float:
-            value = fun(x)
+            with np.errstate(**caller_errstate):  # the objective runs as the caller set it
+                value = fun(x)
             return value if np.isfinite(value) else np.inf
 
         def on_iteration(xk: np.ndarray) -> None:
@@ -102,9 +105,11 @@ class NelderMead(ClosedLoopOptimizer):
             options["initial_simplex"] = np.vstack(
                 [self.x0, self.x0 + self.simplex_scale * np.eye(self.dim)]
             )
-        res = scipy_minimize(
-            counted, self.x0, method="Nelder-Mead", callback=on_iteration, options=options
-        )
+        # scipy compares values with subtraction: inf - inf would warn
+        with np.errstate(invalid="ignore", over="ignore"):
+            res = scipy_minimize(
+                counted, self.x0, method="Nelder-Mead", callback=on_iteration, options=options
+            )
         if res.status == 0:
             return {"converged": "simplex converged (xatol and fatol met)"}
         return {}
