@@ -3,8 +3,9 @@
 An :class:`Activation` maps pre-activations ``z`` to outputs ``a = f(z)`` and
 back-propagates an upstream gradient ``g = dL/da`` to ``dL/dz = g * f'(z)``.
 Every derivative here can be written in terms of the output ``a`` alone, so the
-network keeps only the outputs of each layer and the forward pass may overwrite
-``z`` in place.
+network keeps only the outputs of each layer, the forward pass may overwrite
+``z`` in place and the backward pass may overwrite ``a`` and ``g`` (no
+allocations on the hot path).
 
 ``"step"`` (Heaviside: 1 for ``z > 0``, else 0) is piecewise constant: its
 derivative is 0 wherever it exists, so backpropagation through a step layer
@@ -29,10 +30,10 @@ def _tanh_forward(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def _tanh_backward(a: np.ndarray, g: np.ndarray) -> np.ndarray:
-    d = a * a
-    np.subtract(1.0, d, out=d)
-    d *= g
-    return d
+    np.square(a, out=a)
+    np.subtract(1.0, a, out=a)
+    g *= a
+    return g
 
 
 # -- relu: a = max(z, 0), da/dz = [a > 0] (0 at the kink) -------------------------
@@ -41,7 +42,7 @@ def _relu_forward(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def _relu_backward(a: np.ndarray, g: np.ndarray) -> np.ndarray:
-    return np.multiply(g, a > 0.0)
+    return np.multiply(g, a > 0.0, out=g)
 
 
 # -- sigmoid: a = 1 / (1 + exp(-z)), da/dz = a (1 - a) -------------------------------
@@ -59,10 +60,10 @@ def _sigmoid_forward(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray
 
 
 def _sigmoid_backward(a: np.ndarray, g: np.ndarray) -> np.ndarray:
-    d = 1.0 - a
-    d *= a
-    d *= g
-    return d
+    g *= a
+    np.subtract(1.0, a, out=a)
+    g *= a
+    return g
 
 
 # -- identity: a = z, da/dz = 1 ---------------------------------------------------
@@ -83,7 +84,8 @@ def _step_forward(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def _step_backward(a: np.ndarray, g: np.ndarray) -> np.ndarray:
-    return np.zeros_like(g)
+    g.fill(0.0)
+    return g
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,8 +100,9 @@ class Activation:
         ``forward(z, out=None) -> a``; ``out=z`` computes in place.
     backward : callable
         ``backward(a, g) -> g * f'(z)`` from the forward output ``a`` and the
-        upstream gradient ``g``; may return ``g`` itself (identity) but never
-        modifies ``a``.
+        upstream gradient ``g``. It works in place: both ``a`` and ``g`` may be
+        overwritten (the result is usually ``g`` itself), so the caller passes
+        arrays it no longer needs.
     differentiable : bool
         False when the derivative is zero almost everywhere (``"step"``).
     """

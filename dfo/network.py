@@ -361,7 +361,8 @@ class MLP:
             grad = np.empty(self.n_params)
             for i in range(len(layers) - 1, -1, -1):
                 w, shape, b, act = layers[i]
-                g = act.backward(acts[i + 1], g)
+                g = act.backward(acts[i + 1], g)  # consumes the layer's output
+                acts[i + 1] = None
                 g = _dense_backward(
                     acts[i], theta[w].reshape(shape), g, grad[w].reshape(shape), grad[b], i > 0
                 )
