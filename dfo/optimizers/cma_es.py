@@ -33,6 +33,18 @@ class GeneratorRandn:
         return self.rng.standard_normal(shape)
 
 
+def _bound(value: Any, dim: int, which: str) -> np.ndarray | None:
+    if value is None:
+        return None
+    try:
+        return np.broadcast_to(np.asarray(value, dtype=float), (dim,))
+    except (TypeError, ValueError):
+        raise InvalidOptionError(
+            f"the {which} bound must be None, a number or an array of shape ({dim},); "
+            f"got {value!r:.60}"
+        ) from None
+
+
 def _bounds(bounds: Any, dim: int) -> list[Any] | None:
     if bounds is None:
         return None
@@ -41,10 +53,13 @@ def _bounds(bounds: Any, dim: int) -> list[Any] | None:
     except (TypeError, ValueError):
         raise InvalidOptionError(
             f"bounds must be a pair (lower, upper) of scalars or arrays of shape ({dim},); "
-            f"got {bounds!r}"
+            f"got {bounds!r:.60}"
         ) from None
-    lo = np.broadcast_to(np.asarray(lower, dtype=float), (dim,)) if lower is not None else None
-    hi = np.broadcast_to(np.asarray(upper, dtype=float), (dim,)) if upper is not None else None
+    lo = _bound(lower, dim, "lower")
+    hi = _bound(upper, dim, "upper")
+    for name, b in (("lower", lo), ("upper", hi)):
+        if b is not None and np.isnan(b).any():
+            raise InvalidOptionError(f"the {name} bound must not be nan; got {b.tolist()}")
     if lo is not None and hi is not None and not np.all(lo < hi):
         raise InvalidOptionError("bounds must have lower < upper in every coordinate")
     return [None if lo is None else lo.tolist(), None if hi is None else hi.tolist()]
@@ -97,8 +112,12 @@ class CMAES(Optimizer):
         super().__init__(x0, seed=seed, budget=budget)
         import cma
 
-        if isinstance(sigma0, bool) or not isinstance(sigma0, int | float) or not sigma0 > 0:
-            raise InvalidOptionError(f"sigma0 must be a positive number; got {sigma0!r}")
+        if (
+            isinstance(sigma0, bool)
+            or not isinstance(sigma0, int | float)
+            or not 0 < sigma0 < np.inf
+        ):
+            raise InvalidOptionError(f"sigma0 must be a finite positive number; got {sigma0!r}")
         if popsize is not None and (
             isinstance(popsize, bool) or not isinstance(popsize, int | np.integer) or popsize < 2
         ):
@@ -127,10 +146,12 @@ class CMAES(Optimizer):
         bnds = _bounds(bounds, self.dim)
         if bnds is not None:
             opts["bounds"] = bnds
-        if tolfun is not None:
-            opts["tolfun"] = float(tolfun)
-        if tolx is not None:
-            opts["tolx"] = float(tolx)
+        for name, tol in (("tolfun", tolfun), ("tolx", tolx)):
+            if tol is None:
+                continue
+            if isinstance(tol, bool) or not isinstance(tol, int | float) or not tol >= 0:
+                raise InvalidOptionError(f"{name} must be a number >= 0 or None; got {tol!r}")
+            opts[name] = float(tol)
         if cma_options:
             opts.update(cma_options)
         self.user_options = {

@@ -52,7 +52,7 @@ class NelderMead(ClosedLoopOptimizer):
         if simplex_scale is not None and (
             isinstance(simplex_scale, bool)
             or not isinstance(simplex_scale, int | float)
-            or not simplex_scale > 0
+            or not 0 < simplex_scale < np.inf
         ):
             raise InvalidOptionError(
                 f"simplex_scale must be a positive number or None; got {simplex_scale!r}"
@@ -62,7 +62,7 @@ class NelderMead(ClosedLoopOptimizer):
         elif not isinstance(adaptive, bool):
             raise InvalidOptionError(f"adaptive must be True, False or 'auto'; got {adaptive!r}")
         for name, value in (("xatol", xatol), ("fatol", fatol)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
                 raise InvalidOptionError(f"{name} must be a number >= 0; got {value!r}")
         self.simplex_scale = simplex_scale
         self.adaptive = adaptive

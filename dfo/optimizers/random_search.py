@@ -43,8 +43,8 @@ class RandomSearch(Optimizer):
         bounds: Any = None,
     ) -> None:
         super().__init__(x0, seed=seed, budget=budget)
-        if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not sigma > 0:
-            raise InvalidOptionError(f"sigma must be a positive number; got {sigma!r}")
+        if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not 0 < sigma < np.inf:
+            raise InvalidOptionError(f"sigma must be a finite positive number; got {sigma!r}")
         if popsize is None:
             popsize = 4 + int(3 * np.log(self.dim))
         if isinstance(popsize, bool) or not isinstance(popsize, int | np.integer) or popsize < 1:
@@ -54,6 +54,11 @@ class RandomSearch(Optimizer):
         bnds = _bounds(bounds, self.dim)
         if bnds is not None and (bnds[0] is None or bnds[1] is None):
             raise InvalidOptionError("random-search bounds need both lower and upper values")
+        if bnds is not None and not (np.isfinite(bnds[0]).all() and np.isfinite(bnds[1]).all()):
+            raise InvalidOptionError(
+                "random-search samples inside the bounds, which must be finite; "
+                f"got {bounds!r:.60}"
+            )
         self.bounds = bounds
         self.lower = None if bnds is None else np.asarray(bnds[0])
         self.upper = None if bnds is None else np.asarray(bnds[1])
