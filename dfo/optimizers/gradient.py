@@ -9,15 +9,20 @@ method             gradient                        evaluations per iteration
 =================  ==============================  ============================
 
 Every estimator works with every step rule of :mod:`dfo.step_rules`
-(``"sgd"``, ``"momentum"``, ``"adam"``). A step whose values or gradient are
-not finite is not taken: the iterate goes back to the last point with finite
-values and the learning rate is halved; ``patience`` such steps in a row, or a
-value that grows ``divergence`` times above the first one, stop the run with
-reason ``"nonfinite"``.
+(``"sgd"``, ``"momentum"``, ``"adam"``).
+
+**Safeguard.** An iteration whose value or gradient is not finite, or whose value
+exceeds the first one by more than ``divergence * max(1, |first value|)``, is a
+failed step: the iterate goes back to the iterate with the lowest value so far,
+the step rule's state is reset and the learning rate is halved for the rest of
+the run (``n_backtracks`` counts these). ``patience`` failed steps in a row, or a
+learning rate halved 40 times, stop the run with reason ``"nonfinite"``. A
+learning rate that is too large thus costs a few evaluations, not the run.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,6 +36,9 @@ __all__ = ["SPSA", "BackpropSGD", "FiniteDifferenceSGD", "GradientStepOptimizer"
 
 #: probe blocks of finite differences are split to stay under this many bytes
 FD_MAX_PROBE_BYTES = 256 * 2**20
+
+#: a run stops when backtracking has divided the learning rate by more than this
+MIN_LR_SCALE = 2.0**-40
 
 
 def _positive(name: str, value: Any, *, allow_none: bool = False) -> None:
@@ -75,11 +83,12 @@ class GradientStepOptimizer(Optimizer):
         self.x = self.x0.copy()
         self.rule_state = self.rule.init(self.x)
         self.lr_scale = 1.0
-        self.last_good_x = self.x.copy()
-        self.last_good_state = self.rule_state
+        self.anchor = self.x.copy()  # the iterate with the lowest value so far
+        self.anchor_value = math.inf
         self.bad_steps = 0
+        self.n_backtracks = 0
         self.first_value: float | None = None
-        self.diverged = ""
+        self.last_bad = ""
 
     def recommend(self) -> np.ndarray:
         return self.x
@@ -87,36 +96,61 @@ class GradientStepOptimizer(Optimizer):
     def _rate(self) -> float:
         return self.learning_rate
 
-    def _step(self, value: float, grad: np.ndarray | None) -> float:
-        """Take a step from the current iterate with ``grad`` (None: not finite)."""
-        if grad is None or not np.isfinite(value) or not np.all(np.isfinite(grad)):
-            self.bad_steps += 1
-            self.lr_scale *= 0.5
-            self.x = self.last_good_x.copy()
-            self.rule_state = self.last_good_state
-            return value
-        if self.first_value is None:
+    def _step(self, value: float, grad: np.ndarray | None, *, finite: bool = False) -> float:
+        """Take a step from the current iterate with ``grad`` (None: not finite).
+
+        ``value`` is the objective's value at the current iterate. ``finite=True``
+        says the caller has already checked that ``grad`` is finite.
+        """
+        bad = ""
+        if grad is None or not math.isfinite(value) or not (finite or np.isfinite(grad).all()):
+            bad = "non-finite value or gradient"
+        elif self.first_value is None:
             self.first_value = value
         elif value - self.first_value > self.divergence * max(1.0, abs(self.first_value)):
-            self.diverged = f"diverged: the value grew from {self.first_value:.3g} to {value:.3g}"
+            bad = f"the value grew from {self.first_value:.3g} to {value:.3g}"
+        if bad:
+            self._backtrack(bad)
+            return value
         self.bad_steps = 0
-        self.last_good_x = self.x
-        self.last_good_state = self.rule_state
+        if value < self.anchor_value:
+            self.anchor_value = value
+            self.anchor = self.x
         step, self.rule_state = self.rule.update(
             grad, self.rule_state, self._rate() * self.lr_scale
         )
         self.x = self.x + step
         return value
 
+    def _backtrack(self, reason: str) -> None:
+        """Go back to the best iterate so far with half the learning rate."""
+        self.bad_steps += 1
+        self.n_backtracks += 1
+        self.last_bad = reason
+        self.lr_scale *= 0.5
+        self.x = self.anchor.copy()
+        self.rule_state = self.rule.init(self.x)
+
     def _stop(self) -> dict[str, Any]:
-        if self.diverged:
-            return {"nonfinite": self.diverged}
         if self.bad_steps >= self.patience:
             return {
-                "nonfinite": f"{self.bad_steps} steps in a row had non-finite values or "
-                "gradients (the learning rate may be too large)"
+                "nonfinite": f"{self.bad_steps} steps in a row failed ({self.last_bad}); "
+                "the learning rate may be too large"
+            }
+        if self.lr_scale < MIN_LR_SCALE:
+            return {
+                "nonfinite": f"the learning rate was halved {self.n_backtracks} times "
+                f"(last: {self.last_bad}); it may be far too large"
             }
         return {}
+
+    def notes(self) -> list[str]:
+        if not self.n_backtracks:
+            return []
+        return [
+            f"{self.n_backtracks} failed steps sent the iterate back to the best one with "
+            f"half the learning rate (last: {self.last_bad})"
+        ]
 
     def options(self) -> dict[str, Any]:
         return {
@@ -297,10 +331,15 @@ class SPSA(GradientStepOptimizer):
     perturbation shrinks as ``c_k = c / (k + 1)**gamma``.
 
     **Choice of a.** When ``a`` is None, the first iteration measures
-    ``calibration`` directions at ``x0`` and sets ``a`` so that the first step
-    moves each coordinate by about ``initial_step``:
-    ``a = initial_step * (A + 1)**alpha / mean_j |f(x0 + c d_j) - f(x0 - c d_j)| / (2c)``
-    (Spall 1998, "Implementation of the simultaneous perturbation algorithm").
+    ``calibration`` directions ``d_j`` at ``x0`` (``2 * calibration`` evaluations,
+    which also make the first gradient estimate) and sets ``a`` so that the first
+    step moves each coordinate by about ``initial_step``, following Spall (1998,
+    "Implementation of the simultaneous perturbation algorithm for stochastic
+    optimization"): with ``m = mean_j |f(x0 + c d_j) - f(x0 - c d_j)| / (2 c)``,
+    the mean size of a component of the estimates,
+    ``a = initial_step * (A + 1)**alpha / m``. With ``step_rule="adam"``, whose
+    first step is ``a_0 * sign(g)``, ``a = initial_step * (A + 1)**alpha``.
+    ``options()["a"]`` reports the value chosen.
 
     Parameters
     ----------
@@ -314,7 +353,7 @@ class SPSA(GradientStepOptimizer):
         Spall's practical exponents.
     n_directions : int, default 1
         Directions averaged per gradient estimate.
-    initial_step : float, default 0.05
+    initial_step : float, default 0.1
         Desired size of the first step per coordinate, for the choice of ``a``.
     calibration : int, default 5
         Directions measured at ``x0`` for the choice of ``a``.
@@ -342,7 +381,7 @@ class SPSA(GradientStepOptimizer):
         alpha: float = 0.602,
         gamma: float = 0.101,
         n_directions: int = 1,
-        initial_step: float = 0.05,
+        initial_step: float = 0.1,
         calibration: int = 5,
         average: bool = False,
         regenerate: bool = False,
@@ -386,12 +425,13 @@ class SPSA(GradientStepOptimizer):
         self._ck = 0.0
 
     def _directions(self, q: int) -> np.ndarray:
+        """``q`` Rademacher (+-1) directions: the signs of standard normal draws."""
         if self.regenerate:
             rng = np.random.default_rng(self._delta_seed)
         else:
             rng = self.rng
-        bits = rng.integers(0, 2, size=(q, self.dim), dtype=np.int8)
-        return 2.0 * bits - 1.0
+        delta = rng.standard_normal((q, self.dim))
+        return np.copysign(1.0, delta, out=delta)
 
     def _ask(self) -> np.ndarray:
         q = self.calibration if self.a is None else self.q
@@ -401,16 +441,27 @@ class SPSA(GradientStepOptimizer):
             delta = self._directions(q)
         else:
             delta = self._delta = self._directions(q)
+        step = delta * self._ck
         X = np.empty((2 * q, self.dim))
-        np.multiply(delta, self._ck, out=X[:q])
-        np.subtract(self.x, X[:q], out=X[q:])
-        X[:q] += self.x
+        # inputs apart from the output buffer: no overlap copies inside numpy
+        np.add(self.x, step, out=X[:q])
+        np.subtract(self.x, step, out=X[q:])
         return X
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         q = X.shape[0] // 2
         delta = self._directions(q) if self.regenerate else self._delta
         self._delta = None
+        if q == 1:  # the common case, in scalars: a finite difference gives a finite gradient
+            plus, minus = values.tolist()
+            d = (plus - minus) / (2.0 * self._ck)
+            if math.isfinite(d):
+                value = 0.5 * (plus + minus)
+                if self.a is None:
+                    self._calibrate(abs(d))
+                reported = self._step(value, delta[0] * d, finite=True)
+                self._advance()
+                return reported
         diff = (values[:q] - values[q:]) / (2.0 * self._ck)
         ok = np.isfinite(diff)
         if ok.all():
@@ -423,19 +474,26 @@ class SPSA(GradientStepOptimizer):
         if not ok.all():
             diff, delta = diff[ok], delta[ok]
         if self.a is None:
-            magnitude = float(np.mean(np.abs(diff)))
-            if magnitude == 0.0:
-                magnitude = 1.0  # a flat start: any a will do
-            self.a = self.initial_step * (self.A + 1.0) ** self.alpha / magnitude
+            self._calibrate(float(np.mean(np.abs(diff))))
         grad = diff @ delta
         if diff.size > 1:
             grad /= diff.size
         reported = self._step(value, grad)
+        self._advance()
+        return reported
+
+    def _calibrate(self, magnitude: float) -> None:
+        """Choose ``a`` from the mean size of the measured directional derivatives."""
+        if magnitude == 0.0 or self.step_rule_name == "adam":
+            # a flat start: any a will do; Adam's first step is a_0 * sign(g) anyway
+            magnitude = 1.0
+        self.a = self.initial_step * (self.A + 1.0) ** self.alpha / magnitude
+
+    def _advance(self) -> None:
         self.k += 1
         if self.average and self.k > self.average_from:
             self.x_sum += self.x
             self.n_avg += 1
-        return reported
 
     def _rate(self) -> float:
         assert self.a is not None
