@@ -409,7 +409,8 @@ def _run_ask_tell(
     opt, ev, history = run.optimizer, run.evaluator, run.history
     needs_grad = opt.needs_gradient
     # one evaluation is kept for the final recommendation when it may not be evaluated
-    reserve = 1 if objective.is_stochastic else 0
+    # (an SPSA or gradient iterate, a CMA-ES mean: points the method never asked for)
+    reserve = 1 if objective.is_stochastic or opt.recommend() is not opt.best_x else 0
     budget = ev.budget - reserve
     stochastic = objective.is_stochastic
     # counters at the start of an iteration that has not been told yet: an iteration
