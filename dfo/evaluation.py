@@ -9,14 +9,16 @@ a :class:`concurrent.futures.Executor`.
 
 from __future__ import annotations
 
+import itertools
 import math
+import pickle
 from concurrent.futures import Executor
 from typing import Literal
 
 import numpy as np
 
 from dfo.exceptions import InvalidOptionError, ObjectiveOutputError
-from dfo.objective import Objective, to_values
+from dfo.objective import Objective, mark_failed_row, to_values
 
 __all__ = ["BudgetExhausted", "Evaluator", "executor_workers", "map_batches"]
 
@@ -46,8 +48,73 @@ def executor_workers(executor: Executor) -> int:
     return 2
 
 
-def _evaluate_chunk(objective: Objective, X: np.ndarray) -> np.ndarray:
-    return objective.evaluate_batch(X)
+def _evaluate_chunk(objective: Objective, X: np.ndarray) -> tuple[np.ndarray, int]:
+    """Values of one chunk, in a worker: ``(values, 0)``."""
+    return objective.evaluate_batch(X), 0
+
+
+def _evaluate_chunk_worst(objective: Objective, X: np.ndarray) -> tuple[np.ndarray, int]:
+    """Values of one chunk row by row, a failing row counting as nan (``on_error="worst"``).
+
+    Returns the values and the number of rows that raised, as the serial evaluator
+    would count them.
+    """
+    values = np.empty(X.shape[0])
+    errors = 0
+    for i in range(X.shape[0]):
+        try:
+            values[i] = objective.evaluate_batch(X[i : i + 1])[0]
+        except ObjectiveOutputError as exc:  # a bug in the objective: always raised
+            mark_failed_row(exc, i)
+            raise
+        except Exception:
+            errors += 1
+            values[i] = np.nan
+    return values, errors
+
+
+_PICKLE_HINT = (
+    "dfo: the objective (or its data) could not be sent to the executor's workers. A "
+    "process pool pickles it: define the function at module level (not a lambda or a "
+    "nested function) and keep its data picklable, or use a thread pool or Dask (which "
+    "uses cloudpickle)."
+)
+
+
+def _is_pickling_error(exc: BaseException) -> bool:
+    if isinstance(exc, pickle.PicklingError):
+        return True
+    return isinstance(exc, AttributeError | TypeError) and "pickle" in str(exc).lower()
+
+
+def _map_chunks(
+    executor: Executor, objective: Objective, X: np.ndarray, n_chunks: int, *, worst: bool
+) -> tuple[np.ndarray, int]:
+    """Values of the rows of ``X`` from ``n_chunks`` tasks, in order, and the failed count."""
+    n_chunks = max(1, min(n_chunks, X.shape[0]))
+    bounds = np.linspace(0, X.shape[0], n_chunks + 1).round().astype(int).tolist()
+    task = _evaluate_chunk_worst if worst else _evaluate_chunk
+    futures = []
+    try:
+        for start, stop in itertools.pairwise(bounds):
+            futures.append(executor.submit(task, objective, X[start:stop]))
+        parts = []
+        for start, future in zip(bounds, futures, strict=False):
+            try:
+                parts.append(future.result())
+            except Exception as exc:
+                row = getattr(exc, "_dfo_row", None)
+                if isinstance(row, int):  # a row of the chunk: make it a row of X
+                    mark_failed_row(exc, start + row)
+                if _is_pickling_error(exc):
+                    exc.add_note(_PICKLE_HINT)
+                raise
+    except BaseException:
+        for future in futures:  # tasks not started yet are dropped, not waited for
+            future.cancel()
+        raise
+    values = np.concatenate([part[0] for part in parts])
+    return values, sum(part[1] for part in parts)
 
 
 def map_batches(
@@ -55,19 +122,28 @@ def map_batches(
 ) -> np.ndarray:
     """Evaluate the rows of ``X`` in ``n_chunks`` tasks on ``executor``, in order.
 
-    If a task raises, the others are cancelled and the task's exception is raised
-    (for a process pool its remote traceback is attached as ``__cause__``).
+    The chunks are contiguous blocks of rows of nearly equal size, so the values
+    are those of one serial call for any objective whose value at a point does not
+    depend on the other points of its batch. If a task raises, the tasks not yet
+    started are cancelled and the exception of the first failing chunk (in order)
+    is raised with the worker's traceback: a process pool attaches it as
+    ``__cause__``, Dask as the exception's traceback.
+
+    Parameters
+    ----------
+    executor : concurrent.futures.Executor
+        A process or thread pool, or Dask's ``Client.get_executor()``.
+    objective : Objective
+        Sent to the workers with each task (it must pickle for a process pool).
+    X : ndarray, shape (k, dim)
+    n_chunks : int
+        Number of tasks (at most ``k``).
+
+    Returns
+    -------
+    ndarray, shape (k,)
     """
-    n_chunks = max(1, min(n_chunks, X.shape[0]))
-    chunks = np.array_split(X, n_chunks)
-    futures = [executor.submit(_evaluate_chunk, objective, chunk) for chunk in chunks]
-    try:
-        parts = [future.result() for future in futures]
-    except BaseException:
-        for future in futures:
-            future.cancel()
-        raise
-    return np.concatenate(parts)
+    return _map_chunks(executor, objective, X, n_chunks, worst=False)[0]
 
 
 class Evaluator:
@@ -185,13 +261,10 @@ class Evaluator:
             values = self._one_by_one(objective, X)
             self._count_nonfinite(values)
             return values
+        if self.executor is not None:
+            return self._evaluate_parallel(objective, X)
         try:
-            if self.executor is None:
-                values = objective.evaluate_batch(X)
-            else:
-                values = to_values(
-                    map_batches(self.executor, objective, X, self.n_chunks), k, "the objective"
-                )
+            values = objective.evaluate_batch(X)
         except Exception as exc:
             self.nfev += k
             if self.on_error == "worst" and not isinstance(exc, ObjectiveOutputError):
@@ -202,6 +275,25 @@ class Evaluator:
                 raise
         else:
             self.nfev += k
+        self._count_nonfinite(values)
+        return values
+
+    def _evaluate_parallel(self, objective: Objective, X: np.ndarray) -> np.ndarray:
+        """:meth:`evaluate` through the executor: same values and counts as serially."""
+        assert self.executor is not None
+        k = X.shape[0]
+        try:
+            values, errors = _map_chunks(
+                self.executor, objective, X, self.n_chunks, worst=self.on_error == "worst"
+            )
+        except Exception as exc:
+            self.nfev += k
+            if not _is_pickling_error(exc):  # the objective did run, and raised
+                self._annotate(exc, X)
+            raise
+        self.nfev += k
+        self.n_errors += errors
+        values = to_values(values, k, "the objective")
         self._count_nonfinite(values)
         return values
 

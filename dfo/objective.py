@@ -237,9 +237,18 @@ class FunctionObjective(Objective):
         if self.batched:
             return to_values(self._call(X), X.shape[0], f"objective {self.name!r}")
         out = np.empty(X.shape[0])
-        source = f"objective {self.name!r}"
-        for i, x in enumerate(X):
-            out[i] = to_scalar(self._call(x), source)
+        call = self.fun if not self.is_stochastic else self._call
+        i = 0
+        try:
+            for i, x in enumerate(X):
+                value = call(x)
+                # a Python float (the common case) needs no conversion
+                if type(value) is not float:
+                    value = to_scalar(value, f"objective {self.name!r}")
+                out[i] = value
+        except Exception as exc:
+            mark_failed_row(exc, i)
+            raise
         return out
 
     def _value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
