@@ -581,6 +581,8 @@ def _final_result(
             )
         if (objective.is_stochastic and np.isfinite(value)) or value <= fun:
             x, fun = rec, value
+    for note in opt.notes():
+        message += f"; {note}"
     if ev.n_nonfinite:
         message += f"; {ev.n_nonfinite} of {ev.nfev} evaluations were not finite (nan or inf)"
         if ev.n_errors:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dfo.exceptions import GradientNotAvailableError, ShapeError
-from dfo.objective import check_batch, check_point, to_values
+from dfo.objective import check_batch, check_point
 from dfo.result import Result, Status
 
 __all__ = ["ClosedLoopOptimizer", "Optimizer", "check_seed", "check_x0"]
@@ -42,6 +42,23 @@ def check_seed(seed: Any) -> int | np.random.SeedSequence | None:
     if seed < 0:
         raise ValueError(f"seed must be None or a non-negative integer; got {seed}")
     return int(seed)
+
+
+def _check_values(values: Any, k: int) -> np.ndarray:
+    """``values`` told for ``k`` points as a ``(k,)`` float64 array, or raise."""
+    if isinstance(values, np.ndarray) and values.dtype == np.float64 and values.shape == (k,):
+        return values
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as exc:  # ragged lists
+        raise TypeError(f"values must be {k} real numbers; got {values!r:.60}") from exc
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"values must be real numbers; got an array of dtype {arr.dtype}")
+    if arr.shape != (k,):
+        raise ShapeError(
+            f"values must have shape ({k},), one per point of X; got shape {arr.shape}"
+        )
+    return arr.astype(np.float64, copy=False)
 
 
 def check_x0(x0: Any) -> np.ndarray:
@@ -85,6 +102,12 @@ class Optimizer:
         self.x0 = check_x0(x0)
         self.dim = self.x0.size
         self.seed = check_seed(seed)
+        if budget is not None:
+            if isinstance(budget, bool) or not isinstance(budget, Integral):
+                raise TypeError(f"budget must be None or a positive integer; got {budget!r}")
+            if budget < 1:
+                raise ValueError(f"budget must be None or a positive integer; got {budget}")
+            budget = int(budget)
         self.budget = budget
         self.rng = np.random.default_rng(self.seed)
         self.nit = 0
@@ -133,7 +156,7 @@ class Optimizer:
             If the method needs gradients and ``grads`` is None.
         """
         X = check_batch(X, self.dim)
-        values = to_values(values, X.shape[0], "values")
+        values = _check_values(values, X.shape[0])
         if self.needs_gradient:
             if grads is None:
                 raise GradientNotAvailableError(
@@ -161,11 +184,10 @@ class Optimizer:
             finite = np.isfinite(values)
             n_bad = X.shape[0] - int(np.count_nonzero(finite))
             self.n_nonfinite += n_bad
-        if n_bad < X.shape[0]:
-            i = int(np.argmin(np.where(finite, values, np.inf)))
-            if values[i] < self.best_f:
-                self.best_f = float(values[i])
-                self.best_x = X[i].copy()
+            i = int(np.argmin(np.where(finite, values, np.inf))) if n_bad < X.shape[0] else -1
+        if i >= 0 and values[i] < self.best_f:
+            self.best_f = float(values[i])
+            self.best_x = X[i].copy()
         self.last_value = self._tell(X, values, grads)
         self._pending = None
         self.nfev += X.shape[0]
@@ -178,6 +200,10 @@ class Optimizer:
     def options(self) -> dict[str, Any]:
         """The hyperparameters this optimizer runs with."""
         return {}
+
+    def notes(self) -> list[str]:
+        """Remarks on the run so far for the result's message (such as backtracking)."""
+        return []
 
     def result(self) -> Result:
         """What the optimizer has found so far, from the values it was told."""

@@ -41,11 +41,13 @@ FD_MAX_PROBE_BYTES = 256 * 2**20
 MIN_LR_SCALE = 2.0**-40
 
 
-def _positive(name: str, value: Any, *, allow_none: bool = False) -> None:
+def _positive(name: str, value: Any, *, allow_none: bool = False, allow_inf: bool = False) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise InvalidOptionError(f"{name} must be a positive number; got {value!r}")
+    if value == math.inf and not allow_inf:
+        raise InvalidOptionError(f"{name} must be a finite positive number; got {value!r}")
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -74,7 +76,7 @@ class GradientStepOptimizer(Optimizer):
     ) -> None:
         super().__init__(x0, seed=seed, budget=budget)
         _positive("learning_rate", learning_rate)
-        _positive("divergence", divergence)
+        _positive("divergence", divergence, allow_inf=True)
         self.learning_rate = float(learning_rate)
         self.patience = _positive_int("patience", patience)
         self.divergence = float(divergence)
@@ -288,6 +290,10 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
         return self._probe_rows(self.done, stop)
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: a failed step
+            return self._tell_block(X, values)
+
+    def _tell_block(self, X: np.ndarray, values: np.ndarray) -> float:
         start, stop, n = self.done, self.done + X.shape[0], self.dim
         rows = np.arange(start, stop)
         if self.scheme == "forward":
@@ -408,7 +414,7 @@ class SPSA(GradientStepOptimizer):
         if A is None:
             iterations = (budget // (2 * self.q)) if budget else 100
             A = 0.1 * iterations
-        if isinstance(A, bool) or not isinstance(A, int | float) or A < 0:
+        if isinstance(A, bool) or not isinstance(A, int | float) or not 0 <= A < math.inf:
             raise InvalidOptionError(f"A must be a number >= 0; got {A!r}")
         self.a = None if a is None else float(a)
         self.c, self.A = float(c), float(A)
@@ -462,14 +468,19 @@ class SPSA(GradientStepOptimizer):
                 reported = self._step(value, delta[0] * d, finite=True)
                 self._advance()
                 return reported
-        diff = (values[:q] - values[q:]) / (2.0 * self._ck)
-        ok = np.isfinite(diff)
-        if ok.all():
-            value = float(values.mean())
-        else:
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: a failed pair
+            diff = (values[:q] - values[q:]) / (2.0 * self._ck)
+            ok = np.isfinite(diff)
             finite = np.isfinite(values)
             value = float(values[finite].mean()) if finite.any() else np.nan
         if not ok.any():
+            if np.all(finite[:q] | finite[q:]):
+                # finite values on one side of every perturbation: the iterate is near
+                # non-finite values, not in them, and a smaller step would not move the
+                # probes (they are c_k away): skip the step, draw new directions
+                self.bad_steps += 1
+                self.last_bad = "non-finite values on one side of every perturbation"
+                return value
             return self._step(np.nan, None)
         if not ok.all():
             diff, delta = diff[ok], delta[ok]
