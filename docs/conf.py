@@ -17,6 +17,12 @@ import dfo
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "_ext"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One BLAS thread per process: on a small shared machine a multi-threaded BLAS can
+# spend most of its time waiting for a core (CMA-ES's small eigendecompositions
+# slowed down many times over), and the examples' Dask workers are processes anyway.
+# Set before anything imports numpy; an explicit setting in the environment wins.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 project = "dfo"
 author = "the dfo developers"
