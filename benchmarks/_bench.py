@@ -18,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "blas_threads",
+    "calls_for",
     "describe_machine",
     "parser",
     "print_table",
@@ -35,24 +36,39 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def side_by_side(
-    fns: dict[str, Callable[[], Any]], *, repeats: int, number: int = 1, warmup: int = 1
+    fns: dict[str, Callable[[], Any]],
+    *,
+    repeats: int,
+    number: int | dict[str, int] = 1,
+    warmup: int = 1,
 ) -> dict[str, float]:
     """Median seconds per call of each function, timed alternately in each repeat.
 
-    Each repeat times ``number`` calls of every function in turn, so that a burst of
-    load on the machine hits all of them alike; the median over ``repeats`` is kept.
+    Each repeat times ``number`` calls (per function, if a dict) of every function
+    in turn, so that a burst of load on the machine hits all of them alike; the
+    median over ``repeats`` is kept.
     """
+    counts = number if isinstance(number, dict) else dict.fromkeys(fns, number)
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            n = counts[name]
             t0 = time.perf_counter()
-            for _ in range(number):
+            for _ in range(n):
                 fn()
-            samples[name].append((time.perf_counter() - t0) / number)
+            samples[name].append((time.perf_counter() - t0) / n)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def calls_for(fn: Callable[[], Any], seconds: float = 0.02) -> int:
+    """How many calls of ``fn`` take about ``seconds`` (at least 1)."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    return max(1, round(seconds / max(time.perf_counter() - t0, 1e-7)))
 
 
 def blas_threads() -> tuple[int | None, str]:
@@ -77,9 +93,10 @@ def describe_machine() -> str:
     threads, kernel = blas_threads()
     env = [k for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ]
     note = f"; {', '.join(env)} set" if env else ""
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     return (
-        f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} cores, "
-        f"BLAS: {kernel}, {threads} threads{note}"
+        f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} cores"
+        f"{load}; BLAS: {kernel}, {threads} threads{note}"
     )
 
 
