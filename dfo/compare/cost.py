@@ -1,0 +1,145 @@
+"""The cost of one gradient in forward-evaluation equivalents, measured on the task.
+
+The common unit of cost in ``dfo compare`` is one forward evaluation of the
+objective at one point (on one minibatch for a minibatch task). A gradient
+evaluation (``value_and_grad``, backpropagation for a network) costs ``ratio``
+units, where ``ratio`` is *measured*: the median time of ``value_and_grad(x)``
+divided by the median time of ``evaluate_batch(x[None])`` on the same
+minibatch at the same point, timed alternately. A run's cost is then::
+
+    cost = (nfev - ngev) + ratio * ngev
+
+(``nfev`` counts every evaluation, those that also returned a gradient included).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from dfo.objective import Objective
+
+__all__ = ["GradientCost", "measure_gradient_cost", "run_cost"]
+
+
+@dataclass(frozen=True)
+class GradientCost:
+    """A measured gradient-to-forward cost ratio and how it was measured.
+
+    Attributes
+    ----------
+    ratio : float
+        Seconds per gradient evaluation / seconds per forward evaluation.
+    forward_seconds, gradient_seconds : float
+        The two medians, per call.
+    repeats : int
+        Timings of each kind (each timing averages ``number`` calls).
+    number : int
+        Calls per timing.
+    batch_size : int or None
+        Rows of the minibatch the timings used (None: the full objective).
+    """
+
+    ratio: float
+    forward_seconds: float
+    gradient_seconds: float
+    repeats: int
+    number: int
+    batch_size: int | None
+
+    def describe(self) -> str:
+        """One sentence saying what was measured and how."""
+        on = "the objective" if self.batch_size is None else f"one minibatch of {self.batch_size}"
+        return (
+            f"one gradient (value and gradient, backprop) = {self.ratio:.2f} forward "
+            f"evaluations, measured on {on} at the starting point: median of "
+            f"{self.repeats} alternating timings of {self.number} calls each "
+            f"({self.gradient_seconds * 1e6:.0f} us / {self.forward_seconds * 1e6:.0f} us)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GradientCost:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+def _time(fun: Any, number: int) -> float:
+    start = time.perf_counter()
+    for _ in range(number):
+        fun()
+    return (time.perf_counter() - start) / number
+
+
+def measure_gradient_cost(
+    objective: Objective,
+    x: np.ndarray,
+    *,
+    repeats: int = 15,
+    min_seconds: float = 2e-3,
+    seed: int = 0,
+) -> GradientCost | None:
+    """Measure the cost of one gradient in forward evaluations at ``x``.
+
+    Parameters
+    ----------
+    objective : Objective
+        A stochastic objective is measured on one realization (minibatch).
+    x : ndarray, shape (dim,)
+    repeats : int, default 15
+        Timings of each kind, alternated; their medians are compared.
+    min_seconds : float, default 0.002
+        Each timing repeats the call until about this long.
+    seed : int, default 0
+        Seeds the realization.
+
+    Returns
+    -------
+    GradientCost or None
+        None when the objective has no gradient.
+    """
+    if not objective.has_gradient:
+        return None
+    sample = objective.realization(np.random.default_rng(seed))
+    batch = getattr(sample, "X", None)
+    batch_size = int(batch.shape[0]) if getattr(objective, "batch_size", None) else None
+    X1 = np.asarray(x, dtype=np.float64)[None, :]
+
+    def forward() -> None:
+        sample.evaluate_batch(X1)
+
+    def gradient() -> None:
+        sample.value_and_grad(X1[0])
+
+    # warm up and choose calls per timing
+    one = max(_time(forward, 3), _time(gradient, 3), 1e-7)
+    number = max(1, min(10_000, int(min_seconds / one)))
+    fwd, grad = [], []
+    for _ in range(repeats):
+        fwd.append(_time(forward, number))
+        grad.append(_time(gradient, number))
+    f, g = float(np.median(fwd)), float(np.median(grad))
+    return GradientCost(
+        ratio=g / f,
+        forward_seconds=f,
+        gradient_seconds=g,
+        repeats=repeats,
+        number=number,
+        batch_size=batch_size,
+    )
+
+
+def run_cost(nfev: Any, ngev: Any, ratio: float | None) -> Any:
+    """Cost in forward-evaluation equivalents: ``(nfev - ngev) + ratio * ngev``.
+
+    Works elementwise on arrays. Without a ratio (no gradients) the cost is ``nfev``.
+    """
+    nfev = np.asarray(nfev, dtype=np.float64)
+    ngev = np.asarray(ngev, dtype=np.float64)
+    if ratio is None:
+        return nfev
+    return nfev - ngev + ratio * ngev

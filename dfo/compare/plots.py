@@ -1,0 +1,231 @@
+"""PNG plots of a comparison, drawn from the runs' records.
+
+- ``loss_vs_cost.png``: full-training-set loss against cost in forward-evaluation
+  equivalents (log-log), one line per method: the median over seeds, with a band
+  from the minimum to the maximum.
+- ``loss_vs_time.png``: the same against wall time (monitoring excluded).
+- ``final_metric.png``: each method's final held-out metric (test accuracy), one
+  dot per seed and a bar at the median; the untrained start is a dashed line.
+
+Between monitoring points a run's loss is held at its last measured value (the
+curves are steps), and a run that stopped early keeps its final value.
+Matplotlib is used through its object interface with the Agg canvas, so no
+global backend is changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dfo.compare.cost import run_cost
+
+__all__ = ["band", "write_plots"]
+
+_COLORS = {
+    "backprop-sgd": "#1f77b4",
+    "fd-sgd": "#ff7f0e",
+    "spsa": "#2ca02c",
+    "cma-es": "#d62728",
+    "nelder-mead": "#9467bd",
+    "random-search": "#7f7f7f",
+}
+_EXTRA = ["#8c564b", "#e377c2", "#bcbd22", "#17becf"]
+
+
+def _color(method: str, i: int) -> str:
+    return _COLORS.get(method, _EXTRA[i % len(_EXTRA)])
+
+
+def band(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """Median, minimum and maximum over curves of step functions on a common grid.
+
+    Parameters
+    ----------
+    curves : sequence of (x, y)
+        One per seed, ``x`` increasing. Each curve is a step function (``y[i]``
+        holds from ``x[i]`` to ``x[i+1]``) that keeps its last value after its end
+        and is undefined before its start.
+
+    Returns
+    -------
+    grid, median, lo, hi : ndarray
+        ``grid`` is the union of all ``x``; statistics are over the curves defined there.
+    """
+    if not curves:
+        empty = np.empty(0)
+        return empty, empty, empty, empty
+    grid = np.unique(np.concatenate([x for x, _ in curves]))
+    values = np.full((len(curves), grid.size), np.nan)
+    for i, (x, y) in enumerate(curves):
+        idx = np.searchsorted(x, grid, side="right") - 1
+        ok = idx >= 0
+        values[i, ok] = np.asarray(y)[idx[ok]]
+    defined = ~np.isnan(values)
+    med, lo, hi = (np.full(grid.size, np.nan) for _ in range(3))
+    for j in np.flatnonzero(defined.any(axis=0)):
+        v = values[defined[:, j], j]
+        med[j], lo[j], hi[j] = np.median(v), v.min(), v.max()
+    return grid, med, lo, hi
+
+
+def _curves(records: Sequence[dict[str, Any]], axis: str, ratio: float | None, key: str):
+    out = []
+    for r in records:
+        c = r["monitor"]["curve"]
+        if axis == "cost":
+            x = np.asarray(run_cost(c["nfev"], c["ngev"], ratio), dtype=np.float64)
+        else:
+            x = np.asarray(c["time"], dtype=np.float64)
+        y = np.array([np.nan if v is None else v for v in c[key]], dtype=np.float64)
+        keep = x > 0
+        x, y = x[keep], y[keep]
+        if x.size:
+            order = np.argsort(x, kind="stable")
+            out.append((x[order], y[order]))
+    return out
+
+
+def _figure(width: float = 8.0, height: float = 5.2):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _loss_plot(table: Any, axis: str, path: Path) -> None:
+    ratio = None if table.gradient_cost is None else table.gradient_cost.ratio
+    fig = _figure()
+    ax = fig.add_subplot()
+    all_y = []
+    for i, row in enumerate(table.rows):
+        curves = _curves(row.records, axis, ratio, "train_loss")
+        grid, med, lo, hi = band(curves)
+        if not grid.size:
+            continue
+        color = _color(row.method, i)
+        n = len(curves)
+        ax.step(
+            grid,
+            med,
+            where="post",
+            color=color,
+            lw=2,
+            label=f"{row.method} ({n} seed{'s' * (n > 1)})",
+        )
+        if n > 1:
+            ax.fill_between(grid, lo, hi, step="post", color=color, alpha=0.18, lw=0)
+        all_y.append(np.concatenate([lo, hi]))
+    start = table.start.train_loss[0]
+    if np.isfinite(start):
+        ax.axhline(start, color="black", ls=":", lw=1.2, label="start point (median over seeds)")
+        all_y.append(np.array([start]))
+    ys = np.concatenate(all_y) if all_y else np.array([1.0])
+    ys = ys[np.isfinite(ys)]
+    ax.set_xscale("log")
+    log_y = ys.size > 0 and np.all(ys > 0)
+    if log_y:
+        ax.set_yscale("log")
+    if axis == "cost":
+        unit = "1 evaluation = 1"
+        if ratio is not None:
+            unit += f", 1 gradient = {ratio:.2f}, measured"
+        ax.set_xlabel(f"cost in forward-evaluation equivalents ({unit}); log scale")
+        what = "cost"
+    else:
+        ax.set_xlabel("wall time per run (seconds, monitoring excluded); log scale")
+        what = "wall time"
+    scale = "; log scale" if log_y else ""
+    ax.set_ylabel(f"{table.loss_label} on the full training set{scale}")
+    n_seeds = len(table.seeds)
+    ax.set_title(
+        f"{table.task_name}: training loss against {what}\n"
+        f"line = median over {n_seeds} seed{'s' * (n_seeds > 1)}, band = min to max; "
+        "loss of each method's current estimate",
+        fontsize=11,
+    )
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="best", fontsize=9, framealpha=0.9)
+    fig.savefig(path)
+
+
+def _metric_plot(table: Any, path: Path) -> None:
+    fig = _figure(8.0, 5.0)
+    ax = fig.add_subplot()
+    has_metric = table.test_label is not None
+    key = "test_metric" if has_metric else "train_loss"
+    scale = 100.0 if (has_metric and table.test_percent) else 1.0
+    names = [row.method for row in table.rows]
+    for i, row in enumerate(table.rows):
+        vals = np.array(
+            [np.nan if r.get(key) is None else r[key] for r in row.records], dtype=np.float64
+        )
+        vals = vals * scale
+        color = _color(row.method, i)
+        med = float(np.nanmedian(vals)) if np.isfinite(vals).any() else np.nan
+        if np.isfinite(med):
+            ax.bar(i, med, width=0.6, color=color, alpha=0.35, edgecolor=color)
+            label = f"{med:.1f}" if scale == 100.0 else f"{med:.3g}"
+            ax.annotate(
+                label,
+                (i, float(np.nanmax(vals))),
+                textcoords="offset points",
+                xytext=(0, 4),
+                ha="center",
+                fontsize=9,
+            )
+        jitter = np.linspace(-0.12, 0.12, vals.size) if vals.size > 1 else np.zeros(1)
+        ax.plot(i + jitter, vals, "o", color=color, ms=6, mec="black", mew=0.6)
+    start = table.start.test_metric[0] if has_metric else table.start.train_loss[0]
+    if np.isfinite(start):
+        ax.axhline(start * scale, color="black", ls="--", lw=1.2, label="start point (untrained)")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [
+        Line2D([], [], ls="", marker="o", color="gray", mec="black", mew=0.6, label="one seed"),
+        Patch(facecolor="gray", alpha=0.35, edgecolor="gray", label="median over seeds"),
+    ]
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set_xlabel("method")
+    if has_metric:
+        unit = " (%)" if scale == 100.0 else ""
+        ax.set_ylabel(f"final {table.test_label}{unit}, held-out data")
+        if scale == 100.0:
+            ax.set_ylim(0, 105)
+        title = f"final {table.test_label}"
+    else:
+        ax.set_ylabel(f"final {table.loss_label}")
+        vals = [v for row in table.rows for v in (row.train_loss[1], row.train_loss[2])]
+        if all(np.isfinite(v) and v > 0 for v in vals) and vals:
+            ax.set_yscale("log")
+            ax.set_ylabel(f"final {table.loss_label}, log scale")
+        title = f"final {table.loss_label}"
+    n_seeds = len(table.seeds)
+    ax.set_title(
+        f"{table.task_name}: {title} per method ({n_seeds} seed{'s' * (n_seeds > 1)})",
+        fontsize=11,
+    )
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=9, frameon=False)
+    fig.savefig(path)
+
+
+def write_plots(table: Any, folder: str | Path) -> list[Path]:
+    """Write the three PNG plots of ``table`` into ``folder``; return their paths."""
+    folder = Path(folder)
+    paths = [
+        folder / "loss_vs_cost.png",
+        folder / "loss_vs_time.png",
+        folder / "final_metric.png",
+    ]
+    _loss_plot(table, "cost", paths[0])
+    _loss_plot(table, "time", paths[1])
+    _metric_plot(table, paths[2])
+    return paths

@@ -1,0 +1,572 @@
+"""Run several methods x seeds on one task and keep one record per finished run.
+
+Each run is ``dfo.minimize(task.objective, task.start(seed), method, budget=...,
+seed=seed, callback=monitor, **options)``. The monitor evaluates the full
+training loss and the held-out metric of the method's *recommendation* at
+log-spaced evaluation counts, by calling the network directly: those
+evaluations are not charged to the method's budget, their time is subtracted
+from its wall time, and they are counted apart.
+
+Runs are independent and each is determined by its seed, so they can run in any
+order and in parallel processes (``jobs``); the table is computed from the
+finished records only, which makes a resumed compare give the same numbers as an
+uninterrupted one (wall times and the measured gradient cost aside).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dfo.compare import records as rec
+from dfo.compare.cost import GradientCost, measure_gradient_cost
+from dfo.compare.tasks import Task, get_task
+from dfo.exceptions import InvalidOptionError
+from dfo.optimizers import build_optimizer, check_options, get_method
+from dfo.result import Result
+from dfo.runner import minimize
+
+__all__ = [
+    "CompareConfig",
+    "CompareResult",
+    "ResumeMismatchError",
+    "RunSpec",
+    "plan_runs",
+    "run_compare",
+    "run_one",
+]
+
+#: per-method keys of ``CompareConfig.options`` that are not method options
+RUN_KEYS = ("budget", "max_time")
+
+#: rows of the runner's per-iteration history kept in a record (log-spaced)
+HISTORY_ROWS = 400
+
+_PLOT_FILES = ("loss_vs_cost.png", "loss_vs_time.png", "final_metric.png")
+
+
+class ResumeMismatchError(InvalidOptionError):
+    """``resume`` was asked for a run folder made with other settings."""
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What to compare; unset fields take the task's defaults.
+
+    Parameters
+    ----------
+    task : str, default "digits"
+    task_options : dict
+        ``batch_size=`` for network tasks, ``dim=`` for test functions.
+    methods : sequence of str, optional
+        Default: the task's (all five methods and random search).
+    seeds : sequence of int, default (0, 1, 2)
+    budget : int, optional
+        Evaluations per run; default: the task's.
+    max_time : float, optional
+        Wall-clock limit per run, in seconds (results then depend on the machine).
+    options : dict
+        Method -> options, merged over the task's tuned options. The keys
+        ``"budget"`` and ``"max_time"`` set that method's budget and time limit.
+    n_monitor : int, default 40
+        Log-spaced monitoring points per run (plus the start and the end).
+    """
+
+    task: str = "digits"
+    task_options: dict[str, Any] = field(default_factory=dict)
+    methods: tuple[str, ...] | None = None
+    seeds: tuple[int, ...] = (0, 1, 2)
+    budget: int | None = None
+    max_time: float | None = None
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    n_monitor: int = 40
+
+    def to_dict(self) -> dict[str, Any]:
+        return rec.to_jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CompareConfig:
+        data = dict(data)
+        for key in ("methods", "seeds"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run needs; a picklable recipe (the task is rebuilt from its name)."""
+
+    task: str
+    task_options: dict[str, Any]
+    method: str
+    seed: int
+    budget: int
+    max_time: float | None
+    options: dict[str, Any]
+    n_monitor: int = 40
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.method, self.seed)
+
+
+@dataclass
+class CompareResult:
+    """What :func:`run_compare` returns.
+
+    Attributes
+    ----------
+    task : Task
+    specs : list of RunSpec
+        The planned runs, in table order.
+    records : list of dict
+        One per finished run, in the order of ``specs``.
+    gradient_cost : GradientCost or None
+    table : dfo.compare.table.Table
+    out : Path or None
+        The run folder.
+    """
+
+    task: Task
+    specs: list[RunSpec]
+    records: list[dict[str, Any]]
+    gradient_cost: GradientCost | None
+    table: Any
+    out: Path | None
+
+
+# -- planning ------------------------------------------------------------------------------
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise InvalidOptionError(f"seeds must be integers >= 0; got {seed!r}")
+    return int(seed)
+
+
+def _check_budget(budget: Any, what: str) -> int:
+    if isinstance(budget, bool) or not isinstance(budget, Integral) or budget < 1:
+        raise InvalidOptionError(f"{what} must be a positive integer; got {budget!r}")
+    return int(budget)
+
+
+def _check_time(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < np.inf:
+        raise InvalidOptionError(f"{what} must be a positive number of seconds; got {value!r}")
+    return float(value)
+
+
+def plan_runs(config: CompareConfig) -> tuple[Task, list[RunSpec]]:
+    """Resolve ``config`` against its task's defaults into the list of runs.
+
+    Option names and values are checked here, before any run starts.
+
+    Raises
+    ------
+    InvalidOptionError
+        Unknown task, method or option, or a bad value.
+    """
+    task = get_task(config.task, **config.task_options)
+    methods = tuple(config.methods) if config.methods is not None else task.methods
+    if not methods:
+        raise InvalidOptionError("methods must name at least one method")
+    if len(set(methods)) != len(methods):
+        raise InvalidOptionError(f"methods lists a method twice: {list(methods)}")
+    for method in methods:
+        get_method(method)
+    for method in config.options:
+        if method not in methods:
+            raise InvalidOptionError(
+                f"options were given for {method!r}, which is not among the methods "
+                f"compared: {list(methods)}"
+            )
+    seeds = tuple(_check_seed(s) for s in config.seeds)
+    if not seeds:
+        raise InvalidOptionError("seeds must hold at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise InvalidOptionError(f"seeds lists a seed twice: {list(seeds)}")
+    budget = _check_budget(config.budget if config.budget is not None else task.budget, "budget")
+    max_time = _check_time(config.max_time, "max_time")
+    if isinstance(config.n_monitor, bool) or not isinstance(config.n_monitor, Integral):
+        raise InvalidOptionError(f"n_monitor must be an integer; got {config.n_monitor!r}")
+    x0 = task.start(seeds[0])
+    specs_by_method = {}
+    for method in methods:
+        user = dict(config.options.get(method, {}))
+        m_budget = user.pop("budget", None)
+        m_budget = (
+            _check_budget(m_budget, f"{method}.budget")
+            if m_budget is not None
+            else task.method_budget(method, budget)
+        )
+        m_time = _check_time(user.pop("max_time", max_time), f"{method}.max_time")
+        options = {**task.options.get(method, {}), **user}
+        check_options(method, options)
+        cls = get_method(method)
+        if cls.needs_gradient and not task.objective.has_gradient:
+            raise InvalidOptionError(
+                f"method {method!r} needs gradients; task {task.name!r} has none"
+            )
+        build_optimizer(method, x0, seed=0, budget=m_budget, **options)  # checks values
+        specs_by_method[method] = (m_budget, m_time, options)
+    specs = [
+        RunSpec(
+            task=task.name,
+            task_options=dict(config.task_options),
+            method=method,
+            seed=seed,
+            budget=specs_by_method[method][0],
+            max_time=specs_by_method[method][1],
+            options=specs_by_method[method][2],
+            n_monitor=int(config.n_monitor),
+        )
+        for seed in seeds
+        for method in methods
+    ]
+    # table order: method, then seed
+    order = {m: i for i, m in enumerate(methods)}
+    specs.sort(key=lambda s: (order[s.method], seeds.index(s.seed)))
+    return task, specs
+
+
+def resolved(config: CompareConfig, specs: Sequence[RunSpec]) -> dict[str, Any]:
+    """The fully resolved description of a compare (what resume must match)."""
+    methods = list(dict.fromkeys(s.method for s in specs))
+    seeds = list(dict.fromkeys(s.seed for s in specs))
+    runs = {}
+    for s in specs:
+        runs.setdefault(
+            s.method, {"budget": s.budget, "max_time": s.max_time, "options": s.options}
+        )
+    return rec.to_jsonable(
+        {
+            "task": config.task,
+            "task_options": config.task_options,
+            "methods": methods,
+            "seeds": seeds,
+            "n_monitor": config.n_monitor,
+            "runs": runs,
+        }
+    )
+
+
+# -- one run ------------------------------------------------------------------------------
+
+
+class Monitor:
+    """Callback that records the full training loss and test metric, uncharged.
+
+    It evaluates the method's recommendation when ``nfev`` first reaches each of
+    ``n_points`` log-spaced marks between 1 and ``budget``; :meth:`observe` also
+    records the start and the end.
+    """
+
+    def __init__(self, task: Task, budget: int, n_points: int) -> None:
+        self.task = task
+        marks = np.unique(np.geomspace(1, budget, max(2, n_points)).astype(np.int64))
+        self.marks = marks.tolist()
+        self.next = 0
+        self.rows: list[tuple[int, int, int, float, float, float | None]] = []
+        self.n_points = 0
+        self.seconds = 0.0
+
+    def observe(self, x: np.ndarray, nfev: int, ngev: int, nit: int, elapsed: float) -> None:
+        """Evaluate ``x`` and record it at the given counters (``elapsed``: method seconds)."""
+        start = time.perf_counter()
+        loss = float(self.task.train_loss(x))
+        metric = None if self.task.test_metric is None else float(self.task.test_metric(x))
+        self.seconds += time.perf_counter() - start
+        self.n_points += 1
+        self.rows.append((int(nfev), int(ngev), int(nit), float(elapsed), loss, metric))
+
+    def __call__(self, res: Result) -> None:
+        if self.next >= len(self.marks) or res.nfev < self.marks[self.next]:
+            return
+        while self.next < len(self.marks) and self.marks[self.next] <= res.nfev:
+            self.next += 1
+        self.observe(res.recommendation, res.nfev, res.ngev, res.nit, res.time - self.seconds)
+
+    def curve(self) -> dict[str, list[Any]]:
+        names = ("nfev", "ngev", "nit", "time", "train_loss", "test_metric")
+        return {name: [row[i] for row in self.rows] for i, name in enumerate(names)}
+
+
+def _thin_history(history: dict[str, np.ndarray], rows: int = HISTORY_ROWS) -> dict[str, list]:
+    n = len(history.get("nit", ()))
+    if n > rows:
+        keep = np.unique(np.geomspace(1, n, rows).astype(np.int64) - 1)
+        keep = np.union1d(keep, [n - 1])
+    else:
+        keep = np.arange(n)
+    return {name: np.asarray(values)[keep].tolist() for name, values in history.items()}
+
+
+def run_one(spec: RunSpec) -> dict[str, Any]:
+    """Run one method with one seed and return its record (a JSON-ready dict).
+
+    ``KeyboardInterrupt`` is not caught: an interrupted run leaves no record.
+    """
+    task = get_task(spec.task, **spec.task_options)
+    x0 = task.start(spec.seed)
+    monitor = Monitor(task, spec.budget, spec.n_monitor)
+    monitor.observe(x0, 0, 0, 0, 0.0)
+    start_loss, start_metric = monitor.rows[0][4], monitor.rows[0][5]
+    res = minimize(
+        task.objective,
+        x0,
+        spec.method,
+        budget=spec.budget,
+        seed=spec.seed,
+        callback=monitor,
+        max_time=spec.max_time,
+        catch_interrupt=False,
+        **spec.options,
+    )
+    elapsed = max(0.0, float(res.time) - monitor.seconds)
+    monitor.observe(res.x, res.nfev, res.ngev, res.nit, elapsed)
+    final_loss, final_metric = monitor.rows[-1][4], monitor.rows[-1][5]
+    return rec.to_jsonable(
+        {
+            "task": spec.task,
+            "task_options": spec.task_options,
+            "method": spec.method,
+            "seed": spec.seed,
+            "budget": spec.budget,
+            "max_time": spec.max_time,
+            "options": spec.options,
+            "method_options": res.get("options", {}),
+            "status": res.status,
+            "message": res.message,
+            "success": res.success,
+            "nfev": res.nfev,
+            "ngev": res.ngev,
+            "nit": res.nit,
+            "n_nonfinite": res.n_nonfinite,
+            "time": elapsed,
+            "fun": res.fun,
+            "train_loss": final_loss,
+            "test_metric": final_metric,
+            "start_train_loss": start_loss,
+            "start_test_metric": start_metric,
+            "monitor": {
+                "points": monitor.n_points,
+                "evaluations": monitor.n_points * (1 if task.test_metric is None else 2),
+                "seconds": monitor.seconds,
+                "curve": monitor.curve(),
+            },
+            "history": _thin_history(res.history),
+        }
+    )
+
+
+# -- many runs -----------------------------------------------------------------------------
+
+_BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Set the BLAS thread variables to 1 (unless set) for processes started inside."""
+    saved = {name: os.environ.get(name) for name in _BLAS_VARS}
+    for name in _BLAS_VARS:
+        os.environ.setdefault(name, "1")
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _worker_init() -> None:
+    # Ctrl-C goes to the whole process group; the parent alone handles it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def execute(
+    specs: Sequence[RunSpec], jobs: int, on_record: Callable[[dict[str, Any]], None]
+) -> None:
+    """Run ``specs`` (``jobs`` processes at a time) and hand each record to ``on_record``.
+
+    Records arrive as runs finish. On ``KeyboardInterrupt`` or an error, the worker
+    processes are stopped and the exception is raised; records already handed on
+    stay handed on.
+    """
+    if jobs <= 1 or len(specs) <= 1:
+        for spec in specs:
+            on_record(run_one(spec))
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with single_threaded_blas():
+        pool = ctx.Pool(min(jobs, len(specs)), initializer=_worker_init)
+    try:
+        for record in pool.imap_unordered(run_one, specs, chunksize=1):
+            on_record(record)
+    except BaseException:
+        pool.terminate()
+        pool.join()
+        raise
+    pool.close()
+    pool.join()
+
+
+def default_jobs() -> int:
+    """Processes to use: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _diff(stored: Any, planned: Any, prefix: str = "") -> list[str]:
+    if isinstance(stored, dict) and isinstance(planned, dict):
+        out = []
+        for key in sorted(set(stored) | set(planned), key=str):
+            out += _diff(stored.get(key), planned.get(key), f"{prefix}{key}.")
+        return out
+    return [] if stored == planned else [f"{prefix[:-1]}: stored {stored!r}, now {planned!r}"]
+
+
+def _fresh_folder(out: Path) -> None:
+    for name in (rec.RUNS_FILE, rec.TABLE_TEXT_FILE, rec.TABLE_CSV_FILE, *_PLOT_FILES):
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
+
+
+def run_compare(
+    config: CompareConfig,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    jobs: int = 1,
+    progress: bool = False,
+    plots: bool = True,
+    gradient_cost: GradientCost | None = None,
+) -> CompareResult:
+    """Run a comparison, write its run folder and return the table.
+
+    Parameters
+    ----------
+    config : CompareConfig
+    out : path, optional
+        The run folder (created). Without it nothing is written and resume is impossible.
+    resume : bool, default False
+        Keep the finished runs in ``out`` and run only the missing ones. The folder
+        must have been made with the same settings (else :class:`ResumeMismatchError`);
+        a folder without a compare in it is started afresh. Without ``resume``, the
+        folder's earlier results are replaced.
+    jobs : int, default 1
+        Runs at a time, in separate processes (each run is determined by its seed,
+        so the results do not depend on ``jobs``).
+    progress : bool, default False
+        Show a progress bar over runs (on stderr).
+    plots : bool, default True
+        Write the PNG plots into ``out``.
+    gradient_cost : GradientCost, optional
+        Use this instead of measuring (or reading the stored measurement).
+
+    Returns
+    -------
+    CompareResult
+
+    Raises
+    ------
+    InvalidOptionError
+        Bad settings (before any run).
+    KeyboardInterrupt
+        Propagated after the finished runs are on disk.
+    """
+    from dfo.compare.table import build_table
+
+    task, specs = plan_runs(config)
+    planned = resolved(config, specs)
+    folder = Path(out) if out is not None else None
+    records: list[dict[str, Any]] = []
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg_path, runs_path = folder / rec.CONFIG_FILE, folder / rec.RUNS_FILE
+        stored = rec.read_json(cfg_path) if resume and cfg_path.exists() else None
+        if stored is not None:
+            problems = _diff(stored.get("compare"), planned)
+            if problems:
+                raise ResumeMismatchError(
+                    f"cannot resume in {folder}: it holds a compare with other settings ("
+                    + "; ".join(problems[:5])
+                    + "). Use another --out, or run without --resume to start afresh."
+                )
+            if gradient_cost is None and stored.get("gradient_cost"):
+                gradient_cost = GradientCost.from_dict(stored["gradient_cost"])
+            records = rec.read_records(runs_path, repair=True)
+        else:
+            _fresh_folder(folder)
+    if gradient_cost is None:
+        gradient_cost = measure_gradient_cost(task.objective, task.start(specs[0].seed))
+    if folder is not None and not (resume and (folder / rec.CONFIG_FILE).exists()):
+        rec.write_json(
+            folder / rec.CONFIG_FILE,
+            {
+                "request": config.to_dict(),
+                "compare": planned,
+                "gradient_cost": None if gradient_cost is None else gradient_cost.to_dict(),
+            },
+        )
+
+    wanted = {s.key for s in specs}
+    done = {(r["method"], r["seed"]) for r in records if (r["method"], r["seed"]) in wanted}
+    pending = [s for s in specs if s.key not in done]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=len(specs),
+            initial=len(specs) - len(pending),
+            unit="run",
+            desc=f"compare {task.name}",
+            dynamic_ncols=True,
+        )
+
+    def on_record(record: dict[str, Any]) -> None:
+        records.append(record)
+        if folder is not None:
+            rec.append_record(folder / rec.RUNS_FILE, record)
+        if bar is not None:
+            bar.set_postfix_str(f"{record['method']} seed {record['seed']} done", refresh=False)
+            bar.update(1)
+
+    try:
+        execute(pending, jobs, on_record)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    if folder is not None:  # the file is the source of truth
+        records = rec.read_records(folder / rec.RUNS_FILE)
+    by_key: dict[tuple[str, int], dict[str, Any]] = {}
+    for record in records:
+        by_key.setdefault((record["method"], record["seed"]), record)
+    ordered = [by_key[s.key] for s in specs if s.key in by_key]
+    table = build_table(task, specs, ordered, gradient_cost, jobs=jobs)
+    if folder is not None:
+        (folder / rec.TABLE_TEXT_FILE).write_text(table.text + "\n", encoding="utf-8")
+        (folder / rec.TABLE_CSV_FILE).write_text(table.csv, encoding="utf-8")
+        if plots:
+            from dfo.compare.plots import write_plots
+
+            write_plots(table, folder)
+    return CompareResult(task, specs, ordered, gradient_cost, table, folder)
