@@ -1,0 +1,134 @@
+"""Tests of the dfo command line (argument handling; tiny compares)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+
+from dfo.cli import build_parser, main, parse_method_options
+from dfo.compare import records as rec
+
+TINY = ["--task", "xor", "--budget", "200", "--methods", "spsa,random-search", "--seeds", "2"]
+QUIET = ["--jobs", "1", "-q", "--no-plots"]
+
+
+def test_console_script_is_declared():
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    assert scripts.get("dfo") == "dfo.cli:main"
+
+
+def test_bare_dfo_prints_help(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "usage: dfo" in out and "compare" in out and "scaling" in out
+
+
+def test_help_lists_subcommands():
+    proc = subprocess.run(
+        [sys.executable, "-m", "dfo.cli", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0
+    assert "compare" in proc.stdout and "scaling" in proc.stdout
+
+
+def test_compare_help_shows_options(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--task", "--methods", "--budget", "--max-time", "--seeds", "--out"):
+        assert option in out
+    for option in ("--option", "--quiet", "--resume", "--jobs"):
+        assert option in out
+
+
+def test_scaling_subcommand_is_wired(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["scaling", "--help"])
+    assert exc.value.code == 0
+    assert "usage: dfo scaling" in capsys.readouterr().out
+
+
+def test_list_tasks(capsys):
+    assert main(["compare", "--list-tasks"]) == 0
+    out = capsys.readouterr().out
+    for task in ("digits", "digits-step", "spirals", "xor", "sine", "rosenbrock"):
+        assert task in out
+
+
+def test_compare_prints_table_and_writes_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["compare", *TINY, "--out", str(out), *QUIET]) == 0
+    printed = capsys.readouterr().out
+    assert "spsa" in printed and "random-search" in printed and "test accuracy" in printed
+    records = rec.read_records(out / rec.RUNS_FILE)
+    assert sorted((r["method"], r["seed"]) for r in records) == [
+        ("random-search", 0),
+        ("random-search", 1),
+        ("spsa", 0),
+        ("spsa", 1),
+    ]
+    assert all(r["budget"] == 200 and r["nfev"] <= 200 for r in records)
+    assert printed.strip() == (out / rec.TABLE_TEXT_FILE).read_text().strip()
+
+
+def test_resume_reads_settings_from_the_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["compare", *TINY, "-o", "spsa.c=0.1", "--out", str(out), *QUIET]) == 0
+    first = capsys.readouterr().out
+    before = (out / rec.RUNS_FILE).read_text()
+    # nothing is missing: nothing runs again, the table is rebuilt from the records
+    assert main(["compare", "--resume", "--out", str(out), *QUIET]) == 0
+    assert (out / rec.RUNS_FILE).read_text() == before
+    assert capsys.readouterr().out == first
+    records = rec.read_records(out / rec.RUNS_FILE)
+    assert {r["options"]["c"] for r in records if r["method"] == "spsa"} == {0.1}
+    # conflicting settings are refused with a clear message
+    assert main(["compare", "--resume", "--budget", "300", "--out", str(out), *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "budget" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "digitz"], "did you mean"),
+        (["--task", "xor", "--methods", "spsaa"], "did you mean"),
+        (["--task", "xor", "-o", "spsa.cc=0.1"], "unknown option 'cc'"),
+        (["--task", "xor", "-o", "spsa.c"], "METHOD.NAME=VALUE"),
+        (["--task", "xor", "-o", "spsa.c=-1"], "c must be"),
+        (["--task", "sphere", "--batch-size", "8"], "batch_size"),
+    ],
+)
+def test_bad_options_exit_2_with_a_message(args, message, tmp_path, capsys):
+    assert main(["compare", *args, "--out", str(tmp_path), *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dfo compare: error:")
+    assert message.lower() in err.lower()
+    assert "Traceback" not in err
+
+
+def test_argparse_rejects_bad_numbers(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "--budget", "-5"])
+    assert exc.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
+
+
+def test_parse_method_options():
+    assert parse_method_options(
+        ["spsa.c=0.1", "cma-es.popsize=50", "backprop-sgd.step_rule=adam", "spsa.A=None"]
+    ) == {
+        "spsa": {"c": 0.1, "A": None},
+        "cma-es": {"popsize": 50},
+        "backprop-sgd": {"step_rule": "adam"},
+    }
+
+
+def test_parser_builds_without_loading_scaling():
+    parser = build_parser(load_scaling=False)
+    args = parser.parse_args(["compare", "--seeds", "5", "--first-seed", "10"])
+    assert args.seeds == 5 and args.first_seed == 10 and args.command == "compare"
