@@ -1,0 +1,622 @@
+"""The cost of one gradient as the network grows: finite differences, SPSA, backprop.
+
+Measurements behind ``dfo scaling`` (see :mod:`dfo.scaling`). On a family of
+``64-h-10`` networks (the bundled 8x8 digits, a fixed batch of rows,
+``n = 75 h + 10`` parameters, widened from ``h = 1``) :func:`measure_gradient_costs`
+times one gradient by
+
+- a forward difference, :func:`dfo.finite_difference` with ``scheme="forward"``:
+  ``n + 1`` evaluations, the probes in batched ``evaluate_batch`` calls;
+- a central difference: ``2 n`` evaluations;
+- SPSA: 2 evaluations along one random +-1 direction (an estimate, not the gradient);
+- backpropagation, :meth:`~dfo.objective.Objective.value_and_grad`: one forward and
+  one backward pass;
+
+and one evaluation of the loss, the common unit. An evaluation on a fixed batch
+costs ``O(n)`` (every weight is used once per row), so finite differences cost
+``O(n^2)`` per gradient, backprop and SPSA ``O(n)``. :func:`fit_slopes` fits the
+log-log slopes.
+
+Finite-difference probes are evaluated in blocks of ``fd_block`` rows (64 by
+default; ``finite_difference(..., chunk_size=fd_block)``), one batched
+``evaluate_batch`` call per block, so every block is the same work whether the
+gradient is computed in full or not. For large ``n`` a whole gradient would take
+minutes, so a forward and a central block are timed on sampled coordinates
+(full-length probe rows, built as :func:`dfo.finite_difference` builds them); their
+rows are the same work, so the faster time per row of the two, times the number of
+rows (``n + 1`` or ``2 n``), is the estimate. Such records have
+``extrapolated=True``. Where the whole gradient is timed, the sampled estimate is
+computed too, as a check of the extrapolation.
+
+Each time is measured on two clocks: wall-clock time (the default for the
+analysis) and the process's CPU time (``time.process_time``). With single-threaded
+BLAS on an idle machine they agree; on a shared machine wall time also counts the
+time other processes hold the cores. Both are the minimum over rounds that
+interleave all sizes and methods (other processes only ever add time, and
+interleaving keeps a burst of load from skewing one size).
+
+Examples
+--------
+>>> from dfo.scaling_costs import measure_gradient_costs
+>>> records = measure_gradient_costs([85, 760], batch=32, repeats=1, min_time=0.0)
+>>> sorted({r.method for r in records})
+['backprop', 'central-fd', 'forward-fd', 'loss', 'spsa']
+>>> [r.evaluations for r in records if r.method == "forward-fd"]
+[86, 761]
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+
+from dfo.datasets import load_digits
+from dfo.exceptions import InvalidOptionError
+from dfo.network import MLP
+from dfo.network_objective import NetworkObjective
+from dfo.numdiff import finite_difference
+from dfo.objective import Objective
+
+__all__ = [
+    "CLOCKS",
+    "EXPECTED_SLOPES",
+    "METHODS",
+    "GradientCost",
+    "Slope",
+    "fit_slopes",
+    "measure_gradient_costs",
+    "network_for",
+    "sweep_sizes",
+]
+
+CLOCKS = ("wall", "cpu")
+"""Clocks every time is measured on; see the module docstring."""
+
+N_IN, N_OUT = 64, 10
+"""Input and output widths of the network family (8x8 digits, 10 classes)."""
+
+METHODS = ("loss", "forward-fd", "central-fd", "spsa", "backprop")
+"""Methods timed per size; ``"loss"`` is one evaluation, the common unit."""
+
+EXPECTED_SLOPES: dict[tuple[str, str], float] = {
+    ("forward-fd", "evaluations"): 1.0,
+    ("central-fd", "evaluations"): 1.0,
+    ("spsa", "evaluations"): 0.0,
+    ("backprop", "evaluations"): 0.0,
+    ("loss", "seconds"): 1.0,
+    ("forward-fd", "seconds"): 2.0,
+    ("central-fd", "seconds"): 2.0,
+    ("spsa", "seconds"): 1.0,
+    ("backprop", "seconds"): 1.0,
+}
+"""Expected log-log slope of each (method, quantity) against the number of parameters."""
+
+
+# -- records ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GradientCost:
+    """The cost of one gradient by one method at one network size.
+
+    Attributes
+    ----------
+    n_params : int
+        Parameters of the network ``64-hidden-10``.
+    hidden : int
+        Hidden width.
+    method : str
+        One of :data:`METHODS`.
+    evaluations : int
+        Loss evaluations per gradient: ``n + 1`` (forward FD), ``2 n`` (central),
+        2 (SPSA), 1 (backprop: one forward pass, plus one backward pass), 1 (loss).
+    seconds : float
+        Time per gradient on the analysis clock (``clock``); extrapolated for
+        sampled finite differences.
+    extrapolated : bool
+        Whether the times were scaled up from ``probes_timed`` probe rows.
+    probes_timed : int
+        Probe rows evaluated in the timed call (``evaluations`` unless extrapolated).
+    forward_equivalents : float
+        ``seconds`` divided by the time of one loss evaluation (same clock).
+    rel_error : float
+        ``||g - g_backprop|| / ||g_backprop||`` over the coordinates computed
+        (finite differences; nan for the other methods).
+    sample_estimate : float
+        Finite differences timed in full: the time (analysis clock) estimated from
+        one sampled block, a check of the extrapolation; nan otherwise.
+    wall_seconds, cpu_seconds : float
+        The time per gradient on each clock.
+    clock : str
+        Which of them ``seconds`` is: ``"cpu"`` or ``"wall"``.
+    """
+
+    n_params: int
+    hidden: int
+    method: str
+    evaluations: int
+    seconds: float
+    extrapolated: bool
+    probes_timed: int
+    forward_equivalents: float
+    rel_error: float = math.nan
+    sample_estimate: float = math.nan
+    wall_seconds: float = math.nan
+    cpu_seconds: float = math.nan
+    clock: str = "wall"
+
+
+@dataclass(frozen=True)
+class Slope:
+    """A fitted log-log slope of a cost against the number of parameters.
+
+    Attributes
+    ----------
+    method, quantity : str
+        The method and ``"evaluations"`` or ``"seconds"``.
+    slope : float
+        Least-squares slope of ``log(quantity)`` on ``log(n)`` over the fit range.
+    expected : float
+        The slope theory predicts (:data:`EXPECTED_SLOPES`).
+    n_min, n_max : int
+        Smallest and largest size in the fit range.
+    n_points : int
+        Sizes in the fit range.
+    slope_all : float
+        The same fit over all sizes (small sizes are dominated by fixed per-call
+        overhead, so this is lower for times).
+    n_extrapolated : int
+        Points of the fit range whose value was extrapolated from sampled coordinates.
+    slope_cpu, slope_wall : float
+        For times: the fit-range slope on each clock (``slope`` is one of them);
+        nan for evaluations.
+    """
+
+    method: str
+    quantity: str
+    slope: float
+    expected: float
+    n_min: int
+    n_max: int
+    n_points: int
+    slope_all: float
+    n_extrapolated: int
+    slope_cpu: float = math.nan
+    slope_wall: float = math.nan
+
+    def ok(self, tolerance: float = 0.25) -> bool:
+        """Whether the slope is within ``tolerance`` of the expected one."""
+        return abs(self.slope - self.expected) <= tolerance
+
+
+# -- validation -------------------------------------------------------------------------
+def _int_option(value: Any, name: str, minimum: int = 1) -> int:
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
+        raise InvalidOptionError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def _real_option(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:
+    bad = not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value)
+    if bad or value < minimum or (strict and value == minimum):
+        relation = ">" if strict else ">="
+        raise InvalidOptionError(
+            f"{name} must be a finite number {relation} {minimum}; got {value!r}"
+        )
+    return float(value)
+
+
+def _sizes_option(sizes: Any, name: str = "sizes") -> list[int]:
+    if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence | np.ndarray):
+        raise TypeError(f"{name} must be a sequence of parameter counts; got {sizes!r:.60}")
+    if len(sizes) == 0:
+        raise InvalidOptionError(f"{name} must not be empty")
+    return [_int_option(s, f"{name}[{i}]") for i, s in enumerate(sizes)]
+
+
+# -- workload ---------------------------------------------------------------------------
+def network_for(n_params: int, *, activation: str = "tanh") -> MLP:
+    """The ``64-h-10`` network of the sweep with about ``n_params`` parameters.
+
+    ``h = max(1, round((n_params - 10) / 75))``, so the smallest has 85 parameters.
+
+    Examples
+    --------
+    >>> network_for(100_000).sizes, network_for(100_000).n_params
+    ((64, 1333, 10), 99985)
+    """
+    n_params = _int_option(n_params, "n_params")
+    hidden = max(1, round((n_params - N_OUT) / (N_IN + 1 + N_OUT)))
+    return MLP([N_IN, hidden, N_OUT], activation=activation)
+
+
+def sweep_sizes(max_params: int = 100_000, *, count: int = 12, min_params: int = 85) -> list[int]:
+    """Parameter counts spaced evenly in ``log n`` from ``min_params`` to ``max_params``.
+
+    Returns the distinct actual sizes of :func:`network_for`, ascending (fewer than
+    ``count`` when the range is too narrow for distinct widths).
+
+    Examples
+    --------
+    >>> sweep_sizes(10_000, count=4)
+    [85, 460, 2035, 9985]
+    """
+    max_params = _int_option(max_params, "max_params", N_IN + 1 + 2 * N_OUT)
+    count = _int_option(count, "count", 2)
+    min_params = _int_option(min_params, "min_params")
+    min_params = min(min_params, max_params)
+    targets = np.geomspace(min_params, max_params, count)
+    return sorted({network_for(round(float(t))).n_params for t in targets})
+
+
+def _batch(batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed, seeded batch of ``batch`` digit images and labels."""
+    X, y = load_digits()
+    batch = _int_option(batch, "batch")
+    if batch > X.shape[0]:
+        raise InvalidOptionError(f"batch must be at most {X.shape[0]} (the digits); got {batch}")
+    rows = np.random.default_rng(seed).permutation(X.shape[0])[:batch]
+    return X[rows], y[rows]
+
+
+class _CoordinateSample(Objective):
+    """``z -> f(x with x[coords] = z)``: ``f`` as a function of a few coordinates.
+
+    A finite difference of this objective at ``x[coords]`` evaluates exactly the
+    probe rows of the full finite difference that belong to those coordinates
+    (full-length rows, built like :func:`dfo.finite_difference` builds them), so its
+    time per row is the full computation's.
+    """
+
+    def __init__(self, objective: Objective, x: np.ndarray, coords: np.ndarray) -> None:
+        super().__init__(coords.size)
+        self.objective, self.x, self.coords = objective, x, coords
+
+    def _evaluate_batch(self, Z: np.ndarray) -> np.ndarray:
+        rows = np.empty((Z.shape[0], self.x.size))
+        rows[:] = self.x
+        rows[:, self.coords] = Z
+        return self.objective.evaluate_batch(rows)
+
+
+def _spsa_estimate(
+    objective: Objective, x: np.ndarray, directions: np.ndarray, c: float
+) -> np.ndarray:
+    """Sum over the rows ``d`` of ``directions`` of ``(f(x + c d) - f(x - c d)) / (2c) d``."""
+    q = directions.shape[0]
+    probes = np.empty((2 * q, x.size))
+    np.multiply(directions, c, out=probes[:q])
+    np.subtract(x, probes[:q], out=probes[q:])
+    probes[:q] += x
+    values = objective.evaluate_batch(probes)
+    return ((values[:q] - values[q:]) / (2.0 * c)) @ directions
+
+
+def _rademacher(rng: np.random.Generator, q: int, n: int) -> np.ndarray:
+    return 2.0 * rng.integers(0, 2, size=(q, n), dtype=np.int8) - 1.0
+
+
+class _Timer:
+    """Time per call of ``fn`` on both clocks: the minimum over interleaved rounds.
+
+    :meth:`calibrate` makes the first call (a warm-up, kept as :attr:`result`) and
+    fixes how many calls one timing loops over so that it lasts ``min_time``; a call
+    slower than that counts as the first timing. :meth:`time_once` adds one timing.
+    """
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.number = 1
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.result: Any = None
+
+    def calibrate(self, min_time: float) -> None:
+        w0, c0 = time.perf_counter(), time.process_time()
+        self.result = self.fn()
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        if wall >= min_time:
+            self.wall.append(wall)
+            self.cpu.append(cpu)
+        else:
+            self.number = min(100_000, max(1, math.ceil(min_time / max(wall, 1e-7))))
+
+    def time_once(self) -> None:
+        fn, number = self.fn, self.number
+        w0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(number):
+            fn()
+        self.wall.append((time.perf_counter() - w0) / number)
+        self.cpu.append((time.process_time() - c0) / number)
+
+    def seconds(self, clock: str) -> float:
+        return min(self.cpu if clock == "cpu" else self.wall)
+
+
+def _run_timers(
+    timers: Sequence[_Timer], *, repeats: int, min_time: float, progress: bool, desc: str
+) -> None:
+    """Calibrate every timer, then time them in ``repeats`` interleaved rounds.
+
+    Interleaving spreads each measurement over the whole run, so a burst of load
+    from other processes does not skew one size against the others.
+    """
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(timers) * (repeats + 1), desc=desc, leave=False, file=sys.stderr)
+    try:
+        for t in timers:
+            t.calibrate(min_time)
+            if bar is not None:
+                bar.update()
+        for _ in range(repeats):
+            for t in timers:
+                if len(t.wall) < repeats:
+                    t.time_once()
+                if bar is not None:
+                    bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _rel_error(g: np.ndarray, ref: np.ndarray) -> float:
+    g = np.asarray(g, dtype=np.float64)
+    return float(np.linalg.norm(g - ref) / max(np.linalg.norm(ref), np.finfo(float).tiny))
+
+
+def _progress(iterable: Sequence[Any], desc: str, progress: bool) -> Iterator[Any]:
+    if not progress:
+        return iter(iterable)
+    from tqdm.auto import tqdm
+
+    return iter(tqdm(iterable, desc=desc, leave=False, file=sys.stderr))
+
+
+# -- the sweep --------------------------------------------------------------------------
+def measure_gradient_costs(
+    sizes: Sequence[int],
+    *,
+    batch: int = 256,
+    repeats: int = 3,
+    min_time: float = 0.02,
+    fd_exact_max: int = 3_000,
+    fd_block: int = 64,
+    spsa_c: float = 1e-4,
+    clock: str = "wall",
+    seed: int = 0,
+    progress: bool = False,
+) -> list[GradientCost]:
+    """Time one gradient by each method at each network size.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Approximate parameter counts; each becomes :func:`network_for` ``(n)``.
+    batch : int, default 256
+        Digit images in the fixed batch the loss is evaluated on (an evaluation
+        costs about ``2 * batch * n`` flops).
+    repeats : int, default 3
+        Timings per measurement, made in interleaved rounds over all sizes and
+        methods; the minimum is reported.
+    min_time : float, default 0.02
+        Seconds (wall) each timing lasts at least (fast calls are looped).
+    fd_exact_max : int, default 3000
+        Largest ``n`` at which a whole finite-difference gradient is timed; above
+        it the time is extrapolated from one block of sampled coordinates.
+    fd_block : int, default 64
+        Probe rows per ``evaluate_batch`` call of a finite difference
+        (``chunk_size`` of :func:`dfo.finite_difference`), and rows of the sampled
+        block: ``fd_block - 1`` coordinates plus the center (forward),
+        ``fd_block // 2`` coordinates (central).
+    spsa_c : float, default 1e-4
+        SPSA perturbation size.
+    clock : {"wall", "cpu"}, default "wall"
+        The clock of ``seconds`` (both are recorded).
+    seed : int, default 0
+        Seeds the batch, the parameters, the sampled coordinates and SPSA directions.
+    progress : bool, default False
+        Show a progress bar.
+
+    Returns
+    -------
+    list of GradientCost
+        One record per size and method of :data:`METHODS`, sizes ascending.
+
+    Raises
+    ------
+    InvalidOptionError
+        If an option is out of range.
+    """
+    sizes = sorted({network_for(n).n_params for n in _sizes_option(sizes)})
+    repeats = _int_option(repeats, "repeats")
+    min_time = _real_option(min_time, "min_time")
+    fd_exact_max = _int_option(fd_exact_max, "fd_exact_max", 0)
+    fd_block = _int_option(fd_block, "fd_block", 2)
+    spsa_c = _real_option(spsa_c, "spsa_c", strict=True)
+    if clock not in CLOCKS:
+        raise InvalidOptionError(f"clock must be one of {list(CLOCKS)}; got {clock!r}")
+    Xb, yb = _batch(batch, seed)
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    plans = [
+        _SizePlan(NetworkObjective(network_for(n), Xb, yb), rng, fd_exact_max, fd_block, spsa_c)
+        for n in sizes
+    ]
+    timers = [t for plan in plans for t in plan.timers.values()]
+    _run_timers(
+        timers, repeats=repeats, min_time=min_time, progress=progress, desc="gradient costs"
+    )
+    return [r for plan in plans for r in plan.records(clock)]
+
+
+class _SizePlan:
+    """The timers of :func:`measure_gradient_costs` for one network, and its records."""
+
+    def __init__(
+        self,
+        obj: NetworkObjective,
+        rng: np.random.Generator,
+        fd_exact_max: int,
+        fd_block: int,
+        spsa_c: float,
+    ) -> None:
+        net = obj.net
+        n = net.n_params
+        theta = net.init_params(rng)
+        self.n, self.hidden = n, net.sizes[1]
+        self.g_ref = obj.value_and_grad(theta)[1]
+        spsa_rng = np.random.default_rng(rng.integers(2**63))
+        timers = {
+            "loss": _Timer(lambda: obj(theta)),
+            "backprop": _Timer(lambda: obj.value_and_grad(theta)),
+            "spsa": _Timer(
+                lambda: _spsa_estimate(obj, theta, _rademacher(spsa_rng, 1, n), spsa_c)
+            ),
+        }
+        # One block of probe rows on sampled coordinates: fd_block - 1 coordinates
+        # and the center (forward), fd_block // 2 coordinates (central).
+        self.coords: dict[str, np.ndarray] = {}
+        for s, k in (("forward", fd_block - 1), ("central", fd_block // 2)):
+            if k < n:
+                coords = np.sort(rng.choice(n, size=k, replace=False))
+                sub = _CoordinateSample(obj, theta, coords)
+                x_sub = theta[coords]
+                self.coords[s] = coords
+                timers[f"{s}-sample"] = _Timer(
+                    lambda s=s, sub=sub, x_sub=x_sub: finite_difference(
+                        sub, x_sub, scheme=s, chunk_size=fd_block
+                    )
+                )
+        self.exact = n <= fd_exact_max or len(self.coords) < 2
+        if self.exact:
+            for s in ("forward", "central"):
+                timers[f"{s}-fd"] = _Timer(
+                    lambda s=s: finite_difference(obj, theta, scheme=s, chunk_size=fd_block)
+                )
+        self.timers = timers
+
+    def records(self, clock: str) -> list[GradientCost]:
+        n, timers = self.n, self.timers
+
+        def times(timer: _Timer) -> dict[str, float]:
+            return {c: timer.seconds(c) for c in CLOCKS}
+
+        loss = times(timers["loss"])
+
+        def record(method: str, evaluations: int, t: dict[str, float], **kw: Any) -> GradientCost:
+            kw.setdefault("extrapolated", False)
+            kw.setdefault("probes_timed", evaluations)
+            return GradientCost(
+                n,
+                self.hidden,
+                method,
+                evaluations,
+                t[clock],
+                forward_equivalents=t[clock] / loss[clock],
+                wall_seconds=t["wall"],
+                cpu_seconds=t["cpu"],
+                clock=clock,
+                **kw,
+            )
+
+        # Seconds per probe row from the sampled blocks: forward and central rows are
+        # the same work (a full-length row in a block of fd_block), so the minimum
+        # over both blocks' timings is kept.
+        samples = {s: timers[f"{s}-sample"] for s in self.coords}
+        per_row = {c: min(t.seconds(c) / t.result.nfev for t in samples.values()) for c in CLOCKS}
+        out = [record("loss", 1, loss)]
+        for s in ("forward", "central"):
+            rows = n + 1 if s == "forward" else 2 * n
+            estimate = {c: per_row[c] * rows for c in CLOCKS} if samples else None
+            if self.exact:
+                full = timers[f"{s}-fd"]
+                error = _rel_error(full.result.grad, self.g_ref)
+                out.append(
+                    record(
+                        f"{s}-fd",
+                        full.result.nfev,
+                        times(full),
+                        rel_error=error,
+                        sample_estimate=math.nan if estimate is None else estimate[clock],
+                    )
+                )
+            elif estimate is not None:  # not exact: both sampled blocks exist
+                sample = samples[s]
+                error = _rel_error(sample.result.grad, self.g_ref[self.coords[s]])
+                out.append(
+                    record(
+                        f"{s}-fd",
+                        rows,
+                        estimate,
+                        extrapolated=True,
+                        probes_timed=sample.result.nfev,
+                        rel_error=error,
+                    )
+                )
+        out.append(record("spsa", 2, times(timers["spsa"])))
+        out.append(record("backprop", 1, times(timers["backprop"])))
+        return out
+
+
+def fit_slopes(records: Sequence[GradientCost], *, fit_from: int = 3_000) -> list[Slope]:
+    """Least-squares log-log slopes of evaluations and time against ``n``.
+
+    Parameters
+    ----------
+    records : sequence of GradientCost
+        From :func:`measure_gradient_costs`.
+    fit_from : int, default 3000
+        The fit range is the sizes ``n >= fit_from``: below it a call's fixed
+        overhead (Python, argument checks, small-matrix inefficiency) rivals the
+        ``O(n)`` arithmetic and flattens the curve. If fewer than two sizes reach it,
+        the two largest are used. ``slope_all`` is the fit over every size.
+
+    Returns
+    -------
+    list of Slope
+        One per (method, quantity) of :data:`EXPECTED_SLOPES` present in ``records``.
+    """
+    fit_from = _int_option(fit_from, "fit_from", 0)
+    slopes = []
+    for (method, quantity), expected in EXPECTED_SLOPES.items():
+        recs = sorted((r for r in records if r.method == method), key=lambda r: r.n_params)
+        if len(recs) < 2:
+            continue
+        upper = [r for r in recs if r.n_params >= fit_from]
+        if len(upper) < 2:
+            upper = recs[-2:]
+
+        def slope(rs: Sequence[GradientCost], quantity: str = quantity) -> float:
+            y = np.array([float(getattr(r, quantity)) for r in rs])
+            if not np.all(np.isfinite(y) & (y > 0)):
+                return math.nan  # e.g. a clock too coarse for a fast call
+            return float(np.polyfit(np.log([r.n_params for r in rs]), np.log(y), 1)[0])
+
+        by_clock = {}
+        if quantity == "seconds":
+            by_clock = {
+                "slope_cpu": slope(upper, "cpu_seconds"),
+                "slope_wall": slope(upper, "wall_seconds"),
+            }
+        slopes.append(
+            Slope(
+                method,
+                quantity,
+                slope(upper),
+                expected,
+                upper[0].n_params,
+                upper[-1].n_params,
+                len(upper),
+                slope(recs),
+                sum(r.extrapolated for r in upper),
+                **by_clock,
+            )
+        )
+    return slopes

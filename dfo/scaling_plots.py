@@ -1,0 +1,416 @@
+"""Figures and text tables for ``dfo scaling`` (:mod:`dfo.scaling`).
+
+The figures are drawn on :class:`matplotlib.figure.Figure` objects with the Agg
+canvas and saved as PNG, so nothing here touches pyplot's global state or needs
+a display.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dfo.scaling_accuracy import CosineRecord, StepErrorRecord
+from dfo.scaling_costs import GradientCost, Slope
+
+__all__ = [
+    "cosine_table",
+    "cost_table",
+    "extrapolation_check",
+    "plot_gradient_costs",
+    "plot_spsa_cosine",
+    "plot_step_error",
+    "slope_table",
+    "step_error_table",
+    "write_csv",
+]
+
+LABELS = {
+    "loss": "one evaluation",
+    "forward-fd": "forward FD",
+    "central-fd": "central FD",
+    "spsa": "SPSA (q=1)",
+    "backprop": "backprop",
+}
+COLORS = {
+    "loss": "0.45",
+    "forward-fd": "C0",
+    "central-fd": "C1",
+    "spsa": "C2",
+    "backprop": "C3",
+}
+MARKERS = {"loss": "s", "forward-fd": "o", "central-fd": "D", "spsa": "^", "backprop": "v"}
+
+
+# -- CSV --------------------------------------------------------------------------------
+def write_csv(path: str | Path, records: Sequence[Any]) -> Path:
+    """Write dataclass records as a CSV file with one column per field; return the path."""
+    path = Path(path)
+    if not records:
+        path.write_text("")
+        return path
+    if not is_dataclass(records[0]):
+        raise TypeError(f"records must be dataclass instances; got {type(records[0]).__name__}")
+    names = [f.name for f in fields(records[0])]
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=names)
+        writer.writeheader()
+        for r in records:
+            writer.writerow({k: _csv_value(v) for k, v in asdict(r).items()})
+    return path
+
+
+def _csv_value(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else repr(v)
+    return v
+
+
+# -- text tables ------------------------------------------------------------------------
+def _by_size(records: Sequence[GradientCost]) -> dict[int, dict[str, GradientCost]]:
+    table: dict[int, dict[str, GradientCost]] = {}
+    for r in records:
+        table.setdefault(r.n_params, {})[r.method] = r
+    return dict(sorted(table.items()))
+
+
+def _ms(r: GradientCost) -> str:
+    return f"{r.seconds * 1e3:.3g}{'*' if r.extrapolated else ''}"
+
+
+def cost_table(records: Sequence[GradientCost]) -> str:
+    """The cost of one gradient per size and method, as aligned text.
+
+    Times are milliseconds; ``*`` marks finite-difference times extrapolated from
+    the ``rows`` probe rows actually timed; "x eval" is backprop's time in units of
+    one loss evaluation.
+    """
+    fd_head = f"{'evals':>7} {'rows':>6} {'ms':>10} {'err':>7}"
+    head = (
+        f"{'':>13} {'':>8} | {'forward FD':^{len(fd_head)}} | {'central FD':^{len(fd_head)}} | "
+        f"{'SPSA':^13} | {'backprop':^13}\n"
+        f"{'n':>7} {'h':>5} {'eval ms':>8} | {fd_head} | {fd_head} | "
+        f"{'evals':>5} {'ms':>7} | {'ms':>6} {'x eval':>6}"
+    )
+    lines = [head, "-" * len(head.splitlines()[1])]
+    for n, row in _by_size(records).items():
+        loss, spsa, bp = row["loss"], row["spsa"], row["backprop"]
+        fd = " | ".join(
+            f"{r.evaluations:>7} {r.probes_timed:>6} {_ms(r):>10} {r.rel_error:>7.1e}"
+            for r in (row["forward-fd"], row["central-fd"])
+        )
+        lines.append(
+            f"{n:>7} {loss.hidden:>5} {loss.seconds * 1e3:>8.3g} | {fd} | "
+            f"{spsa.evaluations:>5} {spsa.seconds * 1e3:>7.3g} | "
+            f"{bp.seconds * 1e3:>6.3g} {bp.forward_equivalents:>6.2f}"
+        )
+    return "\n".join(lines)
+
+
+def extrapolation_check(records: Sequence[GradientCost]) -> str:
+    """One line per scheme: sampled estimate over measured time where both exist."""
+    out = []
+    for method in ("forward-fd", "central-fd"):
+        pairs = [
+            (r.n_params, r.sample_estimate / r.seconds)
+            for r in records
+            if r.method == method and not r.extrapolated and not math.isnan(r.sample_estimate)
+        ]
+        if pairs:
+            text = ", ".join(f"{ratio:.2f} (n={n})" for n, ratio in pairs)
+            out.append(f"{LABELS[method]}: sampled estimate / full timing = {text}")
+    return "\n".join(out)
+
+
+def slope_table(slopes: Sequence[Slope], *, tolerance: float = 0.25, clock: str = "wall") -> str:
+    """Fitted slopes beside the expected ones, with a within-tolerance verdict.
+
+    ``clock`` names the clock of ``slope``; the other clock's slope is shown too.
+    """
+    other = "wall" if clock == "cpu" else "cpu"
+    head = (
+        f"{'method':<15} {'quantity':<12} {'slope':>6} {'expected':>8} {'fit range n':>14} "
+        f"{'points (extrap.)':>16} {'all sizes':>9} {f'{other} clock':>10}  within {tolerance:g}"
+    )
+    lines = [head, "-" * len(head)]
+    for s in slopes:
+        quantity = f"time ({clock})" if s.quantity == "seconds" else s.quantity
+        alt = s.slope_wall if other == "wall" else s.slope_cpu
+        lines.append(
+            f"{LABELS[s.method]:<15} {quantity:<12} {s.slope:>6.2f} {s.expected:>8.0f} "
+            f"{f'{s.n_min}-{s.n_max}':>14} {f'{s.n_points} ({s.n_extrapolated})':>16} "
+            f"{s.slope_all:>9.2f} {'' if math.isnan(alt) else f'{alt:.2f}':>10}  "
+            f"{'yes' if s.ok(tolerance) else 'NO'}"
+        )
+    return "\n".join(lines)
+
+
+def step_error_table(records: Sequence[StepErrorRecord]) -> str:
+    """Per float type and scheme: the best step found, its error, and the rule of thumb."""
+    head = (
+        f"{'dtype':<8} {'scheme':<8} {'best h':>9} {'min error':>10} {'rule h':>9} "
+        f"{'error at rule h':>15} {'smallest h':>10} {'its error':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    for dtype in ("float64", "float32"):
+        eps = float(np.finfo(dtype).eps)
+        for scheme in ("forward", "central"):
+            rs = sorted(
+                (r for r in records if r.dtype == dtype and r.scheme == scheme),
+                key=lambda r: r.h,
+            )
+            if not rs:
+                continue
+            best = min(rs, key=lambda r: r.rel_error)
+            rule = math.sqrt(eps) if scheme == "forward" else eps ** (1 / 3)
+            near = min(rs, key=lambda r: abs(math.log(r.h / rule)))
+            lines.append(
+                f"{dtype:<8} {scheme:<8} {best.h:>9.1e} {best.rel_error:>10.1e} {rule:>9.1e} "
+                f"{near.rel_error:>15.1e} {rs[0].h:>10.1e} {rs[0].rel_error:>9.1e}"
+            )
+    return "\n".join(lines)
+
+
+def cosine_table(records: Sequence[CosineRecord]) -> str:
+    """Mean cosine per size (rows) and number of directions (columns), theory below."""
+    qs = sorted({r.q for r in records})
+    sizes = sorted({r.n_params for r in records})
+    cell = {(r.n_params, r.q): r for r in records}
+    head = f"{'n':>7} {'':<8}" + "".join(f"{f'q={q}':>8}" for q in qs)
+    lines = [head, "-" * len(head)]
+    for n in sizes:
+        for what in ("measured", "theory"):
+            values = [
+                cell[n, q].cosine_mean if what == "measured" else cell[n, q].theory
+                for q in qs
+                if (n, q) in cell
+            ]
+            label = f"{n:>7}" if what == "measured" else " " * 7
+            lines.append(f"{label} {what:<8}" + "".join(f"{v:>8.3f}" for v in values))
+    return "\n".join(lines)
+
+
+# -- figures ----------------------------------------------------------------------------
+def _figure(ncols: int = 1, width: float = 7.0) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, 5.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols)
+    return fig, axes
+
+
+def _scatter(
+    ax: Any, records: Sequence[GradientCost], method: str, values: Sequence[float]
+) -> None:
+    n = np.array([r.n_params for r in records])
+    v = np.asarray(values, dtype=float)
+    ext = np.array([r.extrapolated for r in records])
+    color = COLORS[method]
+    ax.plot(n, v, "-", color=color, lw=1.2, alpha=0.6)
+    kw = {"marker": MARKERS[method], "linestyle": "none", "markersize": 6}
+    ax.plot(n[~ext], v[~ext], color=color, label=LABELS[method], **kw)
+    if ext.any():
+        ax.plot(n[ext], v[ext], color=color, markerfacecolor="none", **kw)
+
+
+def plot_gradient_costs(
+    records: Sequence[GradientCost],
+    slopes: Sequence[Slope],
+    path: str | Path,
+    *,
+    subtitle: str = "",
+) -> Path:
+    """Evaluations and time per gradient against the number of parameters.
+
+    Left: loss evaluations per gradient (and backprop's measured cost in
+    evaluations). Right: seconds per gradient with the fitted log-log lines over
+    the fit range. Hollow markers are finite-difference points extrapolated from
+    sampled coordinates. Returns the path written.
+    """
+    from matplotlib.lines import Line2D
+
+    fig, (ax_e, ax_t) = _figure(2, 13.0)
+    clock = records[0].clock if records else "wall"
+    clock_name = "CPU time" if clock == "cpu" else "wall-clock time"
+    by_method = {
+        m: sorted((r for r in records if r.method == m), key=lambda r: r.n_params) for m in LABELS
+    }
+    fitted = {(s.method, s.quantity): s for s in slopes}
+    for method in ("forward-fd", "central-fd", "spsa", "backprop"):
+        rs = by_method[method]
+        if rs:
+            _scatter(ax_e, rs, method, [r.evaluations for r in rs])
+    bp = by_method["backprop"]
+    if bp:
+        ax_e.plot(
+            [r.n_params for r in bp],
+            [r.forward_equivalents for r in bp],
+            ":x",
+            color=COLORS["backprop"],
+            label="backprop, measured cost in evaluations",
+        )
+    ax_e.set(
+        xscale="log",
+        yscale="log",
+        xlabel="parameters n",
+        ylabel="loss evaluations per gradient",
+        title="Evaluations per gradient: FD ~ n, SPSA and backprop constant",
+    )
+    ax_e.grid(True, which="major", alpha=0.3)
+    ax_e.legend(fontsize=8, loc="upper left")
+
+    for method in ("loss", "forward-fd", "central-fd", "spsa", "backprop"):
+        rs = by_method[method]
+        if not rs:
+            continue
+        _scatter(ax_t, rs, method, [r.seconds for r in rs])
+        s = fitted.get((method, "seconds"))
+        if s is not None:
+            fit = [r for r in rs if s.n_min <= r.n_params <= s.n_max]
+            x = np.array([r.n_params for r in fit], dtype=float)
+            y = np.array([r.seconds for r in fit])
+            intercept = np.mean(np.log(y) - s.slope * np.log(x))
+            xs = np.geomspace(x[0], x[-1], 20)
+            ax_t.plot(
+                xs,
+                np.exp(intercept) * xs**s.slope,
+                "--",
+                color=COLORS[method],
+                lw=1,
+                label=f"fit: {LABELS[method]} ~ n^{s.slope:.2f} (expected {s.expected:g})",
+            )
+    handles, _ = ax_t.get_legend_handles_labels()
+    handles += [
+        Line2D([], [], marker="o", color="k", linestyle="none", label="measured"),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            color="k",
+            markerfacecolor="none",
+            linestyle="none",
+            label="extrapolated from sampled coordinates",
+        ),
+    ]
+    ax_t.legend(handles=handles, fontsize=7, loc="upper left")
+    ax_t.set(
+        xscale="log",
+        yscale="log",
+        xlabel="parameters n",
+        ylabel=f"{clock_name} per gradient [s]",
+        title="Time per gradient: FD ~ n², SPSA and backprop ~ n",
+    )
+    ax_t.grid(True, which="major", alpha=0.3)
+    if subtitle:
+        fig.suptitle(subtitle, fontsize=10)
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_step_error(records: Sequence[StepErrorRecord], path: str | Path) -> Path:
+    """The V-shaped error of FD gradients against the step, with the rules of thumb."""
+    fig, ax = _figure(1, 8.0)
+    colors = {"forward": "C0", "central": "C1"}
+    styles = {"float64": ("-", "o"), "float32": ("--", "s")}
+    for dtype in ("float64", "float32"):
+        for scheme in ("forward", "central"):
+            rs = sorted(
+                (r for r in records if r.dtype == dtype and r.scheme == scheme), key=lambda r: r.h
+            )
+            if not rs:
+                continue
+            line, marker = styles[dtype]
+            ax.plot(
+                [r.h for r in rs],
+                [r.rel_error for r in rs],
+                line,
+                marker=marker,
+                markersize=4,
+                color=colors[scheme],
+                label=f"{scheme}, {dtype}",
+            )
+        eps = float(np.finfo(dtype).eps)
+        for value, scheme, name in (
+            (math.sqrt(eps), "forward", "√eps"),
+            (eps ** (1 / 3), "central", "eps^(1/3)"),
+        ):
+            ax.axvline(value, color=colors[scheme], linestyle=styles[dtype][0], lw=0.8, alpha=0.5)
+            ax.annotate(
+                f"{name}\n{dtype}",
+                (value, 0.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(2, 4),
+                textcoords="offset points",
+                fontsize=7,
+                va="bottom",
+                color=colors[scheme],
+            )
+    n = records[0].n_params if records else 0
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="finite-difference step h (absolute)",
+        ylabel="relative error ‖g_FD − g_backprop‖ / ‖g_backprop‖",
+        title=f"FD gradient error vs step ({n}-parameter network): a tiny h is not more accurate",
+    )
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(
+        fontsize=8,
+        loc="lower left",
+        title="float32: point and steps in float32,\nloss values rounded to float32",
+        title_fontsize=7,
+    )
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_spsa_cosine(records: Sequence[CosineRecord], path: str | Path) -> Path:
+    """Cosine of SPSA's averaged estimate with the gradient, against q, per size."""
+    fig, ax = _figure(1, 8.0)
+    for i, n in enumerate(sorted({r.n_params for r in records})):
+        rs = sorted((r for r in records if r.n_params == n), key=lambda r: r.q)
+        q = np.array([r.q for r in rs])
+        mean = np.array([r.cosine_mean for r in rs])
+        std = np.array([r.cosine_std for r in rs])
+        color = f"C{i}"
+        ax.errorbar(
+            q,
+            mean,
+            yerr=std,
+            marker="o",
+            markersize=4,
+            capsize=2,
+            color=color,
+            label=f"n = {n} (measured)",
+        )
+        ax.plot(
+            q,
+            [r.theory for r in rs],
+            ":",
+            color=color,
+            lw=1.2,
+            label=f"n = {n}: √(q / (q + n − 1))",
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="directions q averaged (2q evaluations)",
+        ylabel="cosine(SPSA estimate, true gradient)",
+        title="SPSA estimate quality: it needs q ~ n directions to point the right way",
+    )
+    ax.set_ylim(top=1.05)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path
