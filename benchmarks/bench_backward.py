@@ -13,9 +13,10 @@ parameters (the backward pass does one matrix product per weight matrix for
 dL/dW and one more per hidden layer for dL/da, against one per layer forward),
 where a finite-difference gradient costs ``n + 1`` forward passes.
 
-With ``--population`` it also times :meth:`dfo.MLP.population_loss` on
-``lambda = 4 + floor(3 ln n)`` candidates (a CMA-ES generation) against as many
-single ``loss`` calls, on a 64-16-10 network at several batch sizes.
+With ``--population`` it also times ``NetworkObjective.evaluate_batch`` (the
+population pass :meth:`dfo.MLP.population_loss`) on ``lambda = 4 + floor(3 ln n)``
+points (one CMA-ES generation) against as many single calls ``obj(x)``, on a
+64-16-10 network at several batch sizes.
 
 BLAS runs single-threaded by default (``--threads 0`` keeps the library's own
 setting): the ratios are about work, and on a small shared machine extra BLAS
@@ -95,21 +96,17 @@ def population_case(batch: int, quick: bool) -> None:
     import numpy as np
 
     import dfo
-    from dfo.losses import get_loss
 
     net = dfo.MLP([64, 16, 10], "tanh")
     k = 4 + math.floor(3 * math.log(net.n_params))
-    lossfn = get_loss("cross_entropy")
     rng = np.random.default_rng(0)
     X = rng.normal(size=(batch, 64))
     y = rng.integers(0, 10, size=batch)
+    obj = dfo.NetworkObjective(net, X, y)
     thetas = net.init_params(rng) + 0.1 * rng.normal(size=(k, net.n_params))
     number = 1 if quick else max(1, 20_000 // (batch * k))
     t_pop, t_single = interleaved_medians(
-        [
-            lambda: net._population_loss(thetas, X, y, lossfn),
-            lambda: [net._loss(t, X, y, lossfn) for t in thetas],
-        ],
+        [lambda: obj.evaluate_batch(thetas), lambda: [obj(t) for t in thetas]],
         number,
         5 if quick else 11,
     )
@@ -118,8 +115,11 @@ def population_case(batch: int, quick: bool) -> None:
 
 def bench_population(quick: bool) -> None:
     k = 4 + math.floor(3 * math.log(1210))
-    print(f"\npopulation_loss of lambda={k} candidates vs {k} single loss calls, 64-16-10")
-    header = f"{'batch':>6}{'population':>14}{'singles':>14}{'speedup':>9}"
+    print(
+        f"\nNetworkObjective on a 64-16-10 network: evaluate_batch of lambda={k} points "
+        f"vs {k} calls obj(x)"
+    )
+    header = f"{'batch':>6}{'batch call':>14}{'k calls':>14}{'speedup':>9}"
     print(header)
     print("-" * len(header))
     for batch in (100, 500, 1800):
