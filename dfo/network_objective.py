@@ -35,7 +35,7 @@ import numpy as np
 from dfo.exceptions import InvalidOptionError
 from dfo.losses import Loss, get_loss
 from dfo.network import MLP
-from dfo.objective import Objective
+from dfo.objective import Objective, check_point
 
 __all__ = ["MinibatchObjective", "NetworkObjective"]
 
@@ -56,6 +56,11 @@ class _NetLoss(Objective):
     def loss(self) -> str:
         """Name of the loss (``"cross_entropy"`` or ``"mse"``)."""
         return self._lossfn.name
+
+    def __call__(self, x: Any) -> float:
+        """Loss at one parameter vector ``x`` of shape ``(n_params,)``."""
+        # same value as evaluate_batch(x[None]), without the batch machinery
+        return self.net._loss(check_point(x, self.dim), self.X, self.y, self._lossfn)
 
     def _evaluate_batch(self, X: np.ndarray) -> np.ndarray:
         # X here is a batch of parameter vectors (k, n_params), already checked.

@@ -43,6 +43,7 @@ def test_full_batch_matches_network(setup):
     net, X, y, theta = setup
     obj = dfo.NetworkObjective(net, X, y)
     assert obj(theta) == net.loss(theta, X, y)
+    assert obj(theta) == obj.evaluate_batch(theta[None])[0]
     assert obj.full_loss(theta) == net.loss(theta, X, y)
     value, grad = obj.value_and_grad(theta)
     v2, g2 = net.loss_and_grad(theta, X, y)
