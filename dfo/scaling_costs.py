@@ -225,6 +225,17 @@ def network_for(n_params: int, *, activation: str = "tanh") -> MLP:
 
     ``h = max(1, round((n_params - 10) / 75))``, so the smallest has 85 parameters.
 
+    Parameters
+    ----------
+    n_params : int
+        Approximate number of parameters wanted.
+    activation : str, default "tanh"
+        Hidden-layer activation.
+
+    Returns
+    -------
+    MLP
+
     Examples
     --------
     >>> network_for(100_000).sizes, network_for(100_000).n_params
@@ -238,13 +249,25 @@ def network_for(n_params: int, *, activation: str = "tanh") -> MLP:
 def sweep_sizes(max_params: int = 100_000, *, count: int = 12, min_params: int = 85) -> list[int]:
     """Parameter counts spaced evenly in ``log n`` from ``min_params`` to ``max_params``.
 
-    Returns the distinct actual sizes of :func:`network_for`, ascending (fewer than
-    ``count`` when the range is too narrow for distinct widths).
+    Parameters
+    ----------
+    max_params : int, default 100000
+        Largest size (at least 85).
+    count : int, default 12
+        Number of sizes asked for.
+    min_params : int, default 85
+        Smallest size.
+
+    Returns
+    -------
+    list of int
+        The distinct actual sizes of :func:`network_for`, ascending (fewer than
+        ``count`` when the range is too narrow for distinct widths).
 
     Examples
     --------
     >>> sweep_sizes(10_000, count=4)
-    [85, 460, 2035, 9985]
+    [85, 385, 2035, 9985]
     """
     max_params = _int_option(max_params, "max_params", N_IN + 1 + 2 * N_OUT)
     count = _int_option(count, "count", 2)

@@ -50,7 +50,19 @@ MARKERS = {"loss": "s", "forward-fd": "o", "central-fd": "D", "spsa": "^", "back
 
 # -- CSV --------------------------------------------------------------------------------
 def write_csv(path: str | Path, records: Sequence[Any]) -> Path:
-    """Write dataclass records as a CSV file with one column per field; return the path."""
+    """Write dataclass records as a CSV file with one column per field.
+
+    Parameters
+    ----------
+    path : str or Path
+    records : sequence of dataclass instances
+        All of the same type; nan is written as an empty field.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     path = Path(path)
     if not records:
         path.write_text("")
@@ -90,6 +102,11 @@ def cost_table(records: Sequence[GradientCost]) -> str:
     Times are milliseconds; ``*`` marks finite-difference times extrapolated from
     the ``rows`` probe rows actually timed; "x eval" is backprop's time in units of
     one loss evaluation.
+
+    Parameters
+    ----------
+    records : sequence of GradientCost
+        From :func:`dfo.scaling.measure_gradient_costs`.
     """
     fd_head = f"{'evals':>7} {'rows':>6} {'ms':>10} {'err':>7}"
     head = (
@@ -114,7 +131,12 @@ def cost_table(records: Sequence[GradientCost]) -> str:
 
 
 def extrapolation_check(records: Sequence[GradientCost]) -> str:
-    """One line per scheme: sampled estimate over measured time where both exist."""
+    """One line per scheme: sampled estimate over measured time where both exist.
+
+    Parameters
+    ----------
+    records : sequence of GradientCost
+    """
     out = []
     for method in ("forward-fd", "central-fd"):
         pairs = [
@@ -131,7 +153,14 @@ def extrapolation_check(records: Sequence[GradientCost]) -> str:
 def slope_table(slopes: Sequence[Slope], *, tolerance: float = 0.25, clock: str = "wall") -> str:
     """Fitted slopes beside the expected ones, with a within-tolerance verdict.
 
-    ``clock`` names the clock of ``slope``; the other clock's slope is shown too.
+    Parameters
+    ----------
+    slopes : sequence of Slope
+        From :func:`dfo.scaling.fit_slopes`.
+    tolerance : float, default 0.25
+        Largest accepted distance from the expected slope.
+    clock : {"wall", "cpu"}, default "wall"
+        The clock of the time slopes; the other clock's slope is shown too.
     """
     other = "wall" if clock == "cpu" else "cpu"
     head = (
@@ -152,7 +181,13 @@ def slope_table(slopes: Sequence[Slope], *, tolerance: float = 0.25, clock: str 
 
 
 def step_error_table(records: Sequence[StepErrorRecord]) -> str:
-    """Per float type and scheme: the best step found, its error, and the rule of thumb."""
+    """Per float type and scheme: the best step found, its error, and the rule of thumb.
+
+    Parameters
+    ----------
+    records : sequence of StepErrorRecord
+        From :func:`dfo.scaling.fd_step_error_curve`.
+    """
     head = (
         f"{'dtype':<8} {'scheme':<8} {'best h':>9} {'min error':>10} {'rule h':>9} "
         f"{'error at rule h':>15} {'smallest h':>10} {'its error':>9}"
@@ -178,7 +213,13 @@ def step_error_table(records: Sequence[StepErrorRecord]) -> str:
 
 
 def cosine_table(records: Sequence[CosineRecord]) -> str:
-    """Mean cosine per size (rows) and number of directions (columns), theory below."""
+    """Mean cosine per size (rows) and number of directions (columns), theory below.
+
+    Parameters
+    ----------
+    records : sequence of CosineRecord
+        From :func:`dfo.scaling.spsa_cosine`.
+    """
     qs = sorted({r.q for r in records})
     sizes = sorted({r.n_params for r in records})
     cell = {(r.n_params, r.q): r for r in records}
@@ -201,9 +242,12 @@ def _figure(ncols: int = 1, width: float = 7.0) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, 5.0), layout="constrained")
+    # Fixed margins: a layout engine would draw the figure twice.
+    fig = Figure(figsize=(width, 5.0))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, ncols)
+    top = 0.88 if ncols > 1 else 0.92  # room for a suptitle over several panels
+    fig.subplots_adjust(left=0.8 / width, right=0.98, bottom=0.11, top=top, wspace=0.17)
     return fig, axes
 
 
@@ -233,7 +277,20 @@ def plot_gradient_costs(
     Left: loss evaluations per gradient (and backprop's measured cost in
     evaluations). Right: seconds per gradient with the fitted log-log lines over
     the fit range. Hollow markers are finite-difference points extrapolated from
-    sampled coordinates. Returns the path written.
+    sampled coordinates.
+
+    Parameters
+    ----------
+    records : sequence of GradientCost
+    slopes : sequence of Slope
+    path : str or Path
+        PNG file to write.
+    subtitle : str, optional
+        A line above both panels.
+
+    Returns
+    -------
+    Path
     """
     from matplotlib.lines import Line2D
 
@@ -317,7 +374,18 @@ def plot_gradient_costs(
 
 
 def plot_step_error(records: Sequence[StepErrorRecord], path: str | Path) -> Path:
-    """The V-shaped error of FD gradients against the step, with the rules of thumb."""
+    """The V-shaped error of FD gradients against the step, with the rules of thumb.
+
+    Parameters
+    ----------
+    records : sequence of StepErrorRecord
+    path : str or Path
+        PNG file to write.
+
+    Returns
+    -------
+    Path
+    """
     fig, ax = _figure(1, 8.0)
     colors = {"forward": "C0", "central": "C1"}
     styles = {"float64": ("-", "o"), "float32": ("--", "s")}
@@ -375,7 +443,18 @@ def plot_step_error(records: Sequence[StepErrorRecord], path: str | Path) -> Pat
 
 
 def plot_spsa_cosine(records: Sequence[CosineRecord], path: str | Path) -> Path:
-    """Cosine of SPSA's averaged estimate with the gradient, against q, per size."""
+    """Cosine of SPSA's averaged estimate with the gradient, against q, per size.
+
+    Parameters
+    ----------
+    records : sequence of CosineRecord
+    path : str or Path
+        PNG file to write.
+
+    Returns
+    -------
+    Path
+    """
     fig, ax = _figure(1, 8.0)
     for i, n in enumerate(sorted({r.n_params for r in records})):
         rs = sorted((r for r in records if r.n_params == n), key=lambda r: r.q)
