@@ -88,7 +88,23 @@ sphinx_gallery_conf = {
 # Each entry runs once per build (cached while dfo's sources and the command are
 # unchanged); its stdout, the command line and the files it writes land in
 # docs/_generated/<name>/ for the pages to include.
-dfo_docs_runs: dict[str, list[str]] = {}
+# `dfo scaling` on a sweep up to 20,000 parameters (the default goes to 100,000 and
+# takes a few minutes); `dfo compare` with one seed instead of three.
+dfo_docs_runs = {
+    "scaling": ["dfo", "scaling", "--max-params", "20000", "--sizes", "8"],
+    "compare": ["dfo", "compare", "--seeds", "1"],
+}
+# pages that must show these figures (checked after the build)
+dfo_docs_required_images = {
+    "why-backprop": ["gradient_costs.png", "fd_step_error.png", "spsa_cosine.png"],
+    "getting-started": ["loss_vs_cost.png", "loss_vs_time.png", "final_metric.png"],
+    "when-to-use-dfo": [
+        "sphx_glr_plot_nondifferentiable_001.png",
+        "sphx_glr_plot_noisy_spsa_001.png",
+        "sphx_glr_plot_limits_001.png",
+        "sphx_glr_plot_limits_002.png",
+    ],
+}
 
 # -- HTML -------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"

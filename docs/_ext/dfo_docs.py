@@ -41,6 +41,7 @@ EXAMPLE_ORDER = [
     "plot_nondifferentiable.py",
     "plot_black_box.py",
     "plot_noisy_spsa.py",
+    "plot_limits.py",
     "plot_hyperparameters.py",
     "plot_dask.py",
 ]
