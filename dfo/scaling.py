@@ -195,11 +195,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--clock",
-        choices=("wall", "cpu"),
-        default="wall",
-        help="clock of the tables, fits and plots (both go to the CSV): wall-clock time "
-        "(default) or process CPU time, which does not count the time other processes "
-        "hold the cores (with single-threaded BLAS the two agree on an idle machine)",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="clock of the tables, fits and plots (both go to the CSV): the process's CPU "
+        "time (default), which does not count the time other processes hold the cores, "
+        "or wall-clock time; with single-threaded BLAS the two agree on an idle machine",
     )
     parser.add_argument(
         "--fit-from",

@@ -150,7 +150,7 @@ def extrapolation_check(records: Sequence[GradientCost]) -> str:
     return "\n".join(out)
 
 
-def slope_table(slopes: Sequence[Slope], *, tolerance: float = 0.25, clock: str = "wall") -> str:
+def slope_table(slopes: Sequence[Slope], *, tolerance: float = 0.25, clock: str = "cpu") -> str:
     """Fitted slopes beside the expected ones, with a within-tolerance verdict.
 
     Parameters
@@ -159,7 +159,7 @@ def slope_table(slopes: Sequence[Slope], *, tolerance: float = 0.25, clock: str 
         From :func:`dfo.scaling.fit_slopes`.
     tolerance : float, default 0.25
         Largest accepted distance from the expected slope.
-    clock : {"wall", "cpu"}, default "wall"
+    clock : {"cpu", "wall"}, default "cpu"
         The clock of the time slopes; the other clock's slope is shown too.
     """
     other = "wall" if clock == "cpu" else "cpu"
@@ -295,7 +295,7 @@ def plot_gradient_costs(
     from matplotlib.lines import Line2D
 
     fig, (ax_e, ax_t) = _figure(2, 13.0)
-    clock = records[0].clock if records else "wall"
+    clock = records[0].clock if records else "cpu"
     clock_name = "CPU time" if clock == "cpu" else "wall-clock time"
     by_method = {
         m: sorted((r for r in records if r.method == m), key=lambda r: r.n_params) for m in LABELS
