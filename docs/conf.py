@@ -93,6 +93,8 @@ sphinx_gallery_conf = {
 dfo_docs_runs = {
     "scaling": ["dfo", "scaling", "--max-params", "20000", "--sizes", "8"],
     "compare": ["dfo", "compare", "--seeds", "1"],
+    "help-compare": ["dfo", "compare", "--help"],
+    "help-scaling": ["dfo", "scaling", "--help"],
 }
 # pages that must show these figures (checked after the build)
 dfo_docs_required_images = {
