@@ -1,0 +1,163 @@
+"""Parallel evaluation: 2 worker processes against a serial run, on a slow objective.
+
+The objective costs about 20 ms of CPU per evaluation (single-threaded numpy work,
+calibrated at start, plus the sphere's value). CMA-ES (n = 10, 10 candidates per
+generation) runs the same seeded budget three ways:
+
+- serially;
+- with ``executor=ProcessPoolExecutor(2)``: each generation split in 2 chunks of 5;
+- with ``executor=Client(LocalCluster(n_workers=2, threads_per_worker=1)).get_executor()``
+  when Dask's ``distributed`` is installed (``pip install -e '.[distributed]'``).
+
+The script checks that the parallel runs return the serial result bit for bit and
+prints the speed-ups (medians of repeats, run alternately).
+
+Target: the process pool at least 1.7x faster than serial; the Dask run returns the
+serial run's result.
+
+Run: ``python benchmarks/bench_executor.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor
+
+import numpy as np
+from _bench import describe_machine, parser, print_table, side_by_side, verdict
+
+import dfo
+from dfo.objective import Objective
+
+TARGET = 1.7
+DIM = 10
+SEED = 1
+
+
+class SlowSphere(Objective):
+    """``sum((x - 1)^2)`` after ``rounds`` rounds of elementwise work (CPU, one thread)."""
+
+    def __init__(self, dim: int, rounds: int) -> None:
+        super().__init__(dim)
+        self.rounds = rounds
+        self.buffer = np.linspace(0.0, 1.0, 20_000)
+
+    def _burn(self) -> float:
+        acc = 0.0
+        for i in range(self.rounds):
+            acc += float(np.sin(self.buffer * (1.0 + i)).sum())
+        return acc
+
+    def _evaluate_batch(self, X: np.ndarray) -> np.ndarray:
+        out = np.empty(X.shape[0])
+        for i, x in enumerate(X):
+            self._burn()
+            out[i] = float(np.sum((x - 1.0) ** 2))
+        return out
+
+
+def calibrate(seconds: float = 0.020) -> SlowSphere:
+    """A SlowSphere whose evaluation costs about ``seconds`` of CPU time here."""
+    probe = SlowSphere(DIM, rounds=20)
+    t0 = time.thread_time()
+    for _ in range(5):
+        probe._burn()
+    per_round = (time.thread_time() - t0) / (5 * probe.rounds)
+    return SlowSphere(DIM, rounds=max(1, round(seconds / per_round)))
+
+
+def run(objective: SlowSphere, budget: int, executor: Executor | None = None) -> dfo.Result:
+    return dfo.minimize(
+        objective, np.zeros(DIM), "cma-es", budget, seed=SEED, executor=executor, sigma0=0.5
+    )
+
+
+def same_run(a: dfo.Result, b: dfo.Result) -> bool:
+    return bool(
+        np.array_equal(a.x, b.x)
+        and a.fun == b.fun
+        and a.nfev == b.nfev
+        and np.array_equal(a.history["value"], b.history["value"])
+    )
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    repeats = args.repeats or (2 if args.quick else 5)
+    generations = 4 if args.quick else 10
+    objective = calibrate()
+    budget = generations * 10 + 1  # + the final mean's evaluation
+    t0 = time.perf_counter()
+    objective(np.zeros(DIM))
+    one = time.perf_counter() - t0
+    print(describe_machine())
+    print(
+        f"CMA-ES, n = {DIM}, popsize 10, {budget} evaluations of ~{one * 1e3:.0f} ms "
+        f"({objective.rounds} rounds); median of {repeats}"
+    )
+    print()
+
+    serial = run(objective, budget)
+    rows = []
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        pool.submit(int, "0").result()  # start the workers
+        pooled = run(objective, budget, pool)
+        t = side_by_side(
+            {
+                "serial": lambda: run(objective, budget),
+                "pool": lambda: run(objective, budget, pool),
+            },
+            repeats=repeats,
+        )
+    speedup = t["serial"] / t["pool"]
+    rows.append(
+        (
+            "ProcessPoolExecutor(2)",
+            t["serial"],
+            t["pool"],
+            speedup,
+            "yes" if same_run(serial, pooled) else "NO",
+            f">= {TARGET:g}: {verdict(speedup, TARGET, at_least=True)}",
+        )
+    )
+
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        print("Dask's distributed is not installed: its row is skipped")
+    else:
+        with (
+            LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=40,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            executor = client.get_executor()
+            on_dask = run(objective, budget, executor)
+            td = side_by_side(
+                {
+                    "serial": lambda: run(objective, budget),
+                    "dask": lambda: run(objective, budget, executor),
+                },
+                repeats=max(2, repeats // 2),
+            )
+        match = same_run(serial, on_dask)
+        rows.append(
+            (
+                "Dask LocalCluster, 2 workers",
+                td["serial"],
+                td["dask"],
+                td["serial"] / td["dask"],
+                "yes" if match else "NO",
+                f"same result: {'ok' if match else 'MISSED'}",
+            )
+        )
+    print_table(("executor", "serial s", "parallel s", "speed-up", "same result", "target"), rows)
+
+
+if __name__ == "__main__":
+    main()
