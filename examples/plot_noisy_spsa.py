@@ -87,8 +87,9 @@ for name, values in final.items():
 # Progress and spread
 # -------------------
 # Left: the noise-free loss of the recommendation against measurements spent, for
-# seed 0. With averaged iterates the recommendation jumps to the running average
-# when averaging starts (after a quarter of the budget) and then drifts smoothly.
+# seed 0. With averaged iterates the recommendation becomes the running average of
+# the iterates once averaging starts, half-way through the run, and then drifts
+# smoothly.
 # Right: the spread over seeds of the final noise-free loss.
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
