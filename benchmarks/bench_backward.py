@@ -1,56 +1,42 @@
 """The cheap gradient principle, measured: backprop costs a small constant times a forward pass.
 
-For two networks it times, side by side in one process (medians of repeats,
-forward and forward+backward interleaved so that both see the same machine load):
+For two tanh networks with cross-entropy, 64-16-10 at batch 64 and
+784-256-256-10 at batch 256, it times side by side in one process (medians of
+repeats, the two alternating within each repeat so that both see the same load):
 
 - ``loss``: one forward pass and the loss,
-- ``loss_and_grad``: the same forward pass, then backpropagation to all parameters,
+- ``loss_and_grad``: the same forward pass, then backpropagation to every parameter,
 
 through the public methods (which validate their inputs) and through the
 unchecked kernels that :class:`dfo.NetworkObjective` calls, and prints the ratio
-(forward+backward) / forward. Theory: about 2-3 whatever the number of
-parameters (the backward pass does one matrix product per weight matrix for
-dL/dW and one more per hidden layer for dL/da, against one per layer forward),
-where a finite-difference gradient costs ``n + 1`` forward passes.
-
-With ``--population`` it also times ``NetworkObjective.evaluate_batch`` (the
-population pass :meth:`dfo.MLP.population_loss`) on ``lambda = 4 + floor(3 ln n)``
-points (one CMA-ES generation) against as many single calls ``obj(x)``, on a
-64-16-10 network at several batch sizes.
+(forward + backward) / forward. Theory: a small constant whatever the number of
+parameters -- the backward pass does one matrix product per layer for dL/dW and
+one per hidden layer for dL/da, against one per layer forward, so about 2.2 for
+the large network in flops, while a forward-difference gradient costs
+``n + 1 = 269,323`` forward passes.
 
 BLAS runs single-threaded by default (``--threads 0`` keeps the library's own
-setting): the ratios are about work, and on a small shared machine extra BLAS
+setting): the ratio is about work, and on a small shared machine extra BLAS
 threads mostly add scheduling noise.
 
-Run: ``python benchmarks/bench_backward.py [--quick] [--population] [--threads N]``.
+Target: ratio <= 2.5 for both networks.
+
+Run: ``python benchmarks/bench_backward.py [--quick] [--repeats R] [--threads N]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import math
 import os
-import statistics
 import time
-from collections.abc import Callable
+
+from _bench import describe_machine, parser, print_table, side_by_side, verdict
+
+TARGET = 2.5
+CASES = (([64, 16, 10], 64), ([784, 256, 256, 10], 256))
 
 
-def interleaved_medians(fns: list[Callable[[], object]], number: int, repeats: int) -> list[float]:
-    """Median time per call of each function; the functions take turns in each repeat."""
-    for fn in fns:
-        fn()
-    samples: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, out in zip(fns, samples, strict=True):
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            out.append((time.perf_counter() - t0) / number)
-    return [statistics.median(s) for s in samples]
-
-
-def backward_case(sizes: list[int], batch: int, number: int, repeats: int) -> None:
-    """Print the forward and forward+backward times of one network."""
+def time_case(sizes: list[int], batch: int, repeats: int) -> list[tuple]:
+    """Rows of the table for one network: public methods and kernels."""
     import numpy as np
 
     import dfo
@@ -69,82 +55,50 @@ def backward_case(sizes: list[int], batch: int, number: int, repeats: int) -> No
             lambda: net._loss_and_grad(theta, X, y, lossfn),
         ),
     }
+    # about 20 ms per timed block
+    t0 = time.perf_counter()
+    net.loss_and_grad(theta, X, y)
+    number = max(1, round(0.02 / (time.perf_counter() - t0)))
+    rows = []
     name = "-".join(map(str, sizes))
     for api, (fwd, both) in pairs.items():
-        t_fwd, t_both = interleaved_medians([fwd, both], number, repeats)
-        print(
-            f"{name:<20}{batch:>6}{net.n_params:>10}{api:>10}"
-            f"{t_fwd * 1e6:>10.1f}us{t_both * 1e6:>10.1f}us{t_both / t_fwd:>8.2f}"
+        t = side_by_side({"fwd": fwd, "both": both}, repeats=repeats, number=number)
+        ratio = t["both"] / t["fwd"]
+        rows.append(
+            (
+                name,
+                batch,
+                net.n_params,
+                api,
+                t["fwd"] * 1e6,
+                t["both"] * 1e6,
+                ratio,
+                f"<= {TARGET:g}: {verdict(ratio, TARGET, at_least=False)}",
+            )
         )
-
-
-def bench_backward(quick: bool) -> None:
-    header = (
-        f"{'network':<20}{'batch':>6}{'n_params':>10}{'api':>10}"
-        f"{'forward':>12}{'fwd+bwd':>12}{'ratio':>8}"
-    )
-    print(header)
-    print("-" * len(header))
-    repeats = 7 if quick else 21
-    for sizes, batch, number in (([64, 16, 10], 64, 400), ([784, 256, 256, 10], 256, 3)):
-        backward_case(sizes, batch, max(1, number // 4) if quick else number, repeats)
-    print("\nratio = time(loss_and_grad) / time(loss); target <= 2.5")
-
-
-def population_case(batch: int, quick: bool) -> None:
-    """Print the population pass against single calls at one batch size."""
-    import numpy as np
-
-    import dfo
-
-    net = dfo.MLP([64, 16, 10], "tanh")
-    k = 4 + math.floor(3 * math.log(net.n_params))
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(batch, 64))
-    y = rng.integers(0, 10, size=batch)
-    obj = dfo.NetworkObjective(net, X, y)
-    thetas = net.init_params(rng) + 0.1 * rng.normal(size=(k, net.n_params))
-    number = 1 if quick else max(1, 20_000 // (batch * k))
-    t_pop, t_single = interleaved_medians(
-        [lambda: obj.evaluate_batch(thetas), lambda: [obj(t) for t in thetas]],
-        number,
-        5 if quick else 11,
-    )
-    print(f"{batch:>6}{t_pop * 1e6:>12.0f}us{t_single * 1e6:>12.0f}us{t_single / t_pop:>9.2f}")
-
-
-def bench_population(quick: bool) -> None:
-    k = 4 + math.floor(3 * math.log(1210))
-    print(
-        f"\nNetworkObjective on a 64-16-10 network: evaluate_batch of lambda={k} points "
-        f"vs {k} calls obj(x)"
-    )
-    header = f"{'batch':>6}{'batch call':>14}{'k calls':>14}{'speedup':>9}"
-    print(header)
-    print("-" * len(header))
-    for batch in (100, 500, 1800):
-        population_case(batch, quick)
+    return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument(
-        "--population", action="store_true", help="also time the population forward pass"
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument(
+        "--threads", type=int, default=1, help="BLAS threads (default 1; 0 keeps the library's)"
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="BLAS threads (default 1; 0 keeps the library's setting)",
-    )
-    args = parser.parse_args()
-    if args.threads > 0:  # must happen before numpy is imported
+    args = p.parse_args()
+    if args.threads > 0:  # before numpy is imported
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(args.threads)
-    bench_backward(args.quick)
-    if args.population:
-        bench_population(args.quick)
+    repeats = args.repeats or (5 if args.quick else 21)
+    print(describe_machine())
+    print(f"tanh networks, cross-entropy; median of {repeats}")
+    print()
+    rows = []
+    for sizes, batch in CASES:
+        rows += time_case(sizes, batch, repeats)
+    print_table(
+        ("network", "batch", "n_params", "api", "fwd us", "fwd+bwd us", "ratio", "target"),
+        rows,
+    )
 
 
 if __name__ == "__main__":
