@@ -136,7 +136,7 @@ def _add_compare_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="objective evaluations per run, the same for every method (default: the "
-        "task's, 30,000 for digits; Nelder-Mead is capped at 2(n+1) above 100 "
+        "task's, 20,000 for digits; Nelder-Mead is capped at 2(n+1) above 100 "
         "parameters, see the table's notes)",
     )
     what.add_argument(

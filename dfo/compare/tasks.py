@@ -196,6 +196,9 @@ def _network_task(
         metric, label, percent, higher = obj.test_loss, "test MSE", False, False
     else:
         metric, label, percent, higher = obj.accuracy, "test accuracy", True, True
+    # scipy's default simplex steps 5% of each non-zero coordinate and 0.00025 along
+    # zero ones (the biases): far too small for a network's weights
+    options = {**options, "nelder-mead": {"simplex_scale": 0.1, **options.get("nelder-mead", {})}}
     sizes = "-".join(str(s) for s in net.sizes)
     batch = "full batch" if batch_size is None else f"minibatches of {batch_size}"
     header = (
@@ -231,12 +234,12 @@ def _digits(*, batch_size: int = 128) -> Task:
         hidden=(16,),
         activation="tanh",
         batch_size=batch_size,
-        budget=30_000,
+        budget=20_000,
         options={
             "backprop-sgd": {"learning_rate": 0.3},
             "fd-sgd": {"learning_rate": 1.0, "step_rule": "momentum"},
             "spsa": {"c": 0.05, "initial_step": 0.02},
-            "cma-es": {"sigma0": 0.1},
+            "cma-es": {"sigma0": 0.1, "popsize": 50},
             "random-search": {"sigma": 0.05},
         },
     )
@@ -271,9 +274,9 @@ def _spirals(*, batch_size: int = 64) -> Task:
         batch_size=batch_size,
         budget=20_000,
         options={
-            "backprop-sgd": {"learning_rate": 0.3, "step_rule": "momentum"},
-            "fd-sgd": {"learning_rate": 0.3, "step_rule": "momentum"},
-            "spsa": {"c": 0.05, "initial_step": 0.05},
+            "backprop-sgd": {"learning_rate": 0.01, "step_rule": "adam"},
+            "fd-sgd": {"learning_rate": 0.1, "step_rule": "adam"},
+            "spsa": {"c": 0.05, "initial_step": 0.02},
             "cma-es": {"sigma0": 0.5},
             "random-search": {"sigma": 0.1},
         },
