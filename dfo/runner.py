@@ -563,8 +563,13 @@ def _final_result(
     opt, ev = run.optimizer, run.evaluator
     x, fun = opt.best_x, opt.best_f
     rec = opt.recommend()
-    if status is not Status.INTERRUPTED and ev.nfev < ev.budget and rec is not opt.best_x:
-        # evaluate the method's own recommendation (an SPSA iterate, a CMA-ES mean)
+    if (
+        status is not Status.INTERRUPTED
+        and ev.nfev < ev.budget
+        and (rec is not opt.best_x or ev.nfev == 0)
+    ):
+        # evaluate the method's own recommendation (an SPSA iterate, a CMA-ES mean),
+        # or x0 when the budget did not allow one iteration
         try:
             sample = objective.realization(run.obj_rng) if objective.is_stochastic else objective
             value = float(ev.evaluate(sample, rec[None, :])[0])

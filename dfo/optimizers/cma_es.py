@@ -1,4 +1,20 @@
-"""CMA-ES through the ``cma`` package (pycma); dfo never reimplements it."""
+"""CMA-ES through the ``cma`` package (pycma); dfo never reimplements it.
+
+pycma is driven through its own ask/tell interface. dfo sets a few of its
+options and never lets the user override them:
+
+- ``randn`` draws from the optimizer's seeded :class:`numpy.random.Generator`
+  and ``seed`` is nan, so pycma never seeds or draws from numpy's global
+  generator (``np.random.get_state()`` is the same after a run);
+- ``verbose=-9``, ``verb_disp=0``, ``verb_log=0`` and ``signals_filename=None``:
+  pycma prints nothing, writes no files and reads none (``verbose=True`` lets
+  it print, still without files).
+
+pycma's bookkeeping costs about 0.5 ms per generation in 10 dimensions, 6 ms in
+100 and 0.2 s in 1000 (full covariance: an eigendecomposition every few
+generations); the separable variant costs 0.3, 0.7 and 5 ms. Importing pycma
+takes about a second, once per process.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError, ShapeError
+from dfo.exceptions import InvalidOptionError, suggest
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
 
@@ -18,6 +34,45 @@ SEPARABLE_ABOVE = 100
 
 # pycma stop reasons that mean "converged" rather than "gave up"
 _PYCMA_IGNORED = {"maxfevals", "maxiter"}
+
+# pycma options dfo sets itself (or that would draw from numpy's global generator)
+_RESERVED = {
+    "randn": "pycma draws from the run's seeded generator; use seed= instead",
+    "seed": "pycma draws from the run's seeded generator; use seed= instead",
+    "integer_variables": "pycma's integer handling draws from numpy's global generator",
+    "verb_log": "dfo keeps pycma from writing files",
+    "verb_filenameprefix": "dfo keeps pycma from writing files",
+    "verb_plot": "dfo keeps pycma from writing files",
+    "signals_filename": "dfo keeps pycma from reading files",
+    "popsize": "use the popsize= option",
+    "bounds": "use the bounds= option",
+    "CMA_diagonal": "use the separable= option",
+    "tolfun": "use the tolfun= option",
+    "tolx": "use the tolx= option",
+    "verbose": "use the verbose= option",
+}
+
+
+def _check_cma_options(cma_options: Any) -> dict[str, Any]:
+    """Return ``cma_options`` as a dict of pycma option names, or raise."""
+    if cma_options is None:
+        return {}
+    if not isinstance(cma_options, dict):
+        raise InvalidOptionError(
+            f"cma_options must be a dict of pycma options; got {type(cma_options).__name__}"
+        )
+    import cma
+
+    valid = set(cma.CMAOptions())
+    for key in cma_options:
+        if key in _RESERVED:
+            raise InvalidOptionError(f"cma_options may not set {key!r}: {_RESERVED[key]}")
+        if key not in valid:
+            raise InvalidOptionError(
+                f"unknown pycma option {key!r} in cma_options (see cma.CMAOptions())."
+                + suggest(str(key), sorted(valid))
+            )
+    return dict(cma_options)
 
 
 class GeneratorRandn:
@@ -72,7 +127,12 @@ class CMAES(Optimizer):
     A thin ask/tell adapter over :class:`cma.CMAEvolutionStrategy`. Each
     generation of ``popsize`` candidates is asked at once (so it is evaluated in
     one vectorized call, on one sample of a stochastic objective). Non-finite values
-    rank worst.
+    rank worst. The recommendation is the distribution mean (pycma's
+    ``xfavorite``), which :func:`dfo.minimize` evaluates at the end.
+
+    In more than :data:`SEPARABLE_ABOVE` (100) dimensions the separable variant
+    runs by default (``separable="auto"``); ``options()["separable"]`` and
+    ``Result.options`` say which variant ran.
 
     Parameters
     ----------
@@ -89,7 +149,9 @@ class CMAES(Optimizer):
     tolfun, tolx : float, optional
         pycma's stopping tolerances (its defaults when None).
     cma_options : dict, optional
-        Further pycma options, passed as they are.
+        Further pycma options (names from ``cma.CMAOptions()``), passed as they
+        are; the options above, and those that would seed, print or write files,
+        are refused with a message saying which argument to use.
     verbose : bool, default False
         Let pycma print (it is silent otherwise and writes no files).
     """
@@ -126,8 +188,10 @@ class CMAES(Optimizer):
             separable = self.dim > SEPARABLE_ABOVE
         elif not isinstance(separable, bool):
             raise InvalidOptionError(f"separable must be True, False or 'auto'; got {separable!r}")
-        if self.dim < 2:
-            raise ShapeError("cma-es needs at least 2 dimensions; got x0 of size 1")
+        if not isinstance(verbose, bool):
+            raise InvalidOptionError(f"verbose must be True or False; got {verbose!r}")
+        cma_options = _check_cma_options(cma_options)
+        self.cma_options = cma_options
         self.sigma0 = float(sigma0)
         self.separable = separable
         opts: dict[str, Any] = {
@@ -136,7 +200,8 @@ class CMAES(Optimizer):
             "verbose": 1 if verbose else -9,
             "verb_disp": 100 if verbose else 0,
             "verb_log": 0,
-            "verb_filenameprefix": "outcmaes",
+            "verb_plot": 0,
+            "signals_filename": None,
             "maxfevals": np.inf,
         }
         if popsize is not None:
@@ -166,8 +231,10 @@ class CMAES(Optimizer):
             warnings.simplefilter("ignore")
             try:
                 self.es = cma.CMAEvolutionStrategy(self.x0, self.sigma0, opts)
-            except ValueError as exc:  # an option pycma rejects
-                raise InvalidOptionError(f"pycma rejected the options: {exc}") from exc
+            except Exception as exc:  # an option pycma rejects, however it says so
+                raise InvalidOptionError(
+                    f"pycma rejected the options: {type(exc).__name__}: {exc}"
+                ) from exc
         self.popsize = int(self.es.popsize)
         self.all_bad = 0
 
@@ -190,13 +257,22 @@ class CMAES(Optimizer):
         return float(values.min())
 
     def recommend(self) -> np.ndarray:
-        return np.asarray(self.es.mean, dtype=np.float64)
+        # the mean in the user's space, inside the bounds (a fresh copy)
+        return np.array(self.es.to_phenotype(self.es.mean), dtype=np.float64)
 
     def _stop(self) -> dict[str, Any]:
         if self.all_bad >= 10:
             return {"nonfinite": f"{self.all_bad} generations in a row had no finite value"}
-        reasons = {k: v for k, v in self.es.stop().items() if k not in _PYCMA_IGNORED}
-        return dict(reasons)
+        try:
+            stop = self.es.stop()
+        except Exception as exc:  # pycma reads some options only when it checks them
+            if not self.cma_options:
+                raise
+            raise InvalidOptionError(
+                f"pycma failed on cma_options={self.cma_options!r:.80}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        return {k: v for k, v in stop.items() if k not in _PYCMA_IGNORED}
 
     def options(self) -> dict[str, Any]:
         return {"sigma0": self.sigma0, **self.user_options, "popsize": self.popsize}

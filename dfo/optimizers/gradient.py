@@ -72,7 +72,7 @@ class GradientStepOptimizer(Optimizer):
         learning_rate: float = 0.1,
         step_rule: str | StepRule = "sgd",
         patience: int = 10,
-        divergence: float = 1e8,
+        divergence: float = 1e4,
     ) -> None:
         super().__init__(x0, seed=seed, budget=budget)
         _positive("learning_rate", learning_rate)
@@ -175,9 +175,11 @@ class BackpropSGD(GradientStepOptimizer):
     learning_rate : float, default 0.1
     step_rule : {"sgd", "momentum", "adam"} or StepRule, default "sgd"
     patience : int, default 10
-        Non-finite steps in a row before the run stops.
-    divergence : float, default 1e8
-        Stop when the value exceeds the first one by this factor.
+        Failed steps in a row before the run stops (see the module's *Safeguard*).
+    divergence : float, default 1e4
+        A step whose value exceeds the first value by this factor (times
+        ``max(1, |first value|)``) has failed: it is undone and the learning rate
+        halved. ``inf`` turns the check off.
     """
 
     needs_gradient: ClassVar[bool] = True
@@ -236,7 +238,7 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
         max_probes: int | None = None,
         step_rule: str | StepRule = "sgd",
         patience: int = 10,
-        divergence: float = 1e8,
+        divergence: float = 1e4,
     ) -> None:
         super().__init__(
             x0,
@@ -393,7 +395,7 @@ class SPSA(GradientStepOptimizer):
         regenerate: bool = False,
         step_rule: str | StepRule = "sgd",
         patience: int = 10,
-        divergence: float = 1e8,
+        divergence: float = 1e4,
     ) -> None:
         super().__init__(
             x0,

@@ -73,12 +73,17 @@ class RandomSearch(Optimizer):
             X *= self.sigma
             X += self.best_x
         if self.first:
-            X[0] = self.x0  # the start is a candidate too
             self.first = False
+            inside = self.lower is None or bool(
+                np.all((self.lower <= self.x0) & (self.x0 <= self.upper))
+            )
+            if inside:
+                X[0] = self.x0  # the start is a candidate too
         return X
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
-        return float(np.min(values)) if np.isfinite(values).any() else np.nan
+        finite = values[np.isfinite(values)]
+        return float(finite.min()) if finite.size else np.nan
 
     def options(self) -> dict[str, Any]:
         return {"sigma": self.sigma, "popsize": self.popsize, "bounds": self.bounds}
