@@ -33,8 +33,17 @@ def executor_workers(executor: Executor) -> int:
     """Best guess of how many tasks ``executor`` runs at once.
 
     Knows :class:`~concurrent.futures.ProcessPoolExecutor`,
-    :class:`~concurrent.futures.ThreadPoolExecutor` and Dask's ``ClientExecutor``;
-    falls back to 2.
+    :class:`~concurrent.futures.ThreadPoolExecutor` and Dask's ``ClientExecutor``
+    (the threads of all the cluster's workers); falls back to 2.
+
+    Parameters
+    ----------
+    executor : concurrent.futures.Executor
+
+    Returns
+    -------
+    int
+        At least 1. :class:`Evaluator` splits each batch into this many chunks.
     """
     workers = getattr(executor, "_max_workers", None)
     if isinstance(workers, int) and workers > 0:

@@ -432,24 +432,29 @@ class SPSA(GradientStepOptimizer):
         self._delta_seed = 0
         self._ck = 0.0
 
-    def _directions(self, q: int) -> np.ndarray:
-        """``q`` Rademacher (+-1) directions: the signs of standard normal draws."""
+    def _perturbation(self, q: int) -> np.ndarray:
+        """``c_k`` times ``q`` Rademacher (+-1) directions (the signs of normal draws)."""
         if self.regenerate:
             rng = np.random.default_rng(self._delta_seed)
         else:
             rng = self.rng
-        delta = rng.standard_normal((q, self.dim))
-        return np.copysign(1.0, delta, out=delta)
+        step = rng.standard_normal((q, self.dim))
+        return np.copysign(self._ck, step, out=step)  # exactly +-c_k
+
+    def _directions(self, q: int) -> np.ndarray:
+        """The ``q`` Rademacher (+-1) directions of the current perturbation."""
+        step = self._perturbation(q) if self.regenerate else self._delta
+        assert step is not None
+        return np.copysign(1.0, step)
 
     def _ask(self) -> np.ndarray:
         q = self.calibration if self.a is None else self.q
         self._ck = self.c / (self.k + 1) ** self.gamma
         if self.regenerate:
             self._delta_seed = int(self.rng.integers(2**63))
-            delta = self._directions(q)
+            step = self._perturbation(q)
         else:
-            delta = self._delta = self._directions(q)
-        step = delta * self._ck
+            step = self._delta = self._perturbation(q)
         X = np.empty((2 * q, self.dim))
         # inputs apart from the output buffer: no overlap copies inside numpy
         np.add(self.x, step, out=X[:q])
@@ -458,18 +463,23 @@ class SPSA(GradientStepOptimizer):
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         q = X.shape[0] // 2
-        delta = self._directions(q) if self.regenerate else self._delta
-        self._delta = None
         if q == 1:  # the common case, in scalars: a finite difference gives a finite gradient
             plus, minus = values.tolist()
             d = (plus - minus) / (2.0 * self._ck)
             if math.isfinite(d):
+                step = self._perturbation(1) if self.regenerate else self._delta
+                self._delta = None
                 value = 0.5 * (plus + minus)
                 if self.a is None:
                     self._calibrate(abs(d))
-                reported = self._step(value, delta[0] * d, finite=True)
+                grad = np.copysign(abs(d), step[0])  # delta * d, exactly
+                if d < 0.0:
+                    np.negative(grad, out=grad)
+                reported = self._step(value, grad, finite=True)
                 self._advance()
                 return reported
+        delta = self._directions(q)
+        self._delta = None
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: a failed pair
             diff = (values[:q] - values[q:]) / (2.0 * self._ck)
             ok = np.isfinite(diff)
