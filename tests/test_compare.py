@@ -85,6 +85,16 @@ def test_table_numbers_equal_the_records(tiny_result):
         assert f"{100 * statistics.median(accs):.1f}" in text_line
 
 
+def test_best_derivative_free_note(tiny_result):
+    table = tiny_result.table
+    free = {m: table.row(m).test_metric[0] for m in ("spsa", "random-search")}
+    best = max(free, key=free.get)
+    note = next(t for t in table.text.splitlines() if t.startswith("Best derivative-free"))
+    assert f"method: {best}, median test accuracy {100 * free[best]:.1f}%" in note
+    diff = 100 * (free[best] - table.row("backprop-sgd").test_metric[0])
+    assert f"({diff:+.1f} points)" in note
+
+
 def test_records_are_honest_about_budget_and_final_point(tiny_result):
     task = get_task("xor")
     for r in tiny_result.records:

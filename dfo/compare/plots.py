@@ -114,6 +114,7 @@ def _loss_plot(table: Any, axis: str, path: Path) -> None:
             grid,
             med,
             where="post",
+            zorder=3,
             color=color,
             lw=2,
             label=f"{row.method} ({n} seed{'s' * (n > 1)})",
@@ -123,7 +124,9 @@ def _loss_plot(table: Any, axis: str, path: Path) -> None:
         all_y.append(np.concatenate([lo, hi]))
     start = table.start.train_loss[0]
     if np.isfinite(start):
-        ax.axhline(start, color="black", ls=":", lw=1.2, label="start point (median over seeds)")
+        ax.axhline(
+            start, color="black", ls=":", lw=1.2, zorder=1, label="start point (median over seeds)"
+        )
         all_y.append(np.array([start]))
     ys = np.concatenate(all_y) if all_y else np.array([1.0])
     ys = ys[np.isfinite(ys)]

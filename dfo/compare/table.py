@@ -254,6 +254,7 @@ def _notes(table: Table, specs: Sequence[Any], jobs: int) -> list[str]:
         if budget != top:
             reason = table.method_notes.get(method) or "set by the user"
             notes.append(f"Budget: {method} had {budget:,} evaluations per run: {reason}.")
+    notes += _best_note(table)
     start_loss = table.start.train_loss[0]
     for row in rows:
         loss = row.train_loss[0]
@@ -286,6 +287,34 @@ def _notes(table: Table, specs: Sequence[Any], jobs: int) -> list[str]:
         "Options: " + "; ".join(f"{m}: {_options_text(o)}" for m, o in opts.items()) + "."
     )
     return notes
+
+
+def _best_note(table: Table) -> list[str]:
+    """Best derivative-free method (no gradient evaluations) against the gradient ones."""
+    if table.test_label is None:
+        key, label, fmt, higher = "train_loss", table.loss_label, _g, False
+    else:
+        key, label, higher = "test_metric", table.test_label, table.higher_is_better
+        fmt = _pct if table.test_percent else _g
+    unit = "%" if key == "test_metric" and table.test_percent else ""
+
+    def median(row: MethodRow) -> float:
+        return (row.test_metric if key == "test_metric" else row.train_loss)[0]
+
+    free = [r for r in table.rows if r.ngev[0] == 0 and np.isfinite(median(r))]
+    grad = [r for r in table.rows if r.ngev[0] > 0 and np.isfinite(median(r))]
+    if not free or not grad:
+        return []
+    pick = max if higher else min
+    best = pick(free, key=median)
+    text = f"Best derivative-free method: {best.method}, median {label} {fmt(median(best))}{unit}"
+    for row in grad:
+        diff = median(best) - median(row)
+        if unit == "%":
+            text += f"; {row.method}: {fmt(median(row))}% ({100 * diff:+.1f} points)"
+        else:
+            text += f"; {row.method}: {fmt(median(row))}"
+    return [text + "."]
 
 
 def _csv(table: Table) -> str:
