@@ -38,6 +38,7 @@ import numpy as np
 from dfo.activations import Activation, get_activation
 from dfo.exceptions import ShapeError
 from dfo.losses import Loss, check_labels, get_loss
+from dfo.objective import as_float64
 
 __all__ = ["MLP"]
 
@@ -219,7 +220,7 @@ class MLP:
     # -- validation (public entry points only) ------------------------------------
     def _check_theta(self, theta: Any, name: str = "theta") -> np.ndarray:
         try:
-            arr = np.asarray(theta, dtype=np.float64)
+            arr = as_float64(theta)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"{name} must be a real vector of length {self.n_params}; "
@@ -234,7 +235,7 @@ class MLP:
 
     def _check_thetas(self, Thetas: Any) -> np.ndarray:
         try:
-            arr = np.asarray(Thetas, dtype=np.float64)
+            arr = as_float64(Thetas)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"Thetas must be a real array of shape (k, {self.n_params}); "
@@ -260,7 +261,7 @@ class MLP:
             If ``X`` contains nan or inf.
         """
         try:
-            arr = np.asarray(X, dtype=np.float64)
+            arr = as_float64(X)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"{name} must be a real array of shape (batch, {self.n_in}); "

@@ -30,10 +30,25 @@ from dfo.exceptions import (
 __all__ = ["FunctionObjective", "Objective", "as_objective"]
 
 
+def as_float64(value: Any) -> np.ndarray:
+    """``value`` as a float64 array; TypeError or ValueError if it holds non-real numbers.
+
+    Unlike ``np.asarray(value, dtype=np.float64)`` it refuses complex numbers (numpy
+    would drop the imaginary part with a ComplexWarning). Callers turn the error into
+    a message that says what was expected.
+    """
+    if type(value) is np.ndarray and value.dtype == np.float64:
+        return value
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biufO":
+        raise TypeError(f"expected real numbers; got an array of dtype {arr.dtype}")
+    return arr.astype(np.float64, copy=False)
+
+
 def check_point(x: Any, dim: int, name: str = "x") -> np.ndarray:
     """Return ``x`` as a float64 vector of shape ``(dim,)`` or raise :class:`ShapeError`."""
     try:
-        arr = np.asarray(x, dtype=np.float64)
+        arr = as_float64(x)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"{name} must be an array of real numbers of shape ({dim},); got {type(x).__name__}"
@@ -46,7 +61,7 @@ def check_point(x: Any, dim: int, name: str = "x") -> np.ndarray:
 def check_batch(X: Any, dim: int, name: str = "X") -> np.ndarray:
     """Return ``X`` as a float64 array of shape ``(k, dim)`` or raise :class:`ShapeError`."""
     try:
-        arr = np.asarray(X, dtype=np.float64)
+        arr = as_float64(X)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"{name} must be an array of real numbers of shape (k, {dim}); got {type(X).__name__}"
@@ -177,7 +192,7 @@ class Objective:
         x = check_point(x, self.dim)
         value, grad = self._value_and_grad(x)
         try:
-            grad = np.asarray(grad, dtype=np.float64)
+            grad = as_float64(grad)
         except (TypeError, ValueError) as exc:
             raise ObjectiveOutputTypeError(
                 f"the gradient must be a real vector of shape ({self.dim},); "

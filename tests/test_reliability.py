@@ -643,3 +643,17 @@ def test_divergence_is_detected_and_reported(method):
     assert np.all(np.isfinite(res.x))
     assert res.fun < 1e-6  # the step was shrunk until it converged
     assert "failed steps" in res.message and "half the learning rate" in res.message
+
+
+@pytest.mark.parametrize(
+    "cma_options", [{"maxiter": "many"}, {"tolstagnation": [1, 2]}, {"popsize": 1}]
+)
+def test_pycma_errors_on_bad_cma_options_are_option_errors(cma_options):
+    with pytest.raises(InvalidOptionError, match=r"pycma|popsize"):
+        dfo.minimize(
+            lambda x: float(x @ x),
+            np.ones(3),
+            method="cma-es",
+            budget=300,
+            cma_options=cma_options,
+        )

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dfo.exceptions import GradientNotAvailableError, ShapeError
-from dfo.objective import check_batch, check_point
+from dfo.objective import as_float64, check_batch, check_point
 from dfo.result import Result, Status
 
 __all__ = ["ClosedLoopOptimizer", "Optimizer", "check_seed", "check_x0"]
@@ -64,10 +64,11 @@ def _check_values(values: Any, k: int) -> np.ndarray:
 def check_x0(x0: Any) -> np.ndarray:
     """Return ``x0`` as a finite 1-D float64 array (a copy) or raise."""
     try:
-        x = np.array(x0, dtype=np.float64)
+        x = np.array(as_float64(x0), dtype=np.float64)  # a copy
     except (TypeError, ValueError) as exc:
+        dtype = f" of dtype {x0.dtype}" if isinstance(x0, np.ndarray) else ""
         raise TypeError(
-            f"x0 must be a 1-D array of real numbers; got {type(x0).__name__}"
+            f"x0 must be a 1-D array of real numbers; got {type(x0).__name__}{dtype}"
         ) from exc
     if x.ndim != 1 or x.size == 0:
         raise ShapeError(f"x0 must be a non-empty 1-D array; got shape {x.shape}")
