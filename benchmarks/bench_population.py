@@ -10,12 +10,14 @@ split of the bundled 8x8 digits, cross-entropy. Two comparisons, timed side by s
   evaluated in batched calls) against the naive loop that tweaks one weight at a time
   and evaluates the loss after each tweak.
 
-Each is measured on the whole training split and on a minibatch of 64 samples (what
-a stochastic method sees per iteration). The script first checks that both ways
+Each is measured on a minibatch of 128 samples (the digits task of ``dfo compare``),
+of 32, and on the whole training split. The script first checks that both ways
 compute the same numbers.
 
 Targets: the batched population and the batched FD gradient at least 5x faster than
-the loops (on the training split).
+the loops. Batching does not change the arithmetic, only the number of calls, so the
+speed-up is bounded by the ratio of one call's cost to one candidate's share of a
+batched call; the script prints both, and the bound falls as the minibatch grows.
 
 Run: ``python benchmarks/bench_population.py [--quick]``.
 """
@@ -73,6 +75,7 @@ def main() -> None:
         f"training split ({data.X_train.shape[0]})": (data.X_train, data.y_train),
     }
     rows = []
+    bounds: list[tuple[str, float, float]] = []
     for label, (X, y) in sets.items():
         objective = dfo.NetworkObjective(net, X, y)
 
@@ -99,15 +102,20 @@ def main() -> None:
             {"batched": batched_population, "loop": single_calls}, repeats=repeats, number=5
         )
         fd = side_by_side({"batched": batched_fd, "loop": looped_fd}, repeats=repeats)
-        full = label.startswith(f"minibatch of {BATCH}")
         for what, t in ((f"population of {lam}", pop), (f"FD gradient ({n + 1} evals)", fd)):
             ratio = t["loop"] / t["batched"]
-            target = f">= {TARGET:g}: {verdict(ratio, TARGET, at_least=True)}" if full else ""
+            target = f">= {TARGET:g}: {verdict(ratio, TARGET, at_least=True)}"
             rows.append((what, label, t["batched"] * 1e3, t["loop"] * 1e3, ratio, target))
+        bounds.append((label, pop["loop"] / lam * 1e6, pop["batched"] / lam * 1e6))
     print_table(
         ("comparison", "data", "batched ms", "loop ms", "speed-up", "target"),
         rows,
     )
+    print()
+    print("Batching computes the same flops; it saves the cost of each separate call. The")
+    print("speed-up is therefore at most (one call) / (one candidate's share of a batched call):")
+    for label, single, share in bounds:
+        print(f"  {label}: one call {single:.1f} us, share of a batched call {share:.1f} us")
 
 
 if __name__ == "__main__":
