@@ -6,9 +6,16 @@ Checkpoints and resuming are in ``test_checkpoint.py``; generated inputs in
 
 from __future__ import annotations
 
+import csv
+import json
 import math
+import os
 import signal
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -657,3 +664,88 @@ def test_pycma_errors_on_bad_cma_options_are_option_errors(cma_options):
             budget=300,
             cma_options=cma_options,
         )
+
+
+# -- dfo compare killed mid-run and resumed -------------------------------------------
+# four runs of about 0.1-0.3 s each, one at a time, in the planned order
+COMPARE = [
+    "compare", "--task", "sphere", "--dim", "5", "--methods", "spsa", "random-search",
+    "--seeds", "2", "--budget", "10000", "--no-plots", "-q",
+]  # fmt: skip
+TIMING_COLUMNS = ("time_s_median", "time_s_min", "time_s_max", "monitor_seconds")
+
+
+def dfo_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dfo.cli", *args]
+
+
+def compare_table(folder: Path) -> list[dict[str, str]]:
+    """table.csv without its wall-clock columns (and the measured gradient cost, which
+    does not enter the table when no method uses gradients)."""
+    with open(folder / "table.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        for column in (*TIMING_COLUMNS, "gradient_cost_ratio"):
+            row.pop(column)
+    return rows
+
+
+def run_records(folder: Path) -> dict[tuple[str, int], dict]:
+    out = {}
+    for line in (folder / "runs.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        record.pop("time")
+        record["history"].pop("time")
+        record["monitor"].pop("seconds")
+        record["monitor"]["curve"].pop("time")
+        out[record["method"], record["seed"]] = record
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_compare(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare") / "reference"
+    # two processes: the results must not depend on --jobs
+    subprocess.run(dfo_command(*COMPARE, "--jobs", "2", "--out", str(out)), check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    return out
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals to a child process")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_compare_killed_mid_run_and_resumed_gives_the_same_table(
+    sig, tmp_path, uninterrupted_compare
+):
+    out = tmp_path / "run"
+    runs = out / "runs.jsonl"
+    proc = subprocess.Popen(
+        dfo_command(*COMPARE, "--jobs", "1", "--out", str(out)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (runs.exists() and runs.read_text().count("\n") >= 1):
+        assert proc.poll() is None and time.monotonic() < deadline, "compare ended early"
+        time.sleep(0.002)
+    proc.send_signal(sig)  # during the second run
+    _, err = proc.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, err
+        assert "--resume" in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    finished = run_records(out)
+    assert 1 <= len(finished) < 4  # killed mid-run, the finished runs are on disk
+    assert not (out / "table.csv").exists()
+
+    resumed = subprocess.run(
+        dfo_command("compare", "--resume", "--out", str(out), "--jobs", "1", "-q",
+                    "--no-plots"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    records = run_records(out)
+    assert len(records) == 4 and len(out.joinpath("runs.jsonl").read_text().splitlines()) == 4
+    for key, record in finished.items():
+        assert records[key] == record  # the finished runs were kept, not run again
+    assert records == run_records(uninterrupted_compare)
+    assert compare_table(out) == compare_table(uninterrupted_compare)
