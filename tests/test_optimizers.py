@@ -513,6 +513,13 @@ def test_cma_es_is_silent_writes_no_files_and_keeps_global_state(tmp_path, monke
     assert res.fun < 1e-3
 
 
+def test_cma_es_verbose_prints_but_writes_no_files(tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    dfo.minimize(problems.get("sphere", 3), np.ones(3), method="cma-es", budget=900, verbose=True)
+    assert "Iterat" in capfd.readouterr().out  # pycma's progress table
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize(("dim", "separable"), [(5, False), (101, True)])
 def test_cma_es_separable_above_the_documented_dimension(dim, separable):
     from dfo.optimizers.cma_es import SEPARABLE_ABOVE

@@ -190,6 +190,7 @@ class CMAES(Optimizer):
             raise InvalidOptionError(f"separable must be True, False or 'auto'; got {separable!r}")
         if not isinstance(verbose, bool):
             raise InvalidOptionError(f"verbose must be True or False; got {verbose!r}")
+        self.verbose = verbose
         cma_options = _check_cma_options(cma_options)
         self.cma_options = cma_options
         self.sigma0 = float(sigma0)
@@ -254,6 +255,8 @@ class CMAES(Optimizer):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.es.tell(list(X), values.tolist())
+        if self.verbose:
+            self.es.disp()  # pycma's progress line every 100 generations
         return float(values.min())
 
     def recommend(self) -> np.ndarray:
