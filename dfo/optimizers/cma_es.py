@@ -10,10 +10,12 @@ options and never lets the user override them:
   pycma prints nothing, writes no files and reads none (``verbose=True`` lets
   it print, still without files).
 
-pycma's bookkeeping costs about 0.5 ms per generation in 10 dimensions, 6 ms in
-100 and 0.2 s in 1000 (full covariance: an eigendecomposition every few
-generations); the separable variant costs 0.3, 0.7 and 5 ms. Importing pycma
-takes about a second, once per process.
+pycma's own bookkeeping per generation is of the order of 0.5-1 ms in 10
+dimensions, 5-20 ms in 100 and 0.2-0.3 s in 1000 with the full covariance (an
+eigendecomposition every few generations), against 0.5, 2 and 5-7 ms for the
+separable variant (``benchmarks/bench_cma_rosenbrock.py`` measures it); hence
+``separable="auto"`` above 100 dimensions. Importing pycma takes about a second,
+once per process.
 """
 
 from __future__ import annotations
