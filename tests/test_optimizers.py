@@ -160,9 +160,8 @@ def test_max_time_stops_a_run(method):
         return float(np.sum(x**2))
 
     obj, counter = counted_objective(2, fun=slow)
-    t0 = time.perf_counter()
     res = dfo.minimize(obj, np.ones(2), method=method, budget=100_000, seed=0, max_time=0.05)
-    assert time.perf_counter() - t0 < 1.0
+    assert res.time >= 0.05 and res.history["time"][-1] < 0.5  # the first check past it
     assert res.status == Status.MAX_TIME and res.success
     assert counter.calls == res.nfev < 100_000
 
