@@ -325,9 +325,9 @@ class Evaluator:
                 values[i] = np.nan
                 grads[i] = np.nan
         # a finite value with a non-finite gradient is a non-finite evaluation too
-        if not np.isfinite(grads.sum()):
-            values_or_grads = np.where(np.isfinite(grads).all(axis=1), values, np.nan)
-            self._count_nonfinite(values_or_grads)
+        finite_grads = np.isfinite(grads).all(axis=1)
+        if not finite_grads.all():
+            self._count_nonfinite(np.where(finite_grads, values, np.nan))
         else:
             self._count_nonfinite(values)
         return values, grads

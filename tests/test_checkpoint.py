@@ -155,15 +155,20 @@ def test_checkpoint_every_n_iterations(tmp_path):
     assert seen[:9] == [None, None, None, 4, 4, 4, 4, 8, 8]
 
 
-def test_checkpoint_holds_the_state_not_the_data(tmp_path):
+@pytest.mark.parametrize("method", ["spsa", "fd-sgd", "cma-es"])
+def test_checkpoint_holds_the_state_not_the_data(method, tmp_path):
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(5000, 20))
+    X = rng.normal(size=(5000, 20))  # 800 kB
     y = rng.integers(0, 2, size=5000)
     net = dfo.MLP([20, 2])
-    obj = dfo.NetworkObjective(net, X, y, batch_size=100)
-    path = tmp_path / "run.ckpt"
-    dfo.minimize(obj, np.zeros(net.n_params), method="spsa", budget=20, seed=0, checkpoint=path)
-    assert path.stat().st_size < 20_000  # the data are 800 kB, a minibatch 16 kB
+    sizes = []
+    for batch_size in (10, 2000):  # minibatches of 1.6 kB and 320 kB
+        obj = dfo.NetworkObjective(net, X, y, batch_size=batch_size)
+        path = tmp_path / f"{batch_size}.ckpt"
+        dfo.minimize(obj, np.zeros(net.n_params), method, 200, seed=0, checkpoint=path)
+        sizes.append(path.stat().st_size)
+    assert abs(sizes[1] - sizes[0]) < 1000  # the realization is drawn again on resume
+    assert sizes[0] < 200_000
 
 
 def test_resume_without_a_checkpoint_file_starts_afresh(tmp_path):

@@ -121,10 +121,15 @@ class GradientStepOptimizer(Optimizer):
         if value < self.anchor_value:
             self.anchor_value = value
             self.anchor = self.x
-        step, self.rule_state = self.rule.update(
-            grad, self.rule_state, self._rate() * self.lr_scale
-        )
-        self.x = self.x + step
+        with np.errstate(over="ignore", invalid="ignore"):
+            step, self.rule_state = self.rule.update(
+                grad, self.rule_state, self._rate() * self.lr_scale
+            )
+            x = self.x + step
+        if not np.isfinite(x).all():  # a huge gradient or rate overflowed the step
+            self._backtrack("the step overflowed")
+            return value
+        self.x = x
         return value
 
     def _backtrack(self, reason: str) -> None:
