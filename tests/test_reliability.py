@@ -652,6 +652,19 @@ def test_divergence_is_detected_and_reported(method):
     assert "failed steps" in res.message and "half the learning rate" in res.message
 
 
+@pytest.mark.usefixtures("strict_warnings")
+@pytest.mark.parametrize("rule", ["sgd", "momentum", "adam"])
+def test_a_step_that_overflows_is_undone(rule):
+    # a gradient of 1e300 with a learning rate of 1e10 overflows the step to inf
+    f = lambda x: float(np.sum(np.tanh(x) ** 2))  # noqa: E731 - finite everywhere
+    obj = dfo.as_objective(f, dim=2, grad=lambda x: 1e300 * np.sign(x))
+    res = dfo.minimize(
+        obj, np.ones(2), "backprop-sgd", 100, seed=0, learning_rate=1e10, step_rule=rule
+    )
+    assert np.all(np.isfinite(res.x)) and np.isfinite(res.fun)
+    assert "the step overflowed" in res.message
+
+
 @pytest.mark.parametrize(
     "cma_options", [{"maxiter": "many"}, {"tolstagnation": [1, 2]}, {"popsize": 1}]
 )
