@@ -80,6 +80,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+    return value
+
+
 def _parse_value(text: str) -> Any:
     try:
         return ast.literal_eval(text)
@@ -202,6 +212,14 @@ def _add_compare_arguments(p: argparse.ArgumentParser) -> None:
         metavar="J",
         help="runs at a time, in separate processes (default: the number of CPUs)",
     )
+    how.add_argument(
+        "--gradient-cost",
+        type=_positive_float,
+        default=None,
+        metavar="RATIO",
+        help="cost of one gradient in forward evaluations, instead of measuring it "
+        "(makes the cost column reproducible across compares)",
+    )
     how.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
     how.add_argument(
         "-q",
@@ -262,9 +280,11 @@ def _run_compare(args: argparse.Namespace) -> int:
         return _list_tasks()
     _single_threaded_blas()
     from dfo.compare import records as rec
+    from dfo.compare.cost import GradientCost
     from dfo.compare.runner import default_jobs, run_compare
 
     config, out = _compare_config(args)
+    given = None if args.gradient_cost is None else GradientCost.given(args.gradient_cost)
     jobs = args.jobs if args.jobs is not None else default_jobs()
     try:
         result = run_compare(
@@ -274,6 +294,7 @@ def _run_compare(args: argparse.Namespace) -> int:
             jobs=jobs,
             progress=not args.quiet,
             plots=not args.no_plots,
+            gradient_cost=given,
         )
     except KeyboardInterrupt:
         done = len(rec.read_records(out / rec.RUNS_FILE))

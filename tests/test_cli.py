@@ -132,3 +132,24 @@ def test_parser_builds_without_loading_scaling():
     parser = build_parser(load_scaling=False)
     args = parser.parse_args(["compare", "--seeds", "5", "--first-seed", "10"])
     assert args.seeds == 5 and args.first_seed == 10 and args.command == "compare"
+
+
+def test_given_gradient_cost_makes_tables_reproducible(tmp_path, capsys):
+    import csv
+
+    tables = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        args = ["--task", "xor", "--budget", "150", "--methods", "backprop-sgd", "spsa"]
+        assert main(["compare", *args, "--gradient-cost", "2.5", "--out", str(out), *QUIET]) == 0
+        with open(out / rec.TABLE_CSV_FILE) as fh:
+            tables.append(list(csv.DictReader(fh)))
+    assert "as given (not measured)" in capsys.readouterr().out
+    timed = {k for k in tables[0][0] if k.startswith("time_s") or k == "monitor_seconds"}
+    for a, b in zip(*tables, strict=True):
+        assert {k: v for k, v in a.items() if k not in timed} == {
+            k: v for k, v in b.items() if k not in timed
+        }
+    backprop = next(row for row in tables[0] if row["method"] == "backprop-sgd")
+    nfev, ngev = float(backprop["nfev_median"]), float(backprop["ngev_median"])
+    assert float(backprop["cost_median"]) == nfev - ngev + 2.5 * ngev

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from dfo.exceptions import InvalidOptionError
 from dfo.objective import Objective
 
 __all__ = ["GradientCost", "measure_gradient_cost", "run_cost"]
@@ -41,6 +42,8 @@ class GradientCost:
         Calls per timing.
     batch_size : int or None
         Rows of the minibatch the timings used (None: the full objective).
+    source : {"measured", "given"}
+        Whether the ratio was timed or given by the user (:meth:`given`).
     """
 
     ratio: float
@@ -49,9 +52,22 @@ class GradientCost:
     repeats: int
     number: int
     batch_size: int | None
+    source: str = "measured"
+
+    @classmethod
+    def given(cls, ratio: float) -> GradientCost:
+        """A ratio chosen by the user instead of measured (reproducible cost columns)."""
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio < np.inf:
+            raise InvalidOptionError(
+                "the gradient cost must be a positive number of forward evaluations; "
+                f"got {ratio!r}"
+            )
+        return cls(float(ratio), 0.0, 0.0, 0, 0, None, "given")
 
     def describe(self) -> str:
         """One sentence saying what was measured and how."""
+        if self.source == "given":
+            return f"one gradient = {self.ratio:.2f} forward evaluations, as given (not measured)"
         on = "the objective" if self.batch_size is None else f"one minibatch of {self.batch_size}"
         return (
             f"one gradient (value and gradient, backprop) = {self.ratio:.2f} forward "
@@ -65,7 +81,7 @@ class GradientCost:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GradientCost:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 def _time(fun: Any, number: int) -> float:

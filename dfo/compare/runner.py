@@ -293,6 +293,8 @@ class Monitor:
         self.rows.append((int(nfev), int(ngev), int(nit), float(elapsed), loss, metric))
 
     def __call__(self, res: Result) -> None:
+        if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
+            raise ParentGone("the compare process that started this run has exited")
         if self.next >= len(self.marks) or res.nfev < self.marks[self.next]:
             return
         while self.next < len(self.marks) and self.marks[self.next] <= res.nfev:
@@ -393,9 +395,19 @@ def single_threaded_blas() -> Iterator[None]:
                 os.environ[name] = value
 
 
+#: in a worker process: the parent's pid (a worker whose parent died stops its run)
+_PARENT_PID: int | None = None
+
+
+class ParentGone(Exception):
+    """Raised in a worker whose parent process has died (its run has nowhere to go)."""
+
+
 def _worker_init() -> None:
+    global _PARENT_PID
     # Ctrl-C goes to the whole process group; the parent alone handles it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _PARENT_PID = os.getppid()
 
 
 def execute(

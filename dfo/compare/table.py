@@ -227,10 +227,17 @@ def _notes(table: Table, specs: Sequence[Any], jobs: int) -> list[str]:
     unit = "one forward evaluation of the objective at one point" + (
         f" on one minibatch of {gc.batch_size}" if gc is not None and gc.batch_size else ""
     )
-    if gc is not None:
+    if gc is not None and gc.source == "given":
+        notes.append(
+            f"Cost unit: {unit}; {gc.describe()}. "
+            f"cost = (evaluations - gradients) + {gc.ratio:.2f} x gradients."
+        )
+    elif gc is not None:
         notes.append(
             f"Cost unit: {unit}. Measured: {gc.describe()}. "
-            f"cost = (evaluations - gradients) + {gc.ratio:.2f} x gradients."
+            f"cost = (evaluations - gradients) + {gc.ratio:.2f} x gradients. Wall times "
+            "and this ratio are measured and vary between compares (a resumed compare "
+            "reuses the stored ratio); every other number is determined by the seeds."
         )
     else:
         notes.append(f"Cost unit: {unit} (the objective has no gradient): cost = evaluations.")
