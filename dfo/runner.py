@@ -255,14 +255,22 @@ def minimize(
         What an exception in the objective does: propagate (with a note naming the
         method, the iteration and the point), or count as a non-finite value.
     catch_interrupt : bool, default True
-        Return the result so far on Ctrl-C (status ``INTERRUPTED``) instead of raising.
+        Return the result so far on Ctrl-C (status ``INTERRUPTED``, ``success``
+        False) instead of raising. The iteration in progress is dropped (its
+        evaluations are not counted), and Ctrl-C waits while the method updates its
+        state, so the result, and the checkpoint, are those between two iterations.
     checkpoint : path, optional
-        Write the run's state there every ``checkpoint_every`` iterations and at the end.
+        Write the run's state there (a pickle: load only files you trust) every
+        ``checkpoint_every`` iterations, when the run ends, is interrupted or the
+        objective raises, so that ``resume=True`` can retry. Ask/tell methods only
+        (not Nelder-Mead, whose loop is scipy's).
     checkpoint_every : int, default 100
         Iterations between checkpoints.
     resume : bool, default False
-        Continue from ``checkpoint`` if it exists; the resumed run is bit-identical to
-        one that never stopped.
+        Continue from ``checkpoint`` if it exists (else start afresh); the resumed
+        run is bit-identical to one that never stopped. The method, seed, options
+        and dimension must be those of the checkpointed run; the budget, time and
+        iteration limits may change (a larger budget continues the run).
     progress : bool, default False
         Show a progress bar (tqdm) over the budget.
     **options
@@ -277,11 +285,20 @@ def minimize(
     Raises
     ------
     InvalidOptionError
-        Unknown method or option, or a bad option value (before any evaluation).
+        Unknown method or option, a bad option value, or a checkpoint of another run.
     GradientNotAvailableError
         The method needs gradients and the objective has none.
     ShapeError
         ``x0`` does not match the objective's dimension.
+    NotAskTellError
+        ``checkpoint`` with a closed-loop method (Nelder-Mead).
+    ValueError, TypeError
+        Other bad arguments (``x0`` not finite, a budget that is not a positive
+        integer, a file that is not a checkpoint, ...). All of these are raised
+        before the objective is called once; see :mod:`dfo.exceptions`.
+    Exception
+        Whatever the objective raises, unchanged, with a note naming the method,
+        the iteration and the point (unless ``on_error="worst"``).
 
     Examples
     --------
@@ -306,6 +323,10 @@ def minimize(
         raise TypeError(f"checkpoint_every must be a positive integer; got {checkpoint_every!r}")
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be a positive integer; got {checkpoint_every}")
+    flags = {"catch_interrupt": catch_interrupt, "resume": resume, "progress": progress}
+    for name, flag in flags.items():
+        if not isinstance(flag, bool | np.bool_):
+            raise TypeError(f"{name} must be True or False; got {flag!r}")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint= (the file to resume from)")
     if callback is not None and not callable(callback):

@@ -456,6 +456,8 @@ BAD_CALLS = [
     ({"executor": object()}, TypeError, r"executor must be a concurrent.futures.Executor"),
     ({"checkpoint_every": 0}, ValueError, r"checkpoint_every must be a positive integer"),
     ({"resume": True}, ValueError, r"resume=True needs checkpoint="),
+    ({"resume": "yes"}, TypeError, r"resume must be True or False; got 'yes'"),
+    ({"catch_interrupt": None}, TypeError, r"catch_interrupt must be True or False"),
     ({"method": "nelder-mead", "checkpoint": "nm.ckpt"}, NotAskTellError, r"cannot be saved"),
 ]
 
