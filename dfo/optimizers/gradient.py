@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dfo.exceptions import InvalidOptionError, suggest
+from dfo.numdiff import PROBE_BLOCK_BYTES, fd_gradient, fd_probes, fd_steps
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
 from dfo.step_rules import StepRule, get_step_rule
@@ -36,9 +37,6 @@ __all__ = ["SPSA", "BackpropSGD", "FiniteDifferenceSGD", "GradientStepOptimizer"
 
 #: SPSA draws its random directions ahead in blocks of at most this many bytes
 _DRAW_AHEAD_BYTES = 64 * 2**10
-
-#: probe blocks of finite differences are split to stay under this many bytes
-FD_MAX_PROBE_BYTES = 256 * 2**20
 
 #: a run stops when backtracking has divided the learning rate by more than this
 MIN_LR_SCALE = 2.0**-40
@@ -200,17 +198,6 @@ class BackpropSGD(GradientStepOptimizer):
         return self._step(float(values[0]), grads[0])
 
 
-def _fd_steps(x: np.ndarray, scheme: str, h: float | None) -> np.ndarray:
-    """Per-coordinate steps, made exactly representable ((x + h) - x)."""
-    if h is None:
-        eps = np.finfo(np.float64).eps
-        rel = eps ** (0.5 if scheme == "forward" else 1.0 / 3.0)
-        h_vec = rel * np.maximum(1.0, np.abs(x))
-    else:
-        h_vec = np.full(x.size, float(h))
-    return (x + h_vec) - x
-
-
 @register("fd-sgd")
 class FiniteDifferenceSGD(GradientStepOptimizer):
     """Gradient descent on a finite-difference gradient ("tweak each weight").
@@ -262,72 +249,37 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
                 f"scheme must be 'forward' or 'central'; got {scheme!r}."
                 + suggest(str(scheme), ["forward", "central"])
             )
-        _positive("h", h, allow_none=True)
         self.scheme = scheme
         self.h = h
         n_probes = self.dim + 1 if scheme == "forward" else 2 * self.dim
         if max_probes is None:
-            max_probes = max(2, FD_MAX_PROBE_BYTES // (8 * self.dim))
+            max_probes = max(2, PROBE_BLOCK_BYTES // (8 * self.dim))
         self.max_probes = max(2, _positive_int("max_probes", max_probes))
         self.n_probes = n_probes
         self._start_estimate()
 
     def _start_estimate(self) -> None:
-        self.steps = _fd_steps(self.x, self.scheme, self.h)
-        self.grad = np.empty(self.dim)
+        self.steps = fd_steps(self.x, scheme=self.scheme, h=self.h)
+        self.values = np.empty(self.n_probes)
         self.done = 0  # probes of the current estimate already told
-        self.f0 = np.nan
-        self.value_sum = 0.0
-
-    def _probe_rows(self, start: int, stop: int) -> np.ndarray:
-        """Probe rows ``start:stop`` of the full probe matrix (never all at once)."""
-        x, n = self.x, self.dim
-        X = np.repeat(x[None, :], stop - start, axis=0)
-        rows = np.arange(start, stop)
-        if self.scheme == "forward":
-            coord = rows - 1
-            sel = coord >= 0
-            X[np.flatnonzero(sel), coord[sel]] += self.steps[coord[sel]]
-        else:
-            coord = rows % n
-            sign = np.where(rows < n, 1.0, -1.0)
-            X[np.arange(rows.size), coord] += sign * self.steps[coord]
-        return X
 
     def _ask(self) -> np.ndarray:
         stop = min(self.n_probes, self.done + self.max_probes)
         self.new_sample = self.done == 0
-        return self._probe_rows(self.done, stop)
+        return fd_probes(self.x, self.steps, scheme=self.scheme, start=self.done, stop=stop)
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
-        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: a failed step
-            return self._tell_block(X, values)
-
-    def _tell_block(self, X: np.ndarray, values: np.ndarray) -> float:
-        start, stop, n = self.done, self.done + X.shape[0], self.dim
-        rows = np.arange(start, stop)
-        if self.scheme == "forward":
-            if start == 0:
-                self.f0 = float(values[0])
-            coord = rows - 1
-            sel = coord >= 0
-            self.grad[coord[sel]] = (values[sel] - self.f0) / self.steps[coord[sel]]
-        else:
-            coord = rows % n
-            plus = rows < n
-            # central: store f(x + h e_i) then subtract f(x - h e_i)
-            self.grad[coord[plus]] = values[plus]
-            minus = ~plus
-            self.grad[coord[minus]] = (self.grad[coord[minus]] - values[minus]) / (
-                2.0 * self.steps[coord[minus]]
-            )
-            self.value_sum += float(values.sum())
+        stop = self.done + X.shape[0]
+        self.values[self.done : stop] = values
         self.done = stop
         if stop < self.n_probes:
             return self.last_value
-        value = self.f0 if self.scheme == "forward" else self.value_sum / self.n_probes
-        ok = np.isfinite(value) and np.all(np.isfinite(self.grad))
-        reported = self._step(value, self.grad if ok else None)
+        grad = fd_gradient(self.values, self.steps, scheme=self.scheme)
+        # the value at x: f(x) (forward), or the mean of the +-h probes (central, O(h^2))
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: a failed step
+            value = float(self.values[0] if self.scheme == "forward" else self.values.mean())
+        ok = np.isfinite(value) and np.all(np.isfinite(grad))
+        reported = self._step(value, grad if ok else None)
         self._start_estimate()
         return reported
 
