@@ -385,7 +385,18 @@ def _first_command(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``dfo`` command line; return the exit status."""
+    """Run the ``dfo`` command line; return the exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 for bad options, 130 when interrupted.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(load_scaling=_first_command(argv) == "scaling")
     args = parser.parse_args(argv)

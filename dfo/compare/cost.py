@@ -152,7 +152,24 @@ def measure_gradient_cost(
 def run_cost(nfev: Any, ngev: Any, ratio: float | None) -> Any:
     """Cost in forward-evaluation equivalents: ``(nfev - ngev) + ratio * ngev``.
 
-    Works elementwise on arrays. Without a ratio (no gradients) the cost is ``nfev``.
+    Parameters
+    ----------
+    nfev : int or array_like
+        Evaluations, those that also returned a gradient included.
+    ngev : int or array_like
+        Gradient evaluations.
+    ratio : float or None
+        Cost of one gradient in forward evaluations; None (no gradients): cost is ``nfev``.
+
+    Returns
+    -------
+    float or ndarray
+        Elementwise for arrays.
+
+    Examples
+    --------
+    >>> float(run_cost(100, 40, 2.5))
+    160.0
     """
     nfev = np.asarray(nfev, dtype=np.float64)
     ngev = np.asarray(ngev, dtype=np.float64)

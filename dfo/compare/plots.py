@@ -221,7 +221,20 @@ def _metric_plot(table: Any, path: Path) -> None:
 
 
 def write_plots(table: Any, folder: str | Path) -> list[Path]:
-    """Write the three PNG plots of ``table`` into ``folder``; return their paths."""
+    """Write the three PNG plots of ``table`` into ``folder``; return their paths.
+
+    Parameters
+    ----------
+    table : dfo.compare.table.Table
+        A comparison table (its rows hold the runs' records).
+    folder : path
+        An existing folder.
+
+    Returns
+    -------
+    list of Path
+        ``loss_vs_cost.png``, ``loss_vs_time.png`` and ``final_metric.png``.
+    """
     folder = Path(folder)
     paths = [
         folder / "loss_vs_cost.png",

@@ -47,7 +47,16 @@ TABLE_CSV_FILE = "table.csv"
 def to_jsonable(obj: Any) -> Any:
     """``obj`` with numpy scalars and arrays, tuples and enums made JSON-friendly.
 
-    Anything else that JSON cannot hold becomes its ``repr``.
+    Parameters
+    ----------
+    obj : object
+        Nested dicts, lists and tuples of numbers, strings, arrays, enums.
+
+    Returns
+    -------
+    object
+        Dicts, lists, numbers, strings and None; enums become their lower-case
+        name, anything else JSON cannot hold its ``repr``.
     """
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
@@ -69,7 +78,14 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically (a temporary file, then a rename)."""
+    """Write ``obj`` as indented JSON, atomically (a temporary file, then a rename).
+
+    Parameters
+    ----------
+    path : Path
+    obj : object
+        Passed through :func:`to_jsonable` first.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -81,13 +97,26 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """Read a JSON file."""
+    """Read a JSON file.
+
+    Parameters
+    ----------
+    path : Path
+    """
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
-    """Append one record as one line and flush it to disk before returning."""
+    """Append one record as one line and flush it to disk before returning.
+
+    Parameters
+    ----------
+    path : Path
+        The ``runs.jsonl`` file (created if missing).
+    record : dict
+        Passed through :func:`to_jsonable` first.
+    """
     line = json.dumps(to_jsonable(record), separators=(",", ":")) + "\n"
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(line)
@@ -98,8 +127,18 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
 def read_records(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
     """The records of a ``runs.jsonl`` file, in file order.
 
-    Lines that are not complete JSON objects (a write cut short by a kill) are
-    skipped; with ``repair=True`` the file is rewritten without them.
+    Parameters
+    ----------
+    path : Path
+        A missing file has no records.
+    repair : bool, default False
+        Rewrite the file without the lines that were skipped.
+
+    Returns
+    -------
+    list of dict
+        Lines that are not complete JSON objects (a write cut short by a kill) are
+        skipped.
     """
     path = Path(path)
     if not path.exists():

@@ -105,7 +105,25 @@ class CompareConfig:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything one run needs; a picklable recipe (the task is rebuilt from its name)."""
+    """Everything one run needs; a picklable recipe (the task is rebuilt from its name).
+
+    Parameters
+    ----------
+    task : str
+    task_options : dict
+        Keyword arguments of :func:`~dfo.compare.tasks.get_task`.
+    method : str
+    seed : int
+        Seeds the starting point and the run.
+    budget : int
+        Evaluations for this run.
+    max_time : float or None
+        Wall-clock limit in seconds.
+    options : dict
+        The method's options (the task's defaults merged with the user's).
+    n_monitor : int, default 40
+        Log-spaced monitoring points.
+    """
 
     task: str
     task_options: dict[str, Any]
@@ -173,6 +191,16 @@ def plan_runs(config: CompareConfig) -> tuple[Task, list[RunSpec]]:
     """Resolve ``config`` against its task's defaults into the list of runs.
 
     Option names and values are checked here, before any run starts.
+
+    Parameters
+    ----------
+    config : CompareConfig
+
+    Returns
+    -------
+    task : Task
+    specs : list of RunSpec
+        Ordered by method, then seed (the table's order).
 
     Raises
     ------
@@ -319,6 +347,22 @@ def _thin_history(history: dict[str, np.ndarray], rows: int = HISTORY_ROWS) -> d
 def run_one(spec: RunSpec) -> dict[str, Any]:
     """Run one method with one seed and return its record (a JSON-ready dict).
 
+    Parameters
+    ----------
+    spec : RunSpec
+
+    Returns
+    -------
+    dict
+        The settings, ``status``, ``message``, ``nfev``, ``ngev``, ``nit``,
+        ``time`` (method seconds, monitoring excluded), ``fun``, the final
+        ``train_loss`` and ``test_metric`` (None without held-out data) at the
+        returned point, the same at the start, ``monitor`` (points, evaluations,
+        seconds and the curve) and the runner's ``history`` (at most 400 rows,
+        log-spaced in iterations, the last one kept).
+
+    Notes
+    -----
     ``KeyboardInterrupt`` is not caught: an interrupted run leaves no record.
     """
     task = get_task(spec.task, **spec.task_options)

@@ -43,7 +43,23 @@ def _stats(values: np.ndarray) -> tuple[float, float, float]:
 class MethodRow:
     """Summary of one method's runs (medians, minima and maxima over seeds).
 
-    Each statistic is a ``(median, min, max)`` triple computed from ``records``.
+    Build it with :meth:`from_records`. Each statistic is a ``(median, min, max)``
+    triple computed from ``records``.
+
+    Parameters
+    ----------
+    method : str
+    records : list of dict
+        The method's finished runs.
+    seeds : list of int
+    train_loss, test_metric, nfev, ngev, cost, time : (float, float, float)
+        Median, minimum and maximum over the records (nan when absent).
+    budget : int
+    status : dict
+        Why the runs stopped -> how many.
+    monitor_points, monitor_evaluations : int
+    monitor_seconds : float
+        Monitoring totals over the records.
     """
 
     method: str
