@@ -584,7 +584,9 @@ def run_compare(
 
     wanted = {s.key for s in specs}
     done = {(r["method"], r["seed"]) for r in records if (r["method"], r["seed"]) in wanted}
-    pending = [s for s in specs if s.key not in done]
+    # seed-major order: an interrupted compare has every method for its first seeds
+    seed_rank = {seed: i for i, seed in enumerate(dict.fromkeys(s.seed for s in specs))}
+    pending = sorted((s for s in specs if s.key not in done), key=lambda s: seed_rank[s.seed])
     bar = None
     if progress:
         from tqdm.auto import tqdm
