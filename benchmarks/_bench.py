@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
+    "apply_threads",
     "blas_threads",
     "calls_for",
     "describe_machine",
@@ -32,7 +33,19 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     p.add_argument("--repeats", type=int, default=None, help="repeats per measurement")
+    p.add_argument(
+        "--threads", type=int, default=None, help="numpy's BLAS threads (needs threadpoolctl)"
+    )
     return p
+
+
+def apply_threads(threads: int | None) -> Any:
+    """Limit numpy's BLAS to ``threads`` threads (None: leave it); returns the limiter."""
+    if threads is None:
+        return None
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads, user_api="blas")
 
 
 def side_by_side(

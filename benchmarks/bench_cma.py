@@ -22,7 +22,7 @@ Run: ``python benchmarks/bench_cma.py [--quick]``.
 from __future__ import annotations
 
 import numpy as np
-from _bench import describe_machine, parser, print_table, side_by_side, verdict
+from _bench import apply_threads, describe_machine, parser, print_table, side_by_side, verdict
 
 import dfo
 from dfo.optimizers.cma_es import GeneratorRandn
@@ -78,6 +78,7 @@ def through_dfo(f, x0: np.ndarray, budget: int) -> int:  # type: ignore[no-untyp
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
+    apply_threads(args.threads)
     repeats = args.repeats or (3 if args.quick else 9)
     print(describe_machine())
     import cma

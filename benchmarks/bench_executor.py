@@ -24,7 +24,7 @@ import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 
 import numpy as np
-from _bench import describe_machine, parser, print_table, side_by_side, verdict
+from _bench import apply_threads, describe_machine, parser, print_table, side_by_side, verdict
 
 import dfo
 from dfo.objective import Objective
@@ -83,6 +83,7 @@ def same_run(a: dfo.Result, b: dfo.Result) -> bool:
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
+    apply_threads(args.threads)
     repeats = args.repeats or (2 if args.quick else 5)
     generations = 4 if args.quick else 10
     objective = calibrate()

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from _bench import describe_machine, parser, print_table, verdict
+from _bench import apply_threads, describe_machine, parser, print_table, verdict
 
 import dfo
 
@@ -99,6 +99,7 @@ def run_nevergrad(name: str, budget: int, seed: int) -> Callable[[TimedSphere], 
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
+    apply_threads(args.threads)
     repeats = args.repeats or (3 if args.quick else 7)
     budget = 4_000 if args.quick else 20_000
     print(describe_machine())

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from _bench import describe_machine, parser, print_table, side_by_side, verdict
+from _bench import apply_threads, describe_machine, parser, print_table, side_by_side, verdict
 
 import dfo
 from dfo.datasets import load
@@ -53,6 +53,7 @@ def naive_fd(f: Callable[[np.ndarray], float], theta: np.ndarray, h: np.ndarray)
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
+    apply_threads(args.threads)
     repeats = args.repeats or (3 if args.quick else 9)
     data = load("digits", seed=0)
     net = dfo.MLP([64, 16, 10], activation="tanh")

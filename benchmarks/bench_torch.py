@@ -27,6 +27,7 @@ import statistics
 
 import numpy as np
 from _bench import (
+    apply_threads,
     blas_threads,
     calls_for,
     describe_machine,
@@ -133,20 +134,14 @@ def run_case(sizes: list[int], batch: int, repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=None, help="BLAS / torch threads")
-    args = p.parse_args()
+    args = parser(__doc__.splitlines()[0]).parse_args()
     try:
         import torch
     except ImportError:
         print("PyTorch is not installed (pip install torch): nothing to compare")
         return
     threads = args.threads or blas_threads()[0] or torch.get_num_threads()
-    limiter = None
-    if args.threads:
-        from threadpoolctl import threadpool_limits
-
-        limiter = threadpool_limits(limits=args.threads, user_api="blas")
+    limiter = apply_threads(args.threads)
     torch.set_num_threads(threads)
     repeats = args.repeats or (5 if args.quick else 15)
     print(describe_machine())
