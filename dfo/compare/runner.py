@@ -208,7 +208,8 @@ def plan_runs(config: CompareConfig) -> tuple[Task, list[RunSpec]]:
         Unknown task, method or option, or a bad value.
     """
     task = get_task(config.task, **config.task_options)
-    methods = tuple(config.methods) if config.methods is not None else task.methods
+    methods = config.methods if config.methods is not None else task.methods
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
     if not methods:
         raise InvalidOptionError("methods must name at least one method")
     if len(set(methods)) != len(methods):
@@ -228,8 +229,12 @@ def plan_runs(config: CompareConfig) -> tuple[Task, list[RunSpec]]:
         raise InvalidOptionError(f"seeds lists a seed twice: {list(seeds)}")
     budget = _check_budget(config.budget if config.budget is not None else task.budget, "budget")
     max_time = _check_time(config.max_time, "max_time")
-    if isinstance(config.n_monitor, bool) or not isinstance(config.n_monitor, Integral):
-        raise InvalidOptionError(f"n_monitor must be an integer; got {config.n_monitor!r}")
+    if (
+        isinstance(config.n_monitor, bool)
+        or not isinstance(config.n_monitor, Integral)
+        or config.n_monitor < 1
+    ):
+        raise InvalidOptionError(f"n_monitor must be a positive integer; got {config.n_monitor!r}")
     x0 = task.start(seeds[0])
     specs_by_method = {}
     for method in methods:
