@@ -386,7 +386,8 @@ class SPSA(GradientStepOptimizer):
         self.regenerate = bool(regenerate)
         self.k = 0  # gain index
         self.average_from = (budget // (4 * self.q)) if budget else 0
-        self.x_sum = np.zeros(self.dim)
+        # the running sum of iterates, only when averaging (one vector less otherwise)
+        self.x_sum = np.zeros(self.dim) if self.average else np.zeros(0)
         self.n_avg = 0
         self._delta: np.ndarray | None = None
         self._delta_seed = 0
@@ -397,22 +398,22 @@ class SPSA(GradientStepOptimizer):
         self._drawn = np.empty((0, self.dim))
         self._next_row = 0
 
-    def _normals(self, q: int) -> np.ndarray:
-        """The next ``q`` rows of standard normal draws of ``self.rng`` (a view)."""
-        if self._next_row + q > self._drawn.shape[0]:
-            rows = max(q, _DRAW_AHEAD_BYTES // (8 * self.dim))
-            self._drawn = self.rng.standard_normal((rows, self.dim))
-            self._next_row = 0
-        start = self._next_row
-        self._next_row = start + q
-        return self._drawn[start : start + q]
-
     def _perturbation(self, q: int) -> np.ndarray:
         """``c_k`` times ``q`` Rademacher (+-1) directions (the signs of normal draws)."""
         if self.regenerate:  # nothing drawn ahead: memory stays one perturbation
             step = np.random.default_rng(self._delta_seed).standard_normal((q, self.dim))
             return np.copysign(self._ck, step, out=step)
-        return np.copysign(self._ck, self._normals(q))  # exactly +-c_k
+        if self._next_row + q <= self._drawn.shape[0]:  # from the rows drawn ahead
+            start = self._next_row
+            self._next_row = start + q
+            return np.copysign(self._ck, self._drawn[start : start + q])  # exactly +-c_k
+        rows = _DRAW_AHEAD_BYTES // (8 * self.dim)
+        if rows <= q:  # large n: no rows ahead, nothing kept
+            step = self.rng.standard_normal((q, self.dim))
+            return np.copysign(self._ck, step, out=step)
+        self._drawn = self.rng.standard_normal((rows, self.dim))
+        self._next_row = 0
+        return self._perturbation(q)
 
     def _directions(self, q: int) -> np.ndarray:
         """The ``q`` Rademacher (+-1) directions of the current perturbation."""
