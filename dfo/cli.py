@@ -396,6 +396,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success, 2 for bad options, 130 when interrupted.
+
+    Raises
+    ------
+    SystemExit
+        From :mod:`argparse`: with status 2 for arguments it cannot parse (an
+        unknown flag, a malformed number), with status 0 after ``--help`` or
+        ``--version``.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(load_scaling=_first_command(argv) == "scaling")

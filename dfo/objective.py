@@ -217,7 +217,48 @@ class Objective:
 
 
 class FunctionObjective(Objective):
-    """An :class:`Objective` around a plain callable; see :func:`as_objective`."""
+    """An :class:`Objective` around a plain callable; see :func:`as_objective`.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x) -> float`` for ``x`` of shape ``(dim,)``; with ``batched=True``,
+        ``fun(X) -> (k,)`` for ``X`` of shape ``(k, dim)``; with ``stochastic=True``,
+        ``fun(x, rng)`` (or ``fun(X, rng)``) with a :class:`numpy.random.Generator`.
+    dim : int
+        Number of variables (a positive integer).
+    batched : bool, default False
+        Whether ``fun`` evaluates a whole batch of rows at once.
+    grad : callable, optional
+        ``grad(x) -> (dim,)``, the gradient at one point; it sets ``has_gradient``
+        and enables :meth:`value_and_grad` (whose value comes from ``fun``).
+    stochastic : bool, default False
+        Whether ``fun`` takes a generator as its second argument. Every call gets
+        a fresh generator with one seed: 0 for the objective itself, one drawn from
+        the run's generator for each :meth:`realization`, so all points of one
+        iteration see the same random numbers.
+    name : str, optional
+        Name used in messages and the repr; defaults to ``fun.__name__``.
+
+    Raises
+    ------
+    ValueError
+        If ``dim`` is not a positive integer.
+    TypeError
+        If ``fun`` is not callable, or ``grad`` is neither callable nor None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> obj = FunctionObjective(lambda x: float(x @ x), 2, grad=lambda x: 2 * x)
+    >>> obj.value_and_grad(np.array([1.0, 2.0]))
+    (5.0, array([2., 4.]))
+    >>> def noisy(x, rng):
+    ...     return float(x @ x + rng.normal())
+    >>> draw = FunctionObjective(noisy, 2, stochastic=True).realization(np.random.default_rng(0))
+    >>> draw(np.zeros(2)) == draw(np.zeros(2))  # one realization, one noise
+    True
+    """
 
     def __init__(
         self,

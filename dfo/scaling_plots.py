@@ -61,7 +61,12 @@ def write_csv(path: str | Path, records: Sequence[Any]) -> Path:
     Returns
     -------
     Path
-        ``path``.
+        ``path`` (an empty file when ``records`` is empty).
+
+    Raises
+    ------
+    TypeError
+        If the records are not dataclass instances.
     """
     path = Path(path)
     if not records:
@@ -107,6 +112,11 @@ def cost_table(records: Sequence[GradientCost]) -> str:
     ----------
     records : sequence of GradientCost
         From :func:`dfo.scaling.measure_gradient_costs`.
+
+    Returns
+    -------
+    str
+        A header and one line per size.
     """
     fd_head = f"{'evals':>7} {'rows':>6} {'ms':>10} {'err':>7}"
     head = (
@@ -136,6 +146,11 @@ def extrapolation_check(records: Sequence[GradientCost]) -> str:
     Parameters
     ----------
     records : sequence of GradientCost
+
+    Returns
+    -------
+    str
+        Empty when no size was timed both ways.
     """
     out = []
     for method in ("forward-fd", "central-fd"):
@@ -161,6 +176,11 @@ def slope_table(slopes: Sequence[Slope], *, tolerance: float = 0.25, clock: str 
         Largest accepted distance from the expected slope.
     clock : {"cpu", "wall"}, default "cpu"
         The clock of the time slopes; the other clock's slope is shown too.
+
+    Returns
+    -------
+    str
+        A header and one line per slope.
     """
     other = "wall" if clock == "cpu" else "cpu"
     head = (
@@ -187,6 +207,11 @@ def step_error_table(records: Sequence[StepErrorRecord]) -> str:
     ----------
     records : sequence of StepErrorRecord
         From :func:`dfo.scaling.fd_step_error_curve`.
+
+    Returns
+    -------
+    str
+        A header and one line per float type and scheme present.
     """
     head = (
         f"{'dtype':<8} {'scheme':<8} {'best h':>9} {'min error':>10} {'rule h':>9} "
@@ -219,6 +244,11 @@ def cosine_table(records: Sequence[CosineRecord]) -> str:
     ----------
     records : sequence of CosineRecord
         From :func:`dfo.scaling.spsa_cosine`.
+
+    Returns
+    -------
+    str
+        A header and two lines (measured, theory) per size.
     """
     qs = sorted({r.q for r in records})
     sizes = sorted({r.n_params for r in records})

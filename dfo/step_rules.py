@@ -31,7 +31,29 @@ __all__ = ["STEP_RULES", "StepRule", "adam", "get_step_rule", "momentum", "sgd"]
 
 
 class StepRule(NamedTuple):
-    """An ``(init, update)`` pair; see the module docstring."""
+    """An ``(init, update)`` pair of pure functions that turns gradients into steps.
+
+    Build one with :func:`sgd`, :func:`momentum` or :func:`adam` (or by hand, from
+    two module-level functions, so that it pickles); see the module docstring.
+
+    Attributes
+    ----------
+    init : callable
+        ``init(x) -> state``: the rule's initial state for parameters shaped like
+        ``x`` (a :class:`~typing.NamedTuple`; ``x`` itself is not modified).
+    update : callable
+        ``update(grad, state, learning_rate) -> (step, new_state)``: the step to
+        *add* to the parameters (already scaled by ``-learning_rate``) and the
+        next state. It does not modify ``state``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rule = sgd()
+    >>> step, state = rule.update(np.array([1.0, -2.0]), rule.init(np.zeros(2)), 0.5)
+    >>> step
+    array([-0.5,  1. ])
+    """
 
     init: Callable[[np.ndarray], Any]
     update: Callable[[np.ndarray, Any, float], tuple[np.ndarray, Any]]
@@ -60,7 +82,14 @@ def _sgd_update(grad: np.ndarray, state: EmptyState, lr: float) -> tuple[np.ndar
 
 
 def sgd() -> StepRule:
-    """Plain gradient descent: ``step = -lr * g``."""
+    """Plain gradient descent: ``step = -lr * g``.
+
+    The rule keeps no state (its state is an empty tuple).
+
+    Returns
+    -------
+    StepRule
+    """
     return StepRule(_sgd_init, _sgd_update)
 
 
@@ -77,7 +106,38 @@ def _momentum_update(
 
 
 def momentum(*, beta: float = 0.9, nesterov: bool = False) -> StepRule:
-    """Heavy-ball momentum: ``v = beta v + g``, ``step = -lr v`` (Nesterov optional)."""
+    """Heavy-ball momentum: ``v = beta v + g``, ``step = -lr v`` (Nesterov optional).
+
+    The velocity ``v`` starts at zero, so the first step equals plain gradient
+    descent's.
+
+    Parameters
+    ----------
+    beta : float, default 0.9
+        Momentum coefficient, in ``[0, 1)``; 0 gives plain gradient descent.
+    nesterov : bool, default False
+        Step along ``g + beta v`` (with the updated ``v``) instead of ``v``.
+
+    Returns
+    -------
+    StepRule
+        Its state is a ``MomentumState(velocity)``.
+
+    Raises
+    ------
+    InvalidOptionError
+        If ``beta`` is not in ``[0, 1)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rule = momentum(beta=0.5)
+    >>> state = rule.init(np.zeros(2))
+    >>> step, state = rule.update(np.ones(2), state, 0.1)
+    >>> step, state = rule.update(np.ones(2), state, 0.1)  # v = 0.5 * 1 + 1
+    >>> step
+    array([-0.15, -0.15])
+    """
     if not 0.0 <= beta < 1.0:
         raise InvalidOptionError(f"momentum beta must be in [0, 1); got {beta!r}")
     return StepRule(_momentum_init, partial(_momentum_update, beta=beta, nesterov=nesterov))
@@ -99,7 +159,43 @@ def _adam_update(
 
 
 def adam(*, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> StepRule:
-    """Adam (Kingma & Ba, 2015) with bias correction."""
+    """Adam (Kingma & Ba, 2015) with bias correction.
+
+    With ``m`` and ``v`` the running averages of ``g`` and ``g**2`` (both starting
+    at zero) and ``t`` the number of updates so far, the step is
+    ``-lr * m_hat / (sqrt(v_hat) + eps)`` where ``m_hat = m / (1 - b1**t)`` and
+    ``v_hat = v / (1 - b2**t)``. The first step is thus about ``-lr * sign(g)``
+    in each coordinate, whatever the gradient's scale.
+
+    Parameters
+    ----------
+    b1 : float, default 0.9
+        Decay rate of the gradient's running average, in ``[0, 1)``.
+    b2 : float, default 0.999
+        Decay rate of the squared gradient's running average, in ``[0, 1)``.
+    eps : float, default 1e-8
+        Added to ``sqrt(v_hat)`` in the denominator; must be > 0.
+
+    Returns
+    -------
+    StepRule
+        Its state is an ``AdamState(count, mu, nu)``.
+
+    Raises
+    ------
+    InvalidOptionError
+        If ``b1`` or ``b2`` is not in ``[0, 1)`` or ``eps`` is not > 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rule = adam()
+    >>> step, state = rule.update(np.array([2.0, -0.5]), rule.init(np.zeros(2)), 0.1)
+    >>> step
+    array([-0.1,  0.1])
+    >>> state.count
+    1
+    """
     for name, value in (("b1", b1), ("b2", b2)):
         if not 0.0 <= value < 1.0:
             raise InvalidOptionError(f"adam {name} must be in [0, 1); got {value!r}")
@@ -112,7 +208,34 @@ STEP_RULES: dict[str, Callable[..., StepRule]] = {"sgd": sgd, "momentum": moment
 
 
 def get_step_rule(rule: str | StepRule) -> StepRule:
-    """Return the :class:`StepRule` named ``rule`` (or ``rule`` itself)."""
+    """Return the :class:`StepRule` named ``rule`` (or ``rule`` itself).
+
+    Parameters
+    ----------
+    rule : {"sgd", "momentum", "adam"} or StepRule
+        A name from ``STEP_RULES``, built with its default hyperparameters, or a
+        :class:`StepRule` (such as ``momentum(beta=0.5)``), returned unchanged.
+
+    Returns
+    -------
+    StepRule
+
+    Raises
+    ------
+    InvalidOptionError
+        If ``rule`` is neither a :class:`StepRule` nor the name of one (the
+        message suggests the closest names).
+
+    Examples
+    --------
+    >>> rule = momentum(beta=0.5)
+    >>> get_step_rule(rule) is rule
+    True
+    >>> get_step_rule("adma")
+    Traceback (most recent call last):
+    ...
+    dfo.exceptions.InvalidOptionError: unknown step rule 'adma'; ... Did you mean 'adam'?
+    """
     if isinstance(rule, StepRule):
         return rule
     if rule not in STEP_RULES:

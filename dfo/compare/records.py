@@ -57,6 +57,12 @@ def to_jsonable(obj: Any) -> Any:
     object
         Dicts, lists, numbers, strings and None; enums become their lower-case
         name, anything else JSON cannot hold its ``repr``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> to_jsonable({"x": np.arange(2.0), "n": np.int64(3), "pair": (1, 2)})
+    {'x': [0.0, 1.0], 'n': 3, 'pair': [1, 2]}
     """
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
@@ -102,6 +108,11 @@ def read_json(path: Path) -> Any:
     Parameters
     ----------
     path : Path
+
+    Returns
+    -------
+    object
+        The parsed content (``NaN`` and ``Infinity`` come back as floats).
     """
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)

@@ -207,7 +207,26 @@ def sine(n: int = 200, *, noise: float = 0.1, seed: Seed = 0) -> tuple[np.ndarra
 
 
 class Split(NamedTuple):
-    """A train/test split, as :func:`train_test_split` returns it."""
+    """A train/test split, as :func:`train_test_split` returns it.
+
+    A :class:`~typing.NamedTuple`: it unpacks as ``X_train, y_train, X_test,
+    y_test`` (not scikit-learn's order), so prefer the field names.
+
+    Attributes
+    ----------
+    X_train, y_train : ndarray
+        The training rows and their targets.
+    X_test, y_test : ndarray
+        The test rows and their targets.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X, y = np.arange(20.0).reshape(10, 2), np.arange(10) % 2
+    >>> split = train_test_split(X, y, test_size=0.2, seed=0)
+    >>> split.X_train.shape, split.X_test.shape, np.bincount(split.y_test).tolist()
+    ((8, 2), (2, 2), [1, 1])
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray

@@ -32,10 +32,37 @@ _BASE_ARGS = {"self", "x0", "seed", "budget"}
 def register(name: str):
     """Class decorator: register an :class:`Optimizer` subclass under ``name``.
 
+    The class's ``name`` attribute is set to ``name``, and :func:`methods`,
+    :func:`dfo.minimize` and ``dfo compare`` then know it. A later registration
+    under the same name replaces the earlier one.
+
+    Parameters
+    ----------
+    name : str
+        The method's name, as passed to ``minimize(..., method=name)``.
+
+    Returns
+    -------
+    callable
+        The decorator; it returns the class itself.
+
+    Raises
+    ------
+    TypeError
+        When the decorator is applied to anything but an :class:`Optimizer`
+        subclass.
+
     Examples
     --------
+    A method that keeps trying points around the best one so far (not run here,
+    so that the registry stays as it is):
+
     >>> @register("my-method")  # doctest: +SKIP
-    ... class MyMethod(Optimizer): ...
+    ... class MyMethod(Optimizer):
+    ...     def _ask(self):
+    ...         return self.best_x + 0.1 * self.rng.standard_normal((4, self.dim))
+    ...     def _tell(self, X, values, grads):
+    ...         return float(values.min())
     """
 
     def decorate(cls: type[Optimizer]) -> type[Optimizer]:
@@ -67,10 +94,29 @@ def methods() -> list[str]:
 def get_method(method: str) -> type[Optimizer]:
     """The optimizer class registered as ``method``.
 
+    Parameters
+    ----------
+    method : str
+        A name from :func:`methods`.
+
+    Returns
+    -------
+    type[Optimizer]
+        The class itself (not an instance).
+
     Raises
     ------
+    TypeError
+        If ``method`` is not a string.
     InvalidOptionError
         If no method has that name (the message suggests the closest names).
+
+    Examples
+    --------
+    >>> get_method("spsa").__name__
+    'SPSA'
+    >>> get_method("nelder-mead").closed_loop
+    True
     """
     _load_builtins()
     if not isinstance(method, str):
@@ -85,7 +131,34 @@ def get_method(method: str) -> type[Optimizer]:
 
 
 def method_options(method: str) -> dict[str, Any]:
-    """The options of ``method`` and their defaults."""
+    """The options of ``method`` and their defaults.
+
+    The options are the keyword-only parameters of the method's ``__init__``
+    other than ``seed`` and ``budget``: what :func:`make_optimizer` and
+    :func:`dfo.minimize` accept as ``**options``.
+
+    Parameters
+    ----------
+    method : str
+        A name from :func:`methods`.
+
+    Returns
+    -------
+    dict
+        Option name to default value, in the order of the signature.
+
+    Raises
+    ------
+    TypeError
+        If ``method`` is not a string.
+    InvalidOptionError
+        If no method has that name.
+
+    Examples
+    --------
+    >>> method_options("random-search")
+    {'sigma': 0.1, 'popsize': None, 'bounds': None}
+    """
     cls = get_method(method)
     params = inspect.signature(cls.__init__).parameters
     return {

@@ -32,7 +32,36 @@ __all__ = ["ClosedLoopOptimizer", "Optimizer", "check_seed", "check_x0"]
 
 
 def check_seed(seed: Any) -> int | np.random.SeedSequence | None:
-    """Return ``seed`` if it is None, an int >= 0 or a SeedSequence; raise otherwise."""
+    """Return ``seed`` if it is None, an int >= 0 or a SeedSequence; raise otherwise.
+
+    Parameters
+    ----------
+    seed : int, numpy.random.SeedSequence or None
+        The seed to check. Integer types other than ``int`` (such as
+        ``numpy.int64``) are accepted and returned as ``int``.
+
+    Returns
+    -------
+    int, numpy.random.SeedSequence or None
+        ``seed`` itself (an integer as a Python ``int``).
+
+    Raises
+    ------
+    TypeError
+        If ``seed`` is a bool or not an integer (a float, a string, a Generator).
+    ValueError
+        If ``seed`` is a negative integer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_seed(np.int64(3))
+    3
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: seed must be None or a non-negative integer; got -1
+    """
     if seed is None or isinstance(seed, np.random.SeedSequence):
         return seed
     if isinstance(seed, bool) or not isinstance(seed, Integral):
@@ -62,7 +91,36 @@ def _check_values(values: Any, k: int) -> np.ndarray:
 
 
 def check_x0(x0: Any) -> np.ndarray:
-    """Return ``x0`` as a finite 1-D float64 array (a copy) or raise."""
+    """Return ``x0`` as a finite 1-D float64 array (a copy) or raise.
+
+    Parameters
+    ----------
+    x0 : array_like, shape (dim,)
+        A starting point: a non-empty vector of real, finite numbers.
+
+    Returns
+    -------
+    ndarray, float64, shape (dim,)
+        A new array; changing it leaves ``x0`` as it was.
+
+    Raises
+    ------
+    TypeError
+        If ``x0`` does not hold real numbers (complex numbers, strings, objects).
+    ShapeError
+        If ``x0`` is not 1-D (a scalar, a matrix) or is empty.
+    ValueError
+        If ``x0`` contains nan or inf (the message names up to five indices).
+
+    Examples
+    --------
+    >>> check_x0([1, 2])
+    array([1., 2.])
+    >>> check_x0([0.0, float("nan")])
+    Traceback (most recent call last):
+    ...
+    ValueError: x0 must be finite; it has nan or inf at indices [1]
+    """
     try:
         x = np.array(as_float64(x0), dtype=np.float64)  # a copy
     except (TypeError, ValueError) as exc:
@@ -230,8 +288,30 @@ class Optimizer:
 class ClosedLoopOptimizer(Optimizer):
     """A method that drives its own loop (such as scipy's Nelder-Mead).
 
-    Subclasses implement :meth:`run`; :func:`dfo.minimize` hands it a counted
-    evaluation function.
+    Such a method has no ask/tell interface: :func:`dfo.make_optimizer` refuses it
+    with :class:`~dfo.exceptions.NotAskTellError`, and only :func:`dfo.minimize`
+    runs it. Subclasses implement :meth:`run`, which :func:`dfo.minimize` calls
+    with a counted evaluation function ``fun(x) -> float`` (it enforces the budget
+    and draws a realization of a stochastic objective for every call) and a
+    ``callback(xk)`` to call once per iteration; ``run`` returns the reasons it
+    stopped as a dict (empty if it did not converge). After each evaluation the
+    runner books it with the subclass's ``record(x, values)`` method.
+
+    Parameters
+    ----------
+    x0 : array_like, shape (dim,)
+        Starting point.
+    seed : int or None
+        Seed of the optimizer's :class:`numpy.random.Generator`.
+    budget : int or None
+        The run's evaluation budget, when known; the counted function enforces it
+        in any case.
+
+    Raises
+    ------
+    TypeError, ShapeError, ValueError
+        For an invalid ``x0``, ``seed`` or ``budget`` (see :func:`check_x0` and
+        :func:`check_seed`).
     """
 
     closed_loop: ClassVar[bool] = True

@@ -60,8 +60,64 @@ def _positive_int(name: str, value: Any) -> int:
 class GradientStepOptimizer(Optimizer):
     """Shared machinery: iterate, step rule, learning rate, non-finite handling.
 
-    Subclasses produce a gradient estimate in :meth:`_estimate` and call
-    :meth:`_step` with it.
+    The base of :class:`BackpropSGD`, :class:`FiniteDifferenceSGD` and
+    :class:`SPSA`; it is not registered as a method itself. Subclasses ask for the
+    points their gradient estimate needs in ``_ask``, and in ``_tell`` call
+    ``_step(value, grad)`` with the value at the iterate and the gradient (None
+    when it is not finite); ``_step`` applies the step rule with the learning rate
+    (``_rate()``, which SPSA overrides with its gain ``a_k``) times ``lr_scale``,
+    and the safeguard described in the module docstring. :meth:`recommend` is the
+    current iterate ``x`` (SPSA with ``average=True`` reports an average instead).
+
+    Parameters
+    ----------
+    x0 : array_like, shape (dim,)
+        Starting point.
+    seed : int or None
+        Seed of the optimizer's random generator.
+    budget : int or None
+        The run's evaluation budget, when known (not enforced here).
+    learning_rate : float, default 0.1
+        Step size given to the step rule; a positive, finite number.
+    step_rule : {"sgd", "momentum", "adam"} or StepRule, default "sgd"
+        How a gradient becomes a step; see :mod:`dfo.step_rules`.
+    patience : int, default 10
+        Failed steps in a row before :meth:`stop` gives the reason ``"nonfinite"``.
+    divergence : float, default 1e4
+        A value above the first value by more than ``divergence * max(1, |first
+        value|)`` is a failed step; ``inf`` turns the check off.
+
+    Attributes
+    ----------
+    x : ndarray, shape (dim,)
+        The current iterate.
+    lr_scale : float
+        Factor on the learning rate, halved by every failed step.
+    n_backtracks : int
+        Failed steps so far.
+
+    Raises
+    ------
+    InvalidOptionError
+        If ``learning_rate`` or ``divergence`` is not a positive number (only
+        ``divergence`` may be ``inf``), ``patience`` is not a positive integer, or
+        ``step_rule`` is not a step rule or the name of one.
+
+    Examples
+    --------
+    A non-finite value sends the iterate back and halves the learning rate:
+
+    >>> import numpy as np
+    >>> import dfo
+    >>> opt = dfo.make_optimizer("backprop-sgd", np.array([4.0]), learning_rate=0.5)
+    >>> X = opt.ask()
+    >>> opt.tell(X, [np.nan], X)
+    >>> opt.x, opt.n_backtracks, opt.lr_scale
+    (array([4.]), 1, 0.5)
+    >>> X = opt.ask()
+    >>> opt.tell(X, 0.5 * (X**2).sum(axis=1), X)  # gradient x: x - 0.25 * x
+    >>> opt.x
+    array([3.])
     """
 
     def __init__(
