@@ -15,9 +15,9 @@ one per hidden layer for dL/da, against one per layer forward, so about 2.2 for
 the large network in flops, while a forward-difference gradient costs
 ``n + 1 = 269,323`` forward passes.
 
-BLAS runs single-threaded by default (``--threads 0`` keeps the library's own
-setting): the ratio is about work, and on a small shared machine extra BLAS
-threads mostly add scheduling noise.
+BLAS runs single-threaded unless ``--threads N`` says otherwise: the ratio is
+about work, and on a small shared machine extra BLAS threads mostly add
+scheduling noise.
 
 Target: ratio <= 2.5 for both networks.
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import time
 
-from _bench import describe_machine, parser, print_table, side_by_side, verdict
+from _bench import apply_threads, describe_machine, parser, print_table, side_by_side, verdict
 
 TARGET = 2.5
 CASES = (([64, 16, 10], 64), ([784, 256, 256, 10], 256))
@@ -80,14 +80,11 @@ def time_case(sizes: list[int], batch: int, repeats: int) -> list[tuple]:
 
 
 def main() -> None:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument(
-        "--threads", type=int, default=1, help="BLAS threads (default 1; 0 keeps the library's)"
-    )
-    args = p.parse_args()
-    if args.threads > 0:  # before numpy is imported
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    if args.threads is None:  # default here: one BLAS thread (set before numpy loads)
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
+            os.environ.setdefault(var, "1")
+    _limit = apply_threads(args.threads)  # the limit holds while this is alive
     repeats = args.repeats or (5 if args.quick else 21)
     print(describe_machine())
     print(f"tanh networks, cross-entropy; median of {repeats}")
