@@ -31,9 +31,12 @@ from dfo.exceptions import InvalidOptionError, suggest
 from dfo.numdiff import PROBE_BLOCK_BYTES, fd_gradient, fd_probes, fd_steps
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
-from dfo.step_rules import StepRule, get_step_rule
+from dfo.step_rules import StepRule, _sgd_update, get_step_rule
 
 __all__ = ["SPSA", "BackpropSGD", "FiniteDifferenceSGD", "GradientStepOptimizer"]
+
+#: sums of two numbers below this cannot overflow (the fast path of a plain SGD step)
+_NO_OVERFLOW = 1e300
 
 #: SPSA draws its random directions ahead in blocks of at most this many bytes
 _DRAW_AHEAD_BYTES = 64 * 2**10
@@ -143,6 +146,8 @@ class GradientStepOptimizer(Optimizer):
         self.rule_state = self.rule.init(self.x)
         self.lr_scale = 1.0
         self.anchor = self.x.copy()  # the iterate with the lowest value so far
+        # an upper bound on the current |x_i| (inf: not known; see _step's fast path)
+        self._x_bound = math.inf
         self.anchor_value = math.inf
         self.bad_steps = 0
         self.n_backtracks = 0
@@ -155,11 +160,21 @@ class GradientStepOptimizer(Optimizer):
     def _rate(self) -> float:
         return self.learning_rate
 
-    def _step(self, value: float, grad: np.ndarray | None, *, finite: bool = False) -> float:
+    def _step(
+        self,
+        value: float,
+        grad: np.ndarray | None,
+        *,
+        finite: bool = False,
+        grad_bound: float | None = None,
+    ) -> float:
         """Take a step from the current iterate with ``grad`` (None: not finite).
 
         ``value`` is the objective's value at the current iterate. ``finite=True``
-        says the caller has already checked that ``grad`` is finite.
+        says the caller has already checked that ``grad`` is finite; ``grad_bound``,
+        when the caller knows it, bounds ``|grad_i|`` (SPSA's estimate has the same
+        size in every coordinate), which lets a plain SGD step that cannot overflow
+        skip the overflow check.
         """
         bad = ""
         if grad is None or not math.isfinite(value) or not (finite or np.isfinite(grad).all()):
@@ -175,15 +190,24 @@ class GradientStepOptimizer(Optimizer):
         if value < self.anchor_value:
             self.anchor_value = value
             self.anchor = self.x
+        rate = self._rate() * self.lr_scale
+        if self.rule.update is _sgd_update and grad_bound is not None:
+            if self._x_bound == math.inf:
+                self._x_bound = float(np.abs(self.x).max())
+            size = rate * grad_bound  # |step_i| <= size: |x_i + step_i| <= bound + size
+            if size + self._x_bound < _NO_OVERFLOW:
+                step, self.rule_state = self.rule.update(grad, self.rule_state, rate)
+                self.x = self.x + step
+                self._x_bound += size
+                return value
         with np.errstate(over="ignore", invalid="ignore"):
-            step, self.rule_state = self.rule.update(
-                grad, self.rule_state, self._rate() * self.lr_scale
-            )
+            step, self.rule_state = self.rule.update(grad, self.rule_state, rate)
             x = self.x + step
         if not np.isfinite(x).all():  # a huge gradient or rate overflowed the step
             self._backtrack("the step overflowed")
             return value
         self.x = x
+        self._x_bound = math.inf
         return value
 
     def _backtrack(self, reason: str) -> None:
@@ -193,6 +217,7 @@ class GradientStepOptimizer(Optimizer):
         self.last_bad = reason
         self.lr_scale *= 0.5
         self.x = self.anchor.copy()
+        self._x_bound = math.inf
         self.rule_state = self.rule.init(self.x)
 
     def _stop(self) -> dict[str, Any]:
@@ -505,7 +530,7 @@ class SPSA(GradientStepOptimizer):
                 grad = np.copysign(abs(d), step[0])  # delta * d, exactly
                 if d < 0.0:
                     np.negative(grad, out=grad)
-                reported = self._step(value, grad, finite=True)
+                reported = self._step(value, grad, finite=True, grad_bound=abs(d))
                 self._advance()
                 return reported
         delta = self._directions(q)
