@@ -38,6 +38,8 @@ __all__ = ["SPSA", "BackpropSGD", "FiniteDifferenceSGD", "GradientStepOptimizer"
 #: sums of two numbers below this cannot overflow (the fast path of a plain SGD step)
 _NO_OVERFLOW = 1e300
 
+_PLUS_MINUS = np.array([[1.0], [-1.0]])
+
 #: SPSA draws its random directions ahead in blocks of at most this many bytes
 _DRAW_AHEAD_BYTES = 64 * 2**10
 
@@ -510,6 +512,10 @@ class SPSA(GradientStepOptimizer):
             step = self._perturbation(q)
         else:
             step = self._delta = self._perturbation(q)
+        if q == 1:  # rows x + step, x - step in two operations (the same numbers)
+            X = step * _PLUS_MINUS
+            X += self.x
+            return X
         X = np.empty((2 * q, self.dim))
         # inputs apart from the output buffer: no overlap copies inside numpy
         np.add(self.x, step, out=X[:q])
