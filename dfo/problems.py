@@ -34,6 +34,7 @@ array([3., 3.])
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -355,33 +356,42 @@ class Noisy(Objective):
 
     def realization(self, rng: np.random.Generator) -> Objective:
         base = self.objective.realization(rng)
-        noise_rng = np.random.default_rng(int(rng.integers(2**63)))
-        return _NoisyRealization(base, self.sigma, self.common, noise_rng)
+        return _NoisyRealization(base, self.sigma, self.common, int(rng.integers(2**63)))
 
     def __repr__(self) -> str:
         return f"Noisy({self.objective!r}, sigma={self.sigma:g}, common={self.common})"
 
 
 class _NoisyRealization(Objective):
-    """One iteration's view of a :class:`Noisy` objective (randomness bound)."""
+    """One iteration's view of a :class:`Noisy` objective (randomness bound).
+
+    With independent noise, each point's draw comes from a generator keyed by the
+    realization's seed and the point's bytes, not by the order of the calls: the
+    same batch split into chunks over worker processes gets the same noise as in
+    one serial call.
+    """
 
     has_gradient = False
 
-    def __init__(
-        self, objective: Objective, sigma: float, common: bool, rng: np.random.Generator
-    ) -> None:
+    def __init__(self, objective: Objective, sigma: float, common: bool, seed: int) -> None:
         super().__init__(objective.dim)
         self.objective = objective
         self.sigma = sigma
         self.common = common
-        self._rng = rng
-        self._shared = float(rng.standard_normal()) if common else 0.0
+        self._seed = seed
+        self._shared = float(np.random.default_rng(seed).standard_normal()) if common else 0.0
+
+    def _point_noise(self, x: np.ndarray) -> float:
+        digest = hashlib.blake2b(x.tobytes(), digest_size=16).digest()
+        key = [self._seed, *np.frombuffer(digest, dtype=np.uint32).tolist()]
+        return float(np.random.default_rng(key).standard_normal())
 
     def _evaluate_batch(self, X: np.ndarray) -> np.ndarray:
         values = self.objective.evaluate_batch(X)
         if self.common:
             return values + self.sigma * self._shared
-        return values + self.sigma * self._rng.standard_normal(X.shape[0])
+        noise = np.array([self._point_noise(x) for x in X])
+        return values + self.sigma * noise
 
     def __repr__(self) -> str:
         return f"Noisy({self.objective!r}, sigma={self.sigma:g}, common={self.common}) realization"

@@ -260,3 +260,18 @@ def test_noisy_realizes_a_stochastic_inner_objective():
     assert real(x) == real(x)  # sigma 0: only the inner draw, fixed per realization
     again = f.realization(np.random.default_rng(3))
     assert again(x) == real(x)
+
+
+def test_independent_noise_does_not_depend_on_how_a_batch_is_split():
+    # a batch split into chunks (as over worker processes) gets the serial noise
+    noisy = Noisy(Sphere(4), sigma=1.0)
+    sample = noisy.realization(np.random.default_rng(7))
+    X = np.random.default_rng(8).standard_normal((6, 4))
+    whole = sample.evaluate_batch(X)
+    parts = np.concatenate([sample.evaluate_batch(X[:1]), sample.evaluate_batch(X[1:])])
+    np.testing.assert_array_equal(whole, parts)
+    # and distinct points still get distinct, unit-variance noise
+    Z = np.random.default_rng(9).standard_normal((4000, 4))
+    noise = sample.evaluate_batch(Z) - Sphere(4).evaluate_batch(Z)
+    assert abs(noise.std() - 1.0) < 0.05  # 4000 draws: std error of std ~ 0.011
+    assert abs(noise.mean()) < 0.06
