@@ -290,8 +290,9 @@ class Noisy(Objective):
         Standard deviation of the noise, ``>= 0``.
     common : bool, default False
         ``False``: every evaluated point gets its own independent draw ``z``
-        (Spall's measurement-noise setting; the same point evaluated twice gives
-        two different values). ``True``: all points evaluated on one realization
+        (Spall's measurement-noise setting: each iteration measures afresh). Within
+        one realization a point's draw is a function of the point, so a batch split
+        over worker processes gets the same noise as in one serial call. ``True``: all points evaluated on one realization
         share a single draw, a common shift that cancels in differences.
     seed : int, Generator or None, default 0
         Seeds the wrapper's own generator, used only by direct calls
