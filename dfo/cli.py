@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dfo import _argtypes as argtypes
+
 __all__ = ["build_parser", "main"]
 
 _BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -48,46 +50,6 @@ def _single_threaded_blas() -> None:
 
 class _UsageError(Exception):
     """A bad command-line value (reported as ``error: ...``, status 2)."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds; got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds; got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
-    return value
 
 
 def _parse_value(text: str) -> Any:
@@ -142,7 +104,7 @@ def _add_compare_arguments(p: argparse.ArgumentParser) -> None:
     )
     what.add_argument(
         "--budget",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=None,
         metavar="N",
         help="objective evaluations per run, the same for every method (default: the "
@@ -151,7 +113,7 @@ def _add_compare_arguments(p: argparse.ArgumentParser) -> None:
     )
     what.add_argument(
         "--max-time",
-        type=_seconds,
+        type=argtypes.seconds,
         default=None,
         metavar="SECONDS",
         help="wall-clock limit per run (off by default; with it, results depend on the "
@@ -159,13 +121,13 @@ def _add_compare_arguments(p: argparse.ArgumentParser) -> None:
     )
     what.add_argument(
         "--seeds",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=None,
         metavar="N",
         help="number of seeds per method (default 3); the seeds are FIRST .. FIRST+N-1",
     )
     what.add_argument(
-        "--first-seed", type=_nonneg_int, default=None, metavar="FIRST", help="default 0"
+        "--first-seed", type=argtypes.nonneg_int, default=None, metavar="FIRST", help="default 0"
     )
     what.add_argument(
         "-o",
@@ -179,14 +141,14 @@ def _add_compare_arguments(p: argparse.ArgumentParser) -> None:
     )
     what.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=None,
         metavar="B",
         help="minibatch size of a network task (default: the task's, 128 for digits)",
     )
     what.add_argument(
         "--dim",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=None,
         metavar="N",
         help="number of variables of a test function task (default 10)",
@@ -207,14 +169,14 @@ def _add_compare_arguments(p: argparse.ArgumentParser) -> None:
     )
     how.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=None,
         metavar="J",
         help="runs at a time, in separate processes (default: the number of CPUs)",
     )
     how.add_argument(
         "--gradient-cost",
-        type=_positive_float,
+        type=argtypes.positive_float,
         default=None,
         metavar="RATIO",
         help="cost of one gradient in forward evaluations, instead of measuring it "

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dfo import _argtypes as argtypes
 from dfo.exceptions import InvalidOptionError
 from dfo.scaling_accuracy import CosineRecord, StepErrorRecord, fd_step_error_curve, spsa_cosine
 from dfo.scaling_costs import (
@@ -109,26 +110,6 @@ _QUICK = _Settings(
 )
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``dfo scaling`` to ``parser``.
 
@@ -154,40 +135,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-params",
-        type=_positive_int,
+        type=argtypes.positive_int,
         metavar="N",
         help=f"largest network in the sweep (default {d.max_params}; quick {q.max_params})",
     )
     parser.add_argument(
         "--sizes",
-        type=_positive_int,
+        type=argtypes.positive_int,
         metavar="K",
         help=f"network sizes in the sweep, spaced evenly in log n from 85 parameters "
         f"(default {d.sizes}; quick {q.sizes})",
     )
     parser.add_argument(
         "--repeats",
-        type=_positive_int,
+        type=argtypes.positive_int,
         metavar="R",
         help=f"timing rounds; the minimum is reported (default {d.repeats}; quick {q.repeats})",
     )
     parser.add_argument(
         "--batch",
-        type=_positive_int,
+        type=argtypes.positive_int,
         metavar="B",
         help=f"digit images in the fixed batch the loss is evaluated on "
         f"(default {d.batch}; quick {q.batch})",
     )
     parser.add_argument(
         "--fd-exact-max",
-        type=_positive_int,
+        type=argtypes.positive_int,
         metavar="N",
         help=f"largest n whose whole finite-difference gradient is timed; above, the time "
         f"is extrapolated from sampled coordinates (default {d.fd_exact_max})",
     )
     parser.add_argument(
         "--fd-block",
-        type=_positive_int,
+        type=argtypes.positive_int,
         metavar="ROWS",
         help=f"finite-difference probe rows per batched evaluation; above --fd-exact-max "
         f"one such block on sampled coordinates is timed (default {d.fd_block}; "
@@ -203,14 +184,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fit-from",
-        type=_positive_int,
+        type=argtypes.positive_int,
         metavar="N",
         help=f"fit the slopes on sizes n >= N, where a call's fixed overhead is small "
         f"(default {d.fit_from}; quick {q.fit_from})",
     )
     parser.add_argument(
         "--tolerance",
-        type=_positive_float,
+        type=argtypes.positive_float,
         default=0.25,
         help="largest accepted |fitted - expected| slope (default %(default)s)",
     )
@@ -221,7 +202,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=1,
         metavar="T",
         help="BLAS threads while measuring (default %(default)s: time measures work, not "
