@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from dfo.exceptions import InvalidOptionError, ShapeError, suggest
+from dfo.objective import as_float64
 
 __all__ = ["LOSSES", "Loss", "check_labels", "get_loss"]
 
@@ -46,7 +47,13 @@ def check_labels(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:
     ValueError
         If a label is not a whole number or lies outside ``[0, n_out)``.
     """
-    arr = np.asarray(y)
+    try:
+        arr = np.asarray(y)
+    except (TypeError, ValueError) as exc:  # ragged nested sequences
+        raise ShapeError(
+            f"{name} must be a vector of {batch} integer class labels, shape ({batch},); "
+            f"got a ragged {type(y).__name__}"
+        ) from exc
     if arr.ndim != 1 or arr.shape[0] != batch:
         raise ShapeError(
             f"{name} must be a vector of {batch} integer class labels, shape ({batch},); "
@@ -132,7 +139,7 @@ def _ce_check(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:
 # -- mean squared error -----------------------------------------------------------
 def _mse_check(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:
     try:
-        arr = np.asarray(y, dtype=np.float64)
+        arr = as_float64(y)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"{name} must be an array of real targets for loss='mse'; got {type(y).__name__}"

@@ -99,10 +99,11 @@ def to_scalar(value: Any, source: str = "the objective") -> float:
             f"{source} must return a real number; got an array of dtype {value.dtype}"
         )
     if isinstance(value, np.ndarray | list | tuple):
-        shape = np.shape(value)
-        raise ObjectiveOutputError(
-            f"{source} must return a scalar for one point; got an array of shape {shape}"
-        )
+        try:
+            what = f"an array of shape {np.shape(value)}"
+        except ValueError:  # a ragged nested list
+            what = f"a ragged {type(value).__name__}"
+        raise ObjectiveOutputError(f"{source} must return a scalar for one point; got {what}")
     raise ObjectiveOutputTypeError(
         f"{source} must return a real number; got {type(value).__name__}: {value!r:.60}"
     )

@@ -238,7 +238,7 @@ def get_step_rule(rule: str | StepRule) -> StepRule:
     """
     if isinstance(rule, StepRule):
         return rule
-    if rule not in STEP_RULES:
+    if not isinstance(rule, str) or rule not in STEP_RULES:
         raise InvalidOptionError(
             f"unknown step rule {rule!r}; expected one of {sorted(STEP_RULES)}."
             + suggest(str(rule), STEP_RULES)

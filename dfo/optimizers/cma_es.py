@@ -252,7 +252,10 @@ class CMAES(Optimizer):
         self.all_bad = 0
         if not finite.all():
             good = values[finite]
-            worst = good.max() + 1.0 + (good.max() - good.min())
+            with np.errstate(over="ignore"):  # values near the float64 limit
+                worst = good.max() + 1.0 + (good.max() - good.min())
+            if not np.isfinite(worst):
+                worst = np.finfo(np.float64).max
             values = np.where(finite, values, worst)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
