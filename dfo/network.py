@@ -480,8 +480,11 @@ class MLP:
         ``(batch, n_out)`` (e.g. one-hot targets), whose argmax is the label.
         """
         pred = self.predict(theta, X)
-        y_arr = np.asarray(y)
-        if y_arr.ndim == 2 and y_arr.shape == (pred.shape[0], self.n_out):
+        try:
+            y_arr = np.asarray(y)
+        except (TypeError, ValueError):  # ragged: check_labels says what was expected
+            y_arr = y
+        if isinstance(y_arr, np.ndarray) and y_arr.shape == (pred.shape[0], self.n_out):
             labels = np.argmax(y_arr, axis=1)
         else:
             labels = check_labels(y_arr, pred.shape[0], self.n_out)

@@ -339,10 +339,16 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
             max_probes = max(2, PROBE_BLOCK_BYTES // (8 * self.dim))
         self.max_probes = max(2, _positive_int("max_probes", max_probes))
         self.n_probes = n_probes
-        self._start_estimate()
+        self._start_estimate(strict=True)
 
-    def _start_estimate(self) -> None:
-        self.steps = fd_steps(self.x, scheme=self.scheme, h=self.h)
+    def _start_estimate(self, strict: bool = False) -> None:
+        try:
+            self.steps = fd_steps(self.x, scheme=self.scheme, h=self.h)
+        except InvalidOptionError:
+            if strict:  # a step h that does not move x0: the caller's option
+                raise
+            # the iterate has grown so large that x + h == x: a relative step instead
+            self.steps = fd_steps(self.x, scheme=self.scheme)
         self.values = np.empty(self.n_probes)
         self.done = 0  # probes of the current estimate already told
 
