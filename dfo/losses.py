@@ -38,6 +38,21 @@ def check_labels(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:
 
     Float arrays are accepted when every entry is a whole number.
 
+    Parameters
+    ----------
+    y : array_like
+        Class labels, one per row of the batch.
+    batch : int
+        Number of rows the labels must match.
+    n_out : int
+        Number of classes (the network's output width); labels lie in ``[0, n_out)``.
+    name : str, default "y"
+        Name used in error messages.
+
+    Returns
+    -------
+    ndarray of intp, shape (batch,)
+
     Raises
     ------
     ShapeError
@@ -233,10 +248,26 @@ LOSSES: dict[str, Loss] = {
 def get_loss(name: str | Loss) -> Loss:
     """Look up a loss by name (``"cross_entropy"`` or ``"mse"``).
 
+    Parameters
+    ----------
+    name : str or Loss
+        A loss name; a :class:`Loss` is returned unchanged.
+
+    Returns
+    -------
+    Loss
+
     Raises
     ------
     InvalidOptionError
-        If the name is unknown; the message lists the valid names.
+        If the name is unknown; the message lists the valid names and suggests the closest.
+    TypeError
+        If ``name`` is neither a string nor a :class:`Loss`.
+
+    Examples
+    --------
+    >>> get_loss("mse").name
+    'mse'
     """
     if isinstance(name, Loss):
         return name

@@ -86,13 +86,6 @@ def test_page_doctests(page: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 # -- docstring coverage ------------------------------------------------------------
 
-#: public names whose docstrings still lack a Parameters section: reported together
-#: as one XFAIL; delete a name once its docstring is complete
-KNOWN_GAPS = {
-    "dfo.losses.check_labels",
-    "dfo.losses.get_loss",
-}
-
 
 def _public_names() -> list[str]:
     names = []
@@ -143,18 +136,10 @@ def _docstring_problem(qualname: str) -> str:
     return ""
 
 
-@pytest.mark.parametrize("qualname", [q for q in PUBLIC if q not in KNOWN_GAPS])
+@pytest.mark.parametrize("qualname", PUBLIC)
 def test_public_docstring(qualname: str) -> None:
     problem = _docstring_problem(qualname)
     assert not problem, f"{qualname}: {problem}"
-
-
-def test_known_docstring_gaps() -> None:
-    open_gaps = [q for q in sorted(KNOWN_GAPS & set(PUBLIC)) if _docstring_problem(q)]
-    for qualname in open_gaps:  # a gap may lack a section, never the docstring itself
-        assert _docstring_problem(qualname) != "no docstring", qualname
-    if open_gaps:
-        pytest.xfail(f"{len(open_gaps)} public names lack a Parameters section: {open_gaps}")
 
 
 # -- pages and gallery agree ---------------------------------------------------------
