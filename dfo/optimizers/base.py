@@ -19,13 +19,14 @@ generator included) as plain attributes, so they pickle.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
 
 from dfo.exceptions import GradientNotAvailableError, ShapeError
-from dfo.objective import as_float64, check_batch, check_point
+from dfo.objective import as_float64, check_batch
 from dfo.result import Result, Status
 
 __all__ = ["ClosedLoopOptimizer", "Optimizer", "check_seed", "check_x0"]
@@ -295,7 +296,7 @@ class ClosedLoopOptimizer(Optimizer):
     and draws a realization of a stochastic objective for every call) and a
     ``callback(xk)`` to call once per iteration; ``run`` returns the reasons it
     stopped as a dict (empty if it did not converge). After each evaluation the
-    runner books it with the subclass's ``record(x, values)`` method.
+    runner books it with :meth:`record`.
 
     Parameters
     ----------
@@ -316,9 +317,33 @@ class ClosedLoopOptimizer(Optimizer):
 
     closed_loop: ClassVar[bool] = True
 
-    def run(self, fun: Any, callback: Any) -> None:  # pragma: no cover - interface
-        """Minimize ``fun(x) -> float``, calling ``callback(xk)`` once per iteration."""
+    def run(
+        self, fun: Callable[[np.ndarray], float], callback: Callable[[np.ndarray], None]
+    ) -> dict[str, Any]:  # pragma: no cover - interface
+        """Minimize ``fun(x) -> float``, calling ``callback(xk)`` once per iteration.
+
+        Returns
+        -------
+        dict
+            The reasons the method stopped by itself (empty if it did not converge).
+        """
         raise NotImplementedError
 
-    def check_point(self, x: Any) -> np.ndarray:
-        return check_point(x, self.dim)
+    def record(self, x: np.ndarray, values: np.ndarray) -> None:
+        """Book one evaluation ``values[0]`` at ``x`` made by the closed loop.
+
+        Parameters
+        ----------
+        x : ndarray, shape (dim,)
+            The evaluated point.
+        values : ndarray, shape (1,)
+            Its value, as the counted evaluation returned it.
+        """
+        value = float(values[0])
+        self.nfev += 1
+        if np.isfinite(value):
+            if value < self.best_f:
+                self.best_f = value
+                self.best_x = np.array(x, dtype=np.float64, copy=True)
+        else:
+            self.n_nonfinite += 1

@@ -68,18 +68,9 @@ class NelderMead(ClosedLoopOptimizer):
         self.adaptive = adaptive
         self.xatol, self.fatol = float(xatol), float(fatol)
 
-    def record(self, x: np.ndarray, values: np.ndarray) -> None:
-        """Book one evaluation made by the closed loop."""
-        value = float(values[0])
-        self.nfev += 1
-        if np.isfinite(value):
-            if value < self.best_f:
-                self.best_f = value
-                self.best_x = np.array(x, dtype=np.float64, copy=True)
-        else:
-            self.n_nonfinite += 1
-
-    def run(self, fun: Callable[[np.ndarray], float], callback: Callable[[np.ndarray], None]):
+    def run(
+        self, fun: Callable[[np.ndarray], float], callback: Callable[[np.ndarray], None]
+    ) -> dict[str, Any]:
         """Run scipy's Nelder-Mead; return the stop reasons."""
         from scipy.optimize import minimize as scipy_minimize
 
