@@ -439,6 +439,7 @@ BAD_CALLS = [
     ({"method": "cma-es", "bounds": (1.0, 0.0)}, InvalidOptionError, r"lower < upper"),
     ({"method": "cma-es", "bounds": ("a", 1)}, InvalidOptionError, r"lower bound.*'a'"),
     ({"method": "cma-es", "bounds": ([0, 0, 0], 1)}, InvalidOptionError, r"shape \(2,\)"),
+    ({"x0": [0.5], "bounds": (-1.0, 1.0)}, InvalidOptionError, r"at least 2 variables"),
     ({"method": "random-search", "sigma": np.nan}, InvalidOptionError, r"sigma.*nan"),
     ({"method": "random-search", "bounds": (-np.inf, 1)}, InvalidOptionError, r"finite"),
     ({"method": "spsa", "c": 0}, InvalidOptionError, r"c must be a positive number; got 0"),

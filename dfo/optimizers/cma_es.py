@@ -212,6 +212,12 @@ class CMAES(Optimizer):
         if separable:
             opts["CMA_diagonal"] = True
         bnds = _bounds(bounds, self.dim)
+        if bnds is not None and self.dim == 1:
+            raise InvalidOptionError(
+                "cma-es with bounds needs at least 2 variables (pycma's boundary handling "
+                "fails in one dimension); got x0 of size 1. Use bounds with random-search, "
+                "or cma-es without bounds"
+            )
         if bnds is not None:
             opts["bounds"] = bnds
         for name, tol in (("tolfun", tolfun), ("tolx", tolx)):
