@@ -607,6 +607,8 @@ def _final_result(
             )
         if (objective.is_stochastic and np.isfinite(value)) or value <= fun:
             x, fun = rec, value
+    if status is Status.BUDGET:  # counted after the final evaluation
+        message = f"budget exhausted: {ev.nfev} of {ev.budget} evaluations spent"
     for note in opt.notes():
         message += f"; {note}"
     if ev.n_nonfinite:
