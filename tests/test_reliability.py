@@ -133,7 +133,7 @@ def test_all_nonfinite_ends_unsuccessfully(method, bad):
 
 @pytest.mark.parametrize("method", RANKING)
 def test_ranking_methods_treat_nonfinite_as_worst(method):
-    # nan where x0 < 0.5: the constrained minimum of |x|^2 is x = (0.5, 0, 0).
+    # nan or -inf where x[0] < 0.5: the constrained minimum of |x|^2 is x = (0.5, 0, 0).
     # A method that ranked nan (or -inf) as good would end inside the nan region.
     def f(x):
         if x[0] < 0.5:
