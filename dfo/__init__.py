@@ -32,6 +32,7 @@ _LAZY = {
     "ShapeError": "dfo.exceptions",
     "InvalidOptionError": "dfo.exceptions",
     "ObjectiveOutputError": "dfo.exceptions",
+    "ObjectiveOutputTypeError": "dfo.exceptions",
     "GradientNotAvailableError": "dfo.exceptions",
     "NotAskTellError": "dfo.exceptions",
 }
