@@ -292,8 +292,9 @@ class Noisy(Objective):
         ``False``: every evaluated point gets its own independent draw ``z``
         (Spall's measurement-noise setting: each iteration measures afresh). Within
         one realization a point's draw is a function of the point, so a batch split
-        over worker processes gets the same noise as in one serial call. ``True``: all points evaluated on one realization
-        share a single draw, a common shift that cancels in differences.
+        over worker processes gets the same noise as in one serial call. ``True``: all
+        points evaluated on one realization share a single draw, a common shift that
+        cancels in differences.
     seed : int, Generator or None, default 0
         Seeds the wrapper's own generator, used only by direct calls
         (``noisy(x)``, ``noisy.evaluate_batch(X)``) made outside a realization.
