@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError, suggest
+from dfo.exceptions import lookup
 
 __all__ = ["ACTIVATIONS", "Activation", "get_activation"]
 
@@ -158,12 +158,4 @@ def get_activation(name: str | Activation, what: str = "activation") -> Activati
     """
     if isinstance(name, Activation):
         return name
-    if not isinstance(name, str):
-        raise TypeError(f"{what} must be a string; got {type(name).__name__}")
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        valid = list(ACTIVATIONS)
-        raise InvalidOptionError(
-            f"unknown {what} {name!r}; expected one of {valid}." + suggest(name, valid)
-        ) from None
+    return lookup(name, ACTIVATIONS, what)

@@ -26,7 +26,10 @@ What can escape the public API (:func:`dfo.minimize`, :func:`dfo.make_optimizer`
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
 
 __all__ = [
     "GradientNotAvailableError",
@@ -35,6 +38,7 @@ __all__ = [
     "ObjectiveOutputError",
     "ObjectiveOutputTypeError",
     "ShapeError",
+    "lookup",
     "suggest",
 ]
 
@@ -90,3 +94,43 @@ def suggest(name: str, valid: Iterable[str]) -> str:
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+def lookup(name: object, table: Mapping[str, T], what: str) -> T:
+    """The entry of ``table`` named ``name``, or a clear error.
+
+    Parameters
+    ----------
+    name : str
+        The name that was given.
+    table : mapping of str to anything
+        The valid names and what they stand for.
+    what : str
+        What is being named, for the messages ("loss", "activation", ...).
+
+    Returns
+    -------
+    The entry ``table[name]``.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+    InvalidOptionError
+        If ``name`` is not in ``table``; the message lists the valid names and
+        suggests the closest.
+
+    Examples
+    --------
+    >>> lookup("mse", {"mse": 1, "cross_entropy": 2}, "loss")
+    1
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a string; got {type(name).__name__}")
+    try:
+        return table[name]
+    except KeyError:
+        valid = list(table)
+        raise InvalidOptionError(
+            f"unknown {what} {name!r}; expected one of {valid}." + suggest(name, valid)
+        ) from None

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError, ShapeError, suggest
+from dfo.exceptions import InvalidOptionError, ShapeError, lookup
 from dfo.objective import as_float64
 
 __all__ = ["LOSSES", "Loss", "check_labels", "get_loss"]
@@ -271,12 +271,4 @@ def get_loss(name: str | Loss) -> Loss:
     """
     if isinstance(name, Loss):
         return name
-    if not isinstance(name, str):
-        raise TypeError(f"loss must be a string; got {type(name).__name__}")
-    try:
-        return LOSSES[name]
-    except KeyError:
-        valid = list(LOSSES)
-        raise InvalidOptionError(
-            f"unknown loss {name!r}; expected one of {valid}." + suggest(name, valid)
-        ) from None
+    return lookup(name, LOSSES, "loss")
