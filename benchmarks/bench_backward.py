@@ -40,7 +40,7 @@ def time_case(sizes: list[int], batch: int, repeats: int) -> list[tuple]:
     import numpy as np
 
     import dfo
-    from dfo.losses import get_loss
+    from dfo.nn.losses import get_loss
 
     lossfn = get_loss("cross_entropy")
     rng = np.random.default_rng(0)

@@ -19,12 +19,12 @@ _LAZY = {
     "Objective": "dfo.objective",
     "FunctionObjective": "dfo.objective",
     "as_objective": "dfo.objective",
-    "MLP": "dfo.network",
-    "NetworkObjective": "dfo.network_objective",
+    "MLP": "dfo.nn.network",
+    "NetworkObjective": "dfo.nn.network_objective",
     "finite_difference": "dfo.numdiff",
     "gradcheck": "dfo.numdiff",
     "Result": "dfo.result",
-    "minimize": "dfo.runner",
+    "minimize": "dfo.run.minimize",
     "make_optimizer": "dfo.optimizers",
     "methods": "dfo.optimizers",
     "register": "dfo.optimizers",
@@ -36,7 +36,13 @@ _LAZY = {
     "GradientNotAvailableError": "dfo.exceptions",
     "NotAskTellError": "dfo.exceptions",
 }
-_SUBMODULES = {"problems", "datasets", "exceptions", "step_rules"}
+# public submodule name -> module
+_SUBMODULES = {
+    "problems": "dfo.problems",
+    "datasets": "dfo.datasets",
+    "exceptions": "dfo.exceptions",
+    "step_rules": "dfo.optimizers.step_rules",
+}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES])
 
@@ -47,7 +53,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     if name in _SUBMODULES:
-        return importlib.import_module(f"dfo.{name}")
+        return importlib.import_module(_SUBMODULES[name])
     raise AttributeError(f"module 'dfo' has no attribute {name!r}")
 
 

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from dfo import scaling
-from dfo.scaling_plots import cost_table, slope_table, step_error_table
+from dfo.scaling.plots import cost_table, slope_table, step_error_table
 
 SMOKE = os.environ.get("DFO_EXAMPLE_SMOKE") == "1"  # the tests run a reduced budget
 MAX_PARAMS = 1_000 if SMOKE else 20_000

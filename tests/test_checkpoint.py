@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import dfo
 from dfo.exceptions import InvalidOptionError, NotAskTellError
-from dfo.network_objective import MinibatchObjective
+from dfo.nn.network_objective import MinibatchObjective
 from dfo.optimizers import get_method
 from dfo.result import Status
 
@@ -269,7 +269,7 @@ SCRIPT = """
 import os, signal, sys, time
 import numpy as np
 import dfo
-from dfo.network_objective import MinibatchObjective
+from dfo.nn.network_objective import MinibatchObjective
 
 method, path, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 rng = np.random.default_rng(0)

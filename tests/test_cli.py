@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from dfo.cli import build_parser, main, parse_method_options
+from dfo.cli.main import build_parser, main, parse_method_options
 from dfo.compare import records as rec
 
 TINY = ["--task", "xor", "--budget", "200", "--methods", "spsa,random-search", "--seeds", "2"]

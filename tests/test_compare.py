@@ -24,7 +24,7 @@ from dfo.compare import runner as compare_runner
 from dfo.compare.cost import measure_gradient_cost
 from dfo.compare.plots import band
 from dfo.exceptions import InvalidOptionError
-from dfo.runner import minimize
+from dfo.run.minimize import minimize
 
 # a fixed ratio keeps tables comparable across processes (it is measured otherwise)
 FIXED_COST = GradientCost(

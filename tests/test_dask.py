@@ -23,9 +23,9 @@ cloudpickle = pytest.importorskip("cloudpickle")
 
 import dfo  # noqa: E402
 from dfo import problems  # noqa: E402
-from dfo.evaluation import executor_workers  # noqa: E402
 from dfo.objective import Objective  # noqa: E402
 from dfo.result import HISTORY_FIELDS  # noqa: E402
+from dfo.run.evaluation import executor_workers  # noqa: E402
 
 DIM = 4
 X0 = np.full(DIM, 0.5)

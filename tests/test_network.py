@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dfo
-from dfo.activations import ACTIVATIONS, get_activation
 from dfo.exceptions import InvalidOptionError, ShapeError
-from dfo.network import MLP
+from dfo.nn.activations import ACTIVATIONS, get_activation
+from dfo.nn.network import MLP
 
 DIFFERENTIABLE = ["tanh", "relu", "sigmoid", "identity"]
 LOSSES = ["cross_entropy", "mse"]

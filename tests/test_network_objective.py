@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import dfo
 from dfo.exceptions import InvalidOptionError, ShapeError
-from dfo.network_objective import MinibatchObjective
+from dfo.nn.network_objective import MinibatchObjective
 from dfo.objective import Objective
 
 

@@ -23,9 +23,9 @@ import pytest
 
 import dfo
 from dfo import problems
-from dfo.evaluation import Evaluator, executor_workers, map_batches
 from dfo.objective import Objective, as_objective
 from dfo.result import HISTORY_FIELDS
+from dfo.run.evaluation import Evaluator, executor_workers, map_batches
 
 DIM = 4
 X0 = np.full(DIM, 0.5)

@@ -599,7 +599,7 @@ def test_cross_entropy_with_extreme_logits(scale):
 
 @pytest.mark.usefixtures("strict_warnings")
 def test_sigmoid_at_plus_minus_1000():
-    from dfo.activations import get_activation
+    from dfo.nn.activations import get_activation
 
     z = np.array([-1e308, -1000.0, -40.0, 0.0, 40.0, 1000.0, 1e308])
     a = get_activation("sigmoid")(z.copy())

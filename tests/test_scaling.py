@@ -11,10 +11,10 @@ import pytest
 
 import dfo.scaling as scaling
 from dfo.exceptions import InvalidOptionError
-from dfo.network_objective import NetworkObjective
+from dfo.nn.network_objective import NetworkObjective
 from dfo.numdiff import finite_difference
-from dfo.scaling_accuracy import CosineRecord, StepErrorRecord
-from dfo.scaling_costs import (
+from dfo.scaling.accuracy import CosineRecord, StepErrorRecord
+from dfo.scaling.costs import (
     EXPECTED_SLOPES,
     GradientCost,
     _batch,
@@ -25,7 +25,7 @@ from dfo.scaling_costs import (
     network_for,
     sweep_sizes,
 )
-from dfo.scaling_plots import write_csv
+from dfo.scaling.plots import write_csv
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -308,10 +308,10 @@ def test_run_quick_prints_tables_and_writes_csv_and_figures(tmp_path, capsys):
 def test_run_exit_status_follows_the_slopes(tmp_path, monkeypatch, capsys):
     # exact power laws in place of measurements: every slope is as expected
     monkeypatch.setattr(
-        scaling, "measure_gradient_costs", lambda sizes, **kw: synthetic_costs(sizes)
+        scaling.command, "measure_gradient_costs", lambda sizes, **kw: synthetic_costs(sizes)
     )
     monkeypatch.setattr(
-        scaling,
+        scaling.command,
         "fd_step_error_curve",
         lambda **kw: [
             StepErrorRecord(d, s, h, h + 1e-16 / h, 85)
@@ -321,7 +321,7 @@ def test_run_exit_status_follows_the_slopes(tmp_path, monkeypatch, capsys):
         ],
     )
     monkeypatch.setattr(
-        scaling,
+        scaling.command,
         "spsa_cosine",
         lambda sizes, qs, **kw: [CosineRecord(85, q, 0.5, 0.1, 0.5, 2) for q in qs],
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dfo.exceptions import InvalidOptionError
-from dfo.step_rules import STEP_RULES, StepRule, adam, get_step_rule, momentum, sgd
+from dfo.optimizers.step_rules import STEP_RULES, StepRule, adam, get_step_rule, momentum, sgd
 
 RNG_SEED = 20240601
 

@@ -34,7 +34,7 @@ from dfo.compare.tasks import Task, get_task
 from dfo.exceptions import InvalidOptionError
 from dfo.optimizers import build_optimizer, check_options, get_method
 from dfo.result import Result
-from dfo.runner import minimize
+from dfo.run.minimize import minimize
 
 __all__ = [
     "CompareConfig",

@@ -39,8 +39,8 @@ import numpy as np
 from dfo import problems
 from dfo.datasets import load
 from dfo.exceptions import InvalidOptionError, suggest
-from dfo.network import MLP
-from dfo.network_objective import NetworkObjective
+from dfo.nn.network import MLP
+from dfo.nn.network_objective import NetworkObjective
 from dfo.objective import Objective
 
 __all__ = ["TASKS", "Task", "get_task", "task_names"]

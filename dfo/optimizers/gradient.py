@@ -8,7 +8,7 @@ method             gradient                        evaluations per iteration
 ``spsa``           simultaneous perturbation       2 per direction, whatever n
 =================  ==============================  ============================
 
-Every estimator works with every step rule of :mod:`dfo.step_rules`
+Every estimator works with every step rule of :mod:`dfo.optimizers.step_rules`
 (``"sgd"``, ``"momentum"``, ``"adam"``).
 
 **Safeguard.** An iteration whose value or gradient is not finite, or whose value
@@ -31,7 +31,7 @@ from dfo.exceptions import InvalidOptionError, suggest
 from dfo.numdiff import PROBE_BLOCK_BYTES, fd_gradient, fd_probes, fd_steps
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
-from dfo.step_rules import StepRule, _sgd_update, get_step_rule
+from dfo.optimizers.step_rules import StepRule, _sgd_update, get_step_rule
 
 __all__ = ["SPSA", "BackpropSGD", "FiniteDifferenceSGD", "GradientStepOptimizer"]
 
@@ -85,7 +85,7 @@ class GradientStepOptimizer(Optimizer):
     learning_rate : float, default 0.1
         Step size given to the step rule; a positive, finite number.
     step_rule : {"sgd", "momentum", "adam"} or StepRule, default "sgd"
-        How a gradient becomes a step; see :mod:`dfo.step_rules`.
+        How a gradient becomes a step; see :mod:`dfo.optimizers.step_rules`.
     patience : int, default 10
         Failed steps in a row before :meth:`stop` gives the reason ``"nonfinite"``.
     divergence : float, default 1e4

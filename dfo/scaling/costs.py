@@ -40,7 +40,7 @@ burst of load from skewing one size).
 
 Examples
 --------
->>> from dfo.scaling_costs import measure_gradient_costs
+>>> from dfo.scaling.costs import measure_gradient_costs
 >>> records = measure_gradient_costs([85, 760], batch=32, repeats=1, min_time=0.0)
 >>> sorted({r.method for r in records})
 ['backprop', 'central-fd', 'forward-fd', 'loss', 'spsa']
@@ -62,8 +62,8 @@ import numpy as np
 
 from dfo.datasets import load_digits
 from dfo.exceptions import InvalidOptionError
-from dfo.network import MLP
-from dfo.network_objective import NetworkObjective
+from dfo.nn.network import MLP
+from dfo.nn.network_objective import NetworkObjective
 from dfo.numdiff import finite_difference
 from dfo.objective import Objective
 

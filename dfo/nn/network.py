@@ -7,8 +7,8 @@ with ``W`` of shape ``(n_in, n_out)``; ``theta`` holds ``W.ravel()`` then ``b``
 for the first layer, then the second layer, and so on.
 
 Backpropagation is written layer by layer, each operation's forward beside its
-backward: the dense layer here, activations in :mod:`dfo.activations`, losses in
-:mod:`dfo.losses`. Its cost is a small constant times one forward pass, whatever
+backward: the dense layer here, activations in :mod:`dfo.nn.activations`, losses in
+:mod:`dfo.nn.losses`. Its cost is a small constant times one forward pass, whatever
 the number of parameters (``benchmarks/bench_backward.py`` measures it).
 
 :meth:`MLP.population_loss` evaluates ``k`` parameter vectors on the same inputs
@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from dfo.activations import Activation, get_activation
 from dfo.exceptions import ShapeError
-from dfo.losses import Loss, check_labels, get_loss
+from dfo.nn.activations import Activation, get_activation
+from dfo.nn.losses import Loss, check_labels, get_loss
 from dfo.objective import as_float64
 
 __all__ = ["MLP"]
@@ -281,7 +281,7 @@ class MLP:
         return arr
 
     def check_targets(self, y: Any, batch: int, loss: str | Loss, name: str = "y") -> np.ndarray:
-        """Validate targets for ``loss`` on ``batch`` rows (see :mod:`dfo.losses`)."""
+        """Validate targets for ``loss`` on ``batch`` rows (see :mod:`dfo.nn.losses`)."""
         return get_loss(loss).check_targets(y, batch, self.n_out, name)
 
     def _check_all(
@@ -309,7 +309,7 @@ class MLP:
         return np.ascontiguousarray(at.T)
 
     def loss(self, theta: Any, X: Any, y: Any, loss: str = "cross_entropy") -> float:
-        """Mean loss over the rows of ``X`` (see :mod:`dfo.losses` for the definitions).
+        """Mean loss over the rows of ``X`` (see :mod:`dfo.nn.losses` for the definitions).
 
         Parameters
         ----------

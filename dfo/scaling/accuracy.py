@@ -1,7 +1,7 @@
 """How accurate finite-difference and SPSA gradients are, against backprop.
 
 Measurements behind ``dfo scaling`` (see :mod:`dfo.scaling`), on the networks of
-:func:`dfo.scaling_costs.network_for`:
+:func:`dfo.scaling.costs.network_for`:
 
 - :func:`fd_step_error_curve`: the error of a finite-difference gradient as a
   function of the step ``h``. Truncation error falls like ``h`` (forward) or
@@ -13,7 +13,7 @@ Measurements behind ``dfo scaling`` (see :mod:`dfo.scaling`), on the networks of
 
 Examples
 --------
->>> from dfo.scaling_accuracy import spsa_cosine
+>>> from dfo.scaling.accuracy import spsa_cosine
 >>> [r.q for r in spsa_cosine([85], qs=[1, 4], repeats=1, batch=32)]
 [1, 4]
 """
@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfo.exceptions import InvalidOptionError
-from dfo.network_objective import NetworkObjective
+from dfo.nn.network_objective import NetworkObjective
 from dfo.numdiff import finite_difference
 from dfo.objective import as_objective
-from dfo.scaling_costs import (
+from dfo.scaling.costs import (
     _batch,
     _int_option,
     _progress,

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from dfo.scaling_accuracy import CosineRecord, StepErrorRecord
-from dfo.scaling_costs import GradientCost, Slope
+from dfo.scaling.accuracy import CosineRecord, StepErrorRecord
+from dfo.scaling.costs import GradientCost, Slope
 
 __all__ = [
     "cosine_table",

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from dfo.evaluation import BudgetExhausted, Evaluator, OnError
 from dfo.exceptions import (
     GradientNotAvailableError,
     InvalidOptionError,
@@ -27,6 +26,7 @@ from dfo.objective import Objective, as_objective
 from dfo.optimizers import build_optimizer, get_method, methods
 from dfo.optimizers.base import ClosedLoopOptimizer, Optimizer, check_seed, check_x0
 from dfo.result import HISTORY_FIELDS, Result, Status, is_success
+from dfo.run.evaluation import BudgetExhausted, Evaluator, OnError
 
 __all__ = ["minimize"]
 

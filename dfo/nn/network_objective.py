@@ -1,6 +1,6 @@
 """A network's training loss as an :class:`~dfo.objective.Objective`.
 
-:class:`NetworkObjective` turns an :class:`~dfo.network.MLP` and a data set into a
+:class:`NetworkObjective` turns an :class:`~dfo.nn.network.MLP` and a data set into a
 function of the flat parameter vector, so that every method in dfo trains the
 same thing: derivative-free methods call :meth:`~dfo.objective.Objective.evaluate_batch`
 (one vectorized pass over all candidates), gradient methods call
@@ -14,7 +14,7 @@ objective itself always evaluates the full training set.
 Examples
 --------
 >>> import numpy as np
->>> from dfo.network import MLP
+>>> from dfo.nn.network import MLP
 >>> rng = np.random.default_rng(0)
 >>> X, y = rng.normal(size=(200, 4)), rng.integers(0, 3, size=200)
 >>> net = MLP([4, 8, 3])
@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from dfo.exceptions import InvalidOptionError
-from dfo.losses import Loss, get_loss
-from dfo.network import MLP
+from dfo.nn.losses import Loss, get_loss
+from dfo.nn.network import MLP
 from dfo.objective import Objective, check_point
 
 __all__ = ["MinibatchObjective", "NetworkObjective"]
@@ -93,7 +93,7 @@ class MinibatchObjective(_NetLoss):
 
 
 class NetworkObjective(_NetLoss):
-    """The training loss of an :class:`~dfo.network.MLP` over its flat parameters.
+    """The training loss of an :class:`~dfo.nn.network.MLP` over its flat parameters.
 
     Parameters
     ----------
@@ -105,7 +105,7 @@ class NetworkObjective(_NetLoss):
         Training targets: integer labels ``(n,)`` in ``[0, n_out)`` for
         ``"cross_entropy"``; ``(n, n_out)`` (or ``(n,)`` if ``n_out == 1``) for ``"mse"``.
     loss : {"cross_entropy", "mse"}, default "cross_entropy"
-        See :mod:`dfo.losses`.
+        See :mod:`dfo.nn.losses`.
     batch_size : int, optional
         Minibatch size. None (default) uses the full training set every time and
         the objective is deterministic; an int makes it stochastic

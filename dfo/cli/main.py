@@ -1,11 +1,4 @@
-"""The ``dfo`` command line: ``dfo compare`` and ``dfo scaling``.
-
-``dfo`` without a subcommand prints the help and exits with status 0.
-
-Exit status: 0 on success, 2 for bad options (a one-line message, no
-traceback), 130 when interrupted with Ctrl-C (finished runs are kept; ``dfo
-compare --resume`` continues).
-"""
+"""The ``dfo`` command: its parser and entry point (see :mod:`dfo.cli`)."""
 
 from __future__ import annotations
 
@@ -17,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dfo import _argtypes as argtypes
+from dfo.cli import argtypes
 
 __all__ = ["build_parser", "main"]
 
@@ -287,7 +280,7 @@ def _add_scaling(sub: Any, load: bool) -> None:
         sub.add_parser("scaling", help=help_text, add_help=False)
         return
     try:
-        from dfo import scaling
+        from dfo import scaling  # the package dfo.scaling
     except ModuleNotFoundError as exc:
         if exc.name != "dfo.scaling":
             raise
@@ -380,7 +373,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (_UsageError, InvalidOptionError, ShapeError, GradientNotAvailableError) as exc:
         print(f"dfo {args.command}: error: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
