@@ -21,6 +21,7 @@ _LAZY = {
     "as_objective": "dfo.objective",
     "MLP": "dfo.nn.network",
     "NetworkObjective": "dfo.nn.network_objective",
+    "estimate_noise": "dfo.noise",
     "finite_difference": "dfo.numdiff",
     "gradcheck": "dfo.numdiff",
     "Result": "dfo.result",
