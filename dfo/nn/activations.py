@@ -1,11 +1,12 @@
 """Elementwise activation functions, each forward beside its backward.
 
 An :class:`Activation` maps pre-activations ``z`` to outputs ``a = f(z)`` and
-back-propagates an upstream gradient ``g = dL/da`` to ``dL/dz = g * f'(z)``.
+back-propagates an upstream gradient ``g = dL/da`` to ``dL/dz = g * f'(z)``, and
+pushes a tangent ``dz`` (forward mode) to ``da = f'(z) * dz``.
 Every derivative here can be written in terms of the output ``a`` alone, so the
 network keeps only the outputs of each layer, the forward pass may overwrite
 ``z`` in place and the backward pass may overwrite ``a`` and ``g`` (no
-allocations on the hot path).
+allocations on the hot path). The tangent reads ``a`` and overwrites ``dz`` only.
 
 ``"step"`` (Heaviside: 1 for ``z > 0``, else 0) is piecewise constant: its
 derivative is 0 wherever it exists, so backpropagation through a step layer
@@ -36,6 +37,11 @@ def _tanh_backward(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     return g
 
 
+def _tanh_tangent(a: np.ndarray, dz: np.ndarray) -> np.ndarray:
+    dz *= 1.0 - a * a
+    return dz
+
+
 # -- relu: a = max(z, 0), da/dz = [a > 0] (0 at the kink) -------------------------
 def _relu_forward(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.maximum(z, 0.0, out=out)
@@ -43,6 +49,10 @@ def _relu_forward(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 def _relu_backward(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.multiply(g, a > 0.0, out=g)
+
+
+def _relu_tangent(a: np.ndarray, dz: np.ndarray) -> np.ndarray:
+    return np.multiply(dz, a > 0.0, out=dz)
 
 
 # -- sigmoid: a = 1 / (1 + exp(-z)), da/dz = a (1 - a) -------------------------------
@@ -66,6 +76,11 @@ def _sigmoid_backward(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     return g
 
 
+def _sigmoid_tangent(a: np.ndarray, dz: np.ndarray) -> np.ndarray:
+    dz *= a * (1.0 - a)
+    return dz
+
+
 # -- identity: a = z, da/dz = 1 ---------------------------------------------------
 def _identity_forward(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     if out is None or out is z:
@@ -78,6 +93,10 @@ def _identity_backward(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     return g
 
 
+def _identity_tangent(a: np.ndarray, dz: np.ndarray) -> np.ndarray:
+    return dz
+
+
 # -- step (Heaviside): a = [z > 0], da/dz = 0 --------------------------------------
 def _step_forward(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.heaviside(z, 0.0, out=out)
@@ -86,6 +105,11 @@ def _step_forward(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 def _step_backward(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     g.fill(0.0)
     return g
+
+
+def _step_tangent(a: np.ndarray, dz: np.ndarray) -> np.ndarray:
+    dz.fill(0.0)
+    return dz
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,6 +127,10 @@ class Activation:
         upstream gradient ``g``. It works in place: both ``a`` and ``g`` may be
         overwritten (the result is usually ``g`` itself), so the caller passes
         arrays it no longer needs.
+    tangent : callable
+        ``tangent(a, dz) -> f'(z) * dz``, forward mode: the tangent of the output
+        from the forward output ``a`` and the tangent ``dz`` of the input. It
+        overwrites ``dz`` (the result is ``dz`` itself) and leaves ``a`` intact.
     differentiable : bool
         False when the derivative is zero almost everywhere (``"step"``).
     """
@@ -110,6 +138,7 @@ class Activation:
     name: str
     forward: Callable[..., np.ndarray]
     backward: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    tangent: Callable[[np.ndarray, np.ndarray], np.ndarray]
     differentiable: bool = True
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
@@ -127,11 +156,11 @@ class Activation:
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("tanh", _tanh_forward, _tanh_backward),
-        Activation("relu", _relu_forward, _relu_backward),
-        Activation("sigmoid", _sigmoid_forward, _sigmoid_backward),
-        Activation("identity", _identity_forward, _identity_backward),
-        Activation("step", _step_forward, _step_backward, differentiable=False),
+        Activation("tanh", _tanh_forward, _tanh_backward, _tanh_tangent),
+        Activation("relu", _relu_forward, _relu_backward, _relu_tangent),
+        Activation("sigmoid", _sigmoid_forward, _sigmoid_backward, _sigmoid_tangent),
+        Activation("identity", _identity_forward, _identity_backward, _identity_tangent),
+        Activation("step", _step_forward, _step_backward, _step_tangent, differentiable=False),
     )
 }
 

@@ -8,12 +8,14 @@ batch size:
     ``mean_i [logsumexp(z_i) - z_i[y_i]]``. The log-sum-exp subtracts the row
     maximum first, so logits of any finite size (``1e4``, ``-1e300``) give a
     finite loss and gradient. The gradient with respect to the logits is
-    ``(softmax(z) - onehot(y)) / batch``.
+    ``(softmax(z) - onehot(y)) / batch``, and its directional derivative along a
+    tangent ``dz`` of the logits is ``mean_i [softmax(z_i) . dz_i - dz_i[y_i]]``.
 ``"mse"``
     Half the squared error summed over outputs, averaged over the batch:
     ``mean_i 0.5 * ||out_i - y_i||^2``, with ``y`` of shape ``(batch, n_out)``
     (or ``(batch,)`` when ``n_out == 1``). The gradient with respect to the
-    outputs is ``(out - y) / batch``.
+    outputs is ``(out - y) / batch``; along a tangent ``dout``, the directional
+    derivative is ``mean_i (out_i - y_i) . dout_i``.
 
 Every function here assumes its inputs were validated by :meth:`Loss.check_targets`.
 """
@@ -128,6 +130,20 @@ def _ce_value_and_grad(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]
     return value, e
 
 
+def _ce_value_and_jvp(z: np.ndarray, y: np.ndarray, dz: np.ndarray) -> tuple[float, np.ndarray]:
+    # z: (n_out, batch) logits, left intact; dz: (..., n_out, batch) tangents of them.
+    b = z.shape[1]
+    cols = np.arange(b)
+    e = z - z.max(axis=0)
+    zy = e[y, cols]
+    np.exp(e, out=e)
+    s = e.sum(axis=0)
+    value = float((np.log(s) - zy).sum() / b)
+    # tangent: dL = mean_i [softmax(z_i) . dz_i - dz_i[y_i]]
+    expected = np.einsum("cb,...cb->...b", e, dz) / s
+    return value, (expected - dz[..., y, cols]).sum(axis=-1) / b
+
+
 def _ce_population(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     # z: (k, n_out, batch) logits of k networks; overwritten.
     b = z.shape[2]
@@ -189,6 +205,17 @@ def _mse_value_and_grad(out: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarr
     return value, r
 
 
+def _mse_value_and_jvp(
+    out: np.ndarray, y: np.ndarray, dout: np.ndarray
+) -> tuple[float, np.ndarray]:
+    # out: (n_out, batch), left intact; dout: (..., n_out, batch) tangents of it.
+    b = out.shape[1]
+    r = out - y.T
+    value = float(0.5 * np.dot(r.ravel(), r.ravel()) / b)
+    # tangent: dL = mean_i (out_i - y_i) . dout_i
+    return value, np.einsum("cb,...cb->...", r, dout) / b
+
+
 def _mse_population(out: np.ndarray, y: np.ndarray) -> np.ndarray:
     # out: (k, n_out, batch) outputs of k networks; overwritten.
     b = out.shape[2]
@@ -212,6 +239,10 @@ class Loss:
         ``value(out, y) -> float``; may overwrite ``out``.
     value_and_grad : callable
         ``value_and_grad(out, y) -> (float, dL/dout)``; leaves ``out`` intact.
+    value_and_jvp : callable
+        ``value_and_jvp(out, y, dout) -> (float, dL)``: the value and its directional
+        derivatives along the tangents ``dout`` of the outputs (forward mode), shape
+        ``(..., n_out, batch)`` -> ``dL`` of shape ``(...)``; leaves ``out`` intact.
     population : callable
         ``population(outs, y) -> (k,)`` for the stacked outputs ``(k, n_out, batch)``
         of ``k`` networks on the same inputs; overwrites ``outs``.
@@ -229,6 +260,7 @@ class Loss:
     value: Callable[[np.ndarray, np.ndarray], float]
     value_and_grad: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
     population: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    value_and_jvp: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 
     def __reduce__(self) -> tuple[Callable[[str], Loss], tuple[str]]:
         return get_loss, (self.name,)
@@ -239,9 +271,16 @@ class Loss:
 
 LOSSES: dict[str, Loss] = {
     "cross_entropy": Loss(
-        "cross_entropy", _ce_check, _ce_value, _ce_value_and_grad, _ce_population
+        "cross_entropy",
+        _ce_check,
+        _ce_value,
+        _ce_value_and_grad,
+        _ce_population,
+        _ce_value_and_jvp,
     ),
-    "mse": Loss("mse", _mse_check, _mse_value, _mse_value_and_grad, _mse_population),
+    "mse": Loss(
+        "mse", _mse_check, _mse_value, _mse_value_and_grad, _mse_population, _mse_value_and_jvp
+    ),
 }
 
 

@@ -6,10 +6,11 @@ gradients) sees the same ``R^n_params``. Layer ``l`` maps ``a -> f(a @ W + b)``
 with ``W`` of shape ``(n_in, n_out)``; ``theta`` holds ``W.ravel()`` then ``b``
 for the first layer, then the second layer, and so on.
 
-Backpropagation is written layer by layer, each operation's forward beside its
-backward: the dense layer here, activations in :mod:`dfo.nn.activations`, losses in
-:mod:`dfo.nn.losses`. Its cost is a small constant times one forward pass, whatever
-the number of parameters (``benchmarks/bench_backward.py`` measures it).
+Backpropagation (and forward mode, :meth:`MLP.jvp`) is written layer by layer, each
+operation's forward beside its backward and its tangent: the dense layer here,
+activations in :mod:`dfo.nn.activations`, losses in :mod:`dfo.nn.losses`. Its cost
+is a small constant times one forward pass, whatever the number of parameters
+(``benchmarks/bench_backward.py`` measures it).
 
 :meth:`MLP.population_loss` evaluates ``k`` parameter vectors on the same inputs
 in one vectorized pass: the hot path of population and finite-difference methods.
@@ -75,6 +76,18 @@ def _dense_backward(
     np.matmul(at, dzt.T, out=dW)
     np.sum(dzt, axis=1, out=db)
     return W @ dzt if need_da else None
+
+
+#    tangent:  dz^T = dW^T a^T + W^T da^T + db   (forward mode; tangents of k directions
+#              stacked as (k, n_out, batch); da^T is None for the input, which has none)
+def _dense_tangent(
+    at: np.ndarray, dat: np.ndarray | None, W: np.ndarray, dW: np.ndarray, db: np.ndarray
+) -> np.ndarray:
+    dzt = np.matmul(dW.transpose(0, 2, 1), at)
+    if dat is not None:
+        dzt += np.matmul(W.T, dat)
+    dzt += db[:, :, None]
+    return dzt
 
 
 def _check_positive_int(value: Any, name: str) -> int:
@@ -372,6 +385,74 @@ class MLP:
                     acts[i], theta[w].reshape(shape), g, grad[w].reshape(shape), grad[b], i > 0
                 )
         return value, grad
+
+    # -- forward mode ----------------------------------------------------------------------
+    def jvp(
+        self, theta: Any, v: Any, X: Any, y: Any, loss: str = "cross_entropy"
+    ) -> tuple[float, Any]:
+        """Loss and its exact directional derivative along ``v``, by forward mode.
+
+        Tangents are pushed through the network with the forward pass, layer by
+        layer (each layer's, activation's and loss's tangent sits beside its forward):
+        ``dz = dW^T a + W^T da + db``, ``da = f'(z) dz``, then the loss's tangent.
+        One direction costs about two forward passes whatever ``n_params`` is; the
+        whole gradient needs ``n_params`` of them (``V = identity``), unlike
+        backpropagation's one backward pass.
+
+        Parameters
+        ----------
+        theta : array_like, shape (n_params,)
+        v : array_like, shape (n_params,) or (k, n_params)
+            One direction, or ``k`` directions (one per row) on the same forward pass.
+        X, y, loss
+            As in :meth:`loss`.
+
+        Returns
+        -------
+        value : float
+            The loss at ``theta``.
+        dderiv : float or ndarray of shape (k,)
+            ``grad(theta) @ v`` (one per row of ``v``).
+
+        Examples
+        --------
+        >>> net = MLP([3, 4, 2])
+        >>> theta = net.init_params(0); v = np.ones(net.n_params)
+        >>> X, y = np.ones((2, 3)), np.array([0, 1])
+        >>> value, d = net.jvp(theta, v, X, y)
+        >>> bool(np.isclose(d, net.loss_and_grad(theta, X, y)[1] @ v))
+        True
+        """
+        theta, X, y, lossfn = self._check_all(theta, X, y, loss)
+        try:
+            V = as_float64(v)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"v must be a real vector of length {self.n_params}; got {type(v).__name__}"
+            ) from exc
+        if V.shape[-1:] != (self.n_params,) or V.ndim > 2:
+            raise ShapeError(
+                f"v must have shape ({self.n_params},) or (k, {self.n_params}) for network "
+                f"{self.sizes}; got shape {V.shape}"
+            )
+        value, dderiv = self._loss_and_jvp(theta, np.atleast_2d(V), X, y, lossfn)
+        return value, (float(dderiv[0]) if V.ndim == 1 else dderiv)
+
+    def _loss_and_jvp(
+        self, theta: np.ndarray, V: np.ndarray, X: np.ndarray, y: np.ndarray, lossfn: Loss
+    ) -> tuple[float, np.ndarray]:
+        """Unchecked :meth:`jvp` for directions ``V`` of shape ``(k, n_params)``."""
+        k = V.shape[0]
+        with np.errstate(**_IGNORE):
+            at, dat_in = X.T, None  # the inputs have no tangent
+            for w, shape, b, act in self._layers:
+                W = theta[w].reshape(shape)
+                zt = _dense_forward(at, W, theta[b])
+                dat = _dense_tangent(at, dat_in, W, V[:, w].reshape(k, *shape), V[:, b])
+                at = act.forward(zt, zt)
+                dat_in = dat = act.tangent(at, dat)
+            value, dderiv = lossfn.value_and_jvp(at, y, dat)
+        return value, np.asarray(dderiv, dtype=np.float64).reshape(k)
 
     # -- population forward ----------------------------------------------------------------
     def population_loss(
