@@ -35,8 +35,11 @@ __all__ = [
     "GradientNotAvailableError",
     "InvalidOptionError",
     "NotAskTellError",
+    "NotPicklableError",
     "ObjectiveOutputError",
     "ObjectiveOutputTypeError",
+    "OutputPathError",
+    "RunFolderError",
     "ShapeError",
     "lookup",
     "suggest",
@@ -68,6 +71,22 @@ class GradientNotAvailableError(TypeError):
 
 class NotAskTellError(TypeError):
     """The method runs its own closed loop and has no ask/tell interface."""
+
+
+class OutputPathError(ValueError):
+    """A path dfo was asked to write cannot be written there (a directory, a missing
+    or unwritable folder, a folder that is not a dfo run folder)."""
+
+
+class RunFolderError(ValueError):
+    """A run folder is in use by another process, or one of its files is damaged.
+
+    The message names the file and, for a damaged file, the field or line.
+    """
+
+
+class NotPicklableError(TypeError):
+    """The objective cannot be sent to a process pool's workers (it does not pickle)."""
 
 
 def suggest(name: str, valid: Iterable[str]) -> str:

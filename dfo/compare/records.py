@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from dfo.files import atomic_write
+
 __all__ = [
     "CONFIG_FILE",
     "RUNS_FILE",
@@ -84,7 +86,7 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically (a temporary file, then a rename).
+    """Write ``obj`` as indented JSON, atomically (:func:`dfo.files.atomic_write`).
 
     Parameters
     ----------
@@ -92,14 +94,7 @@ def write_json(path: Path, obj: Any) -> None:
     obj : object
         Passed through :func:`to_jsonable` first.
     """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(to_jsonable(obj), fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(to_jsonable(obj), indent=2) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -169,11 +164,5 @@ def read_records(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
             else:
                 bad += 1
     if bad and repair:
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for record in records:
-                fh.write(json.dumps(record, separators=(",", ":")) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
     return records

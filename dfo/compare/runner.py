@@ -32,6 +32,7 @@ from dfo.compare import records as rec
 from dfo.compare.cost import GradientCost, measure_gradient_cost
 from dfo.compare.tasks import Task, get_task
 from dfo.exceptions import InvalidOptionError
+from dfo.files import atomic_write
 from dfo.optimizers import build_optimizer, check_options, get_method
 from dfo.result import Result
 from dfo.run.minimize import minimize
@@ -626,8 +627,8 @@ def run_compare(
     ordered = [by_key[s.key] for s in specs if s.key in by_key]
     table = build_table(task, specs, ordered, gradient_cost, jobs=jobs)
     if folder is not None:
-        (folder / rec.TABLE_TEXT_FILE).write_text(table.text + "\n", encoding="utf-8")
-        (folder / rec.TABLE_CSV_FILE).write_text(table.csv, encoding="utf-8")
+        atomic_write(folder / rec.TABLE_TEXT_FILE, table.text + "\n")
+        atomic_write(folder / rec.TABLE_CSV_FILE, table.csv)
         if plots:
             from dfo.compare.plots import write_plots
 

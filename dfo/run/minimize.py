@@ -22,10 +22,12 @@ from dfo.exceptions import (
     NotAskTellError,
     ShapeError,
 )
+from dfo.files import atomic_write
 from dfo.objective import Objective, as_objective
 from dfo.optimizers import build_optimizer, get_method, methods
 from dfo.optimizers.base import ClosedLoopOptimizer, Optimizer, check_seed, check_x0
 from dfo.result import HISTORY_FIELDS, Result, Status, is_success
+from dfo.run import preflight
 from dfo.run.evaluation import BudgetExhausted, Evaluator, OnError
 
 __all__ = ["minimize"]
@@ -104,10 +106,7 @@ class _Run:
             "sample_state": self.sample_state,
             "sample_key": self.sample_key,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL))
 
     def restore(self, state: dict[str, Any], objective: Objective) -> None:
         """Take over the counters, history and realization of a checkpoint."""
@@ -335,6 +334,8 @@ def minimize(
     cls = get_method(method)
     if cls.needs_gradient and not objective.has_gradient:
         raise _gradient_error(method, objective)
+    preflight.check_hooks(objective, needs_gradient=cls.needs_gradient)
+    preflight.check_picklable(objective, executor)
     if checkpoint is not None and cls.closed_loop:
         raise NotAskTellError(
             f"{method!r} runs scipy's closed loop, whose state cannot be saved: "
@@ -343,7 +344,7 @@ def minimize(
         )
     seeds = np.random.SeedSequence(seed).spawn(2)
     evaluator = Evaluator(budget, method=method, executor=executor, on_error=on_error)
-    path = Path(checkpoint) if checkpoint is not None else None
+    path = preflight.check_checkpoint(checkpoint)
     config = _run_config(method, objective.dim, seed, options)
     if resume and path is not None and path.exists():
         state = _load_checkpoint(path, config)
