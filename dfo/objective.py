@@ -45,6 +45,17 @@ def as_float64(value: Any) -> np.ndarray:
     return arr.astype(np.float64, copy=False)
 
 
+def as_real(value: Any, dtype: np.dtype | type = np.float64) -> np.ndarray:
+    """``value`` as an array of the float type ``dtype``, refusing non-real numbers.
+
+    :func:`as_float64` for any float type: an array already of ``dtype`` is returned
+    as it is (no copy).
+    """
+    if type(value) is np.ndarray and value.dtype == dtype:
+        return value
+    return as_float64(value).astype(dtype, copy=False)
+
+
 def check_point(x: Any, dim: int, name: str = "x") -> np.ndarray:
     """Return ``x`` as a float64 vector of shape ``(dim,)`` or raise :class:`ShapeError`."""
     try:
@@ -58,10 +69,16 @@ def check_point(x: Any, dim: int, name: str = "x") -> np.ndarray:
     return arr
 
 
-def check_batch(X: Any, dim: int, name: str = "X") -> np.ndarray:
-    """Return ``X`` as a float64 array of shape ``(k, dim)`` or raise :class:`ShapeError`."""
+def check_batch(X: Any, dim: int, name: str = "X", keep: np.dtype | None = None) -> np.ndarray:
+    """Return ``X`` as a float64 array of shape ``(k, dim)`` or raise :class:`ShapeError`.
+
+    An array of the float type ``keep`` (an objective's working ``dtype``) is kept
+    in that type rather than widened.
+    """
     try:
-        arr = as_float64(X)
+        arr = (
+            X if keep is not None and type(X) is np.ndarray and X.dtype == keep else as_float64(X)
+        )
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"{name} must be an array of real numbers of shape (k, {dim}); got {type(X).__name__}"
@@ -146,11 +163,17 @@ class Objective:
         Whether :meth:`value_and_grad` is available.
     is_stochastic : bool
         Whether :meth:`realization` returns something other than ``self``.
+    dtype : numpy.dtype
+        The float type the objective computes in (float64 unless it says otherwise,
+        e.g. a float32 network). Finite-difference steps are derived from its
+        epsilon, and :meth:`evaluate_batch` passes points of this type through
+        unconverted.
     """
 
     dim: int
     has_gradient: bool = False
     is_stochastic: bool = False
+    dtype: np.dtype = np.dtype(np.float64)
 
     def __init__(self, dim: int) -> None:
         if not isinstance(dim, Integral) or isinstance(dim, bool) or dim < 1:
@@ -159,7 +182,7 @@ class Objective:
 
     # -- hooks ---------------------------------------------------------------
     def _evaluate_batch(self, X: np.ndarray) -> np.ndarray:
-        """Values of the rows of ``X`` (shape ``(k, dim)``, float64) as a ``(k,)`` array."""
+        """Values of the rows of ``X`` (shape ``(k, dim)``, float64 or ``dtype``) as ``(k,)``."""
         raise NotImplementedError
 
     def _value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -175,7 +198,7 @@ class Objective:
 
     def evaluate_batch(self, X: Any) -> np.ndarray:
         """Values at the rows of ``X`` (shape ``(k, dim)``), as a float64 array ``(k,)``."""
-        X = check_batch(X, self.dim)
+        X = check_batch(X, self.dim, keep=self.dtype)
         return to_values(self._evaluate_batch(X), X.shape[0], type(self).__name__)
 
     def value_and_grad(self, x: Any) -> tuple[float, np.ndarray]:

@@ -427,3 +427,59 @@ def test_pickle_roundtrip():
     clone = pickle.loads(pickle.dumps(net))
     assert clone.sizes == net.sizes and repr(clone) == repr(net)
     assert clone.loss(theta, X, y) == net.loss(theta, X, y)
+
+
+# -- float32 -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("act", DIFFERENTIABLE)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_float32_agrees_with_float64(act, loss):
+    # float32 rounding (eps 1.2e-7) through three layers: 1e-5 relative on the losses,
+    # 1e-3 relative (in norm) on the gradient
+    net, theta, X, y = make_problem([6, 7, 5, 3], act, loss, batch=13, seed=5)
+    net32 = MLP(net.sizes, act, dtype="float32")
+    thetas = theta + 0.3 * np.random.default_rng(6).normal(size=(9, net.n_params))
+    ref = net.population_loss(thetas, X, y, loss)
+    for rows in (thetas, thetas.astype(np.float32)):  # converted chunk by chunk, or as given
+        got = net32.population_loss(rows, X, y, loss)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, ref, rtol=1e-5)
+    value, grad = net32.loss_and_grad(theta, X, y, loss)
+    v64, g64 = net.loss_and_grad(theta, X, y, loss)
+    assert grad.dtype == np.float32 and value == pytest.approx(v64, rel=1e-5)
+    assert rel_err(grad.astype(np.float64), g64) < 1e-3
+    assert net32.forward(theta, X).dtype == np.float32
+    assert net32.init_params(0).dtype == np.float32
+    np.testing.assert_array_equal(net32.init_params(0), net.init_params(0).astype(np.float32))
+
+
+def test_one_forward_for_every_path():
+    # loss, loss_and_grad and a population of one run the same forward pass: same bits
+    net, theta, X, y = make_problem([6, 7, 5, 3], "tanh", "cross_entropy", batch=13, seed=5)
+    value = net.loss(theta, X, y)
+    assert net.loss_and_grad(theta, X, y)[0] == value
+    assert net.population_loss(theta[None], X, y)[0] == value
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_softmax_shift_only_when_needed(dtype):
+    # moderate logits skip the max shift, large ones take it; both agree with scipy
+    net = MLP([2, 3], "identity", dtype=dtype)
+    X = np.eye(2)
+    y = np.array([0, 2])
+    limit = 0.5 * np.log(np.finfo(dtype).max)
+    for scale in (0.5 * limit, 2.0 * limit):
+        W = np.array([[1.0, -0.5, 0.2], [0.3, 0.1, -1.0]]) * scale
+        theta = net.flatten([(W, np.zeros(3))])
+        z = (X @ W).astype(np.float64)
+        ref = np.mean(scipy.special.logsumexp(z, axis=1) - z[[0, 1], y])
+        rtol = 1e-12 if dtype == np.float64 else 1e-6
+        assert net.loss(theta, X, y) == pytest.approx(ref, rel=rtol)
+        assert net.loss_and_grad(theta, X, y)[0] == pytest.approx(ref, rel=rtol)
+
+
+def test_bad_dtype():
+    with pytest.raises(InvalidOptionError, match=r"\['float64', 'float32'\].*int32"):
+        MLP([2, 3], dtype="int32")
+    with pytest.raises(InvalidOptionError, match="dtype"):
+        MLP([2, 3], dtype="bogus")
+    assert "float32" in repr(MLP([2, 3], dtype=np.float32))

@@ -198,3 +198,22 @@ def test_bad_parameters(setup):
         obj.evaluate_batch(theta)
     with pytest.raises(TypeError, match="Generator"):
         obj.realization(0)
+
+
+def test_float32_objective(setup):
+    net, X, y, theta = setup
+    obj = dfo.NetworkObjective(net, X, y, dtype="float32")
+    assert obj.dtype == np.float32 and obj.net.dtype == np.float32 and obj.X.dtype == np.float32
+    assert net.dtype == np.float64  # the caller's network is left as it was
+    ref = dfo.NetworkObjective(net, X, y)
+    thetas = theta + 0.2 * np.random.default_rng(2).normal(size=(7, net.n_params))
+    want = ref.evaluate_batch(thetas)
+    for rows in (thetas, thetas.astype(np.float32)):
+        got = obj.evaluate_batch(rows)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert obj(theta) == pytest.approx(ref(theta), rel=1e-5)
+    value, grad = obj.value_and_grad(theta)
+    np.testing.assert_allclose(grad, ref.value_and_grad(theta)[1], rtol=1e-3, atol=1e-6)
+    batch = dfo.NetworkObjective(net, X, y, batch_size=10, dtype=np.float32)
+    assert batch.realization(np.random.default_rng(0)).dtype == np.float32

@@ -97,31 +97,52 @@ def check_labels(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:
     return arr.astype(np.intp, copy=False)
 
 
-def _ce_value(z: np.ndarray, y: np.ndarray) -> float:
-    # z: (n_out, batch) logits, one column per sample; overwritten.
-    b = z.shape[1]
-    m = z.max(axis=0)
-    zy = z[y, np.arange(b)]
-    zy -= m
-    np.subtract(z, m, out=z)
+def _exp_shifted(z: np.ndarray) -> np.ndarray | None:
+    """Overwrite logits ``z`` (``(..., n_out, batch)``) with ``exp(z - m)``; return ``m``.
+
+    ``m`` is the column maximum (shape ``(..., 1, batch)``), which keeps the exponentials
+    in range for logits of any finite size; when every logit of the stack is moderate
+    (``|z| < log(max float) / 2``: nothing can overflow or underflow) the shift is
+    skipped and None returned, two passes fewer.
+    """
+    limit = _EXP_LIMIT[z.dtype.char]
+    if -limit < z.min() and z.max() < limit:  # nan fails both: shifted
+        np.exp(z, out=z)
+        return None
+    m = z.max(axis=-2, keepdims=True)
+    z -= m
     np.exp(z, out=z)
-    s = z.sum(axis=0)
+    return m
+
+
+_EXP_LIMIT = {t: 0.5 * float(np.log(np.finfo(t).max)) for t in "fd"}
+
+
+def _ce_population(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    # z: (k, n_out, batch) logits of k networks; overwritten. One fused pass per stack:
+    # mean_i [log sum_c exp(z_ci) - z_yi i].
+    b = z.shape[-1]
+    zy = z[..., y, np.arange(b)]
+    m = _exp_shifted(z)
+    s = z.sum(axis=-2)
     np.log(s, out=s)
     s -= zy
-    return float(s.sum() / b)
+    if m is not None:
+        s += m[..., 0, :]
+    return s.sum(axis=-1) / b
 
 
 def _ce_value_and_grad(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     # z: (n_out, batch) logits; left intact. Returns dL/dz of the same layout.
     b = z.shape[1]
     cols = np.arange(b)
-    m = z.max(axis=0)
-    e = z - m  # shifted logits, <= 0
-    zy = e[y, cols]
-    np.exp(e, out=e)
+    e = z.copy()
+    m = _exp_shifted(e)
     s = e.sum(axis=0)
     per_sample = np.log(s)
-    per_sample -= zy
+    per_sample -= z[y, cols]
+    if m is not None:
+        per_sample += m[0]
     value = float(per_sample.sum() / b)
     # backward: dL/dz = (softmax(z) - onehot(y)) / b
     s *= b
@@ -134,28 +155,17 @@ def _ce_value_and_jvp(z: np.ndarray, y: np.ndarray, dz: np.ndarray) -> tuple[flo
     # z: (n_out, batch) logits, left intact; dz: (..., n_out, batch) tangents of them.
     b = z.shape[1]
     cols = np.arange(b)
-    e = z - z.max(axis=0)
-    zy = e[y, cols]
-    np.exp(e, out=e)
+    e = z.copy()
+    m = _exp_shifted(e)
     s = e.sum(axis=0)
-    value = float((np.log(s) - zy).sum() / b)
+    per_sample = np.log(s)
+    per_sample -= z[y, cols]
+    if m is not None:
+        per_sample += m[0]
+    value = float(per_sample.sum() / b)
     # tangent: dL = mean_i [softmax(z_i) . dz_i - dz_i[y_i]]
     expected = np.einsum("cb,...cb->...b", e, dz) / s
     return value, (expected - dz[..., y, cols]).sum(axis=-1) / b
-
-
-def _ce_population(z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    # z: (k, n_out, batch) logits of k networks; overwritten.
-    b = z.shape[2]
-    m = z.max(axis=1)
-    zy = z[:, y, np.arange(b)]
-    zy -= m
-    np.subtract(z, m[:, None, :], out=z)
-    np.exp(z, out=z)
-    s = z.sum(axis=1)
-    np.log(s, out=s)
-    s -= zy
-    return s.sum(axis=1) / b
 
 
 def _ce_check(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:
@@ -188,12 +198,6 @@ def _mse_check(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:
     return arr
 
 
-def _mse_value(out: np.ndarray, y: np.ndarray) -> float:
-    # out: (n_out, batch) outputs, one column per sample; y: (batch, n_out) targets.
-    r = np.subtract(out, y.T, out=out).ravel()
-    return float(0.5 * np.dot(r, r) / out.shape[1])
-
-
 def _mse_value_and_grad(out: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     # out left intact; returns dL/dout of the same (n_out, batch) layout.
     b = out.shape[1]
@@ -218,10 +222,10 @@ def _mse_value_and_jvp(
 
 def _mse_population(out: np.ndarray, y: np.ndarray) -> np.ndarray:
     # out: (k, n_out, batch) outputs of k networks; overwritten.
-    b = out.shape[2]
+    b = out.shape[-1]
     np.subtract(out, y.T, out=out)
     np.square(out, out=out)
-    return 0.5 * out.sum(axis=(1, 2)) / b
+    return 0.5 * out.sum(axis=(-2, -1)) / b
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,17 +239,17 @@ class Loss:
     check_targets : callable
         ``check_targets(y, batch, n_out, name="y") -> y`` validates and normalizes the
         targets (labels as ``intp``; mse targets as float64 ``(batch, n_out)``).
-    value : callable
-        ``value(out, y) -> float``; may overwrite ``out``.
+    population : callable
+        ``population(outs, y) -> (k,)`` for the stacked outputs ``(k, n_out, batch)``
+        of ``k`` networks on the same inputs; overwrites ``outs``. The one definition
+        of the loss's value: one network is a stack of one.
     value_and_grad : callable
-        ``value_and_grad(out, y) -> (float, dL/dout)``; leaves ``out`` intact.
+        ``value_and_grad(out, y) -> (float, dL/dout)`` for one network's outputs
+        ``(n_out, batch)``; leaves ``out`` intact.
     value_and_jvp : callable
         ``value_and_jvp(out, y, dout) -> (float, dL)``: the value and its directional
         derivatives along the tangents ``dout`` of the outputs (forward mode), shape
         ``(..., n_out, batch)`` -> ``dL`` of shape ``(...)``; leaves ``out`` intact.
-    population : callable
-        ``population(outs, y) -> (k,)`` for the stacked outputs ``(k, n_out, batch)``
-        of ``k`` networks on the same inputs; overwrites ``outs``.
 
     Notes
     -----
@@ -257,10 +261,13 @@ class Loss:
 
     name: str
     check_targets: Callable[..., np.ndarray]
-    value: Callable[[np.ndarray, np.ndarray], float]
-    value_and_grad: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
     population: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    value_and_grad: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
     value_and_jvp: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+
+    def value(self, out: np.ndarray, y: np.ndarray) -> float:
+        """The loss of one network's outputs ``(n_out, batch)``; may overwrite ``out``."""
+        return float(self.population(out[None], y)[0])
 
     def __reduce__(self) -> tuple[Callable[[str], Loss], tuple[str]]:
         return get_loss, (self.name,)
@@ -271,16 +278,9 @@ class Loss:
 
 LOSSES: dict[str, Loss] = {
     "cross_entropy": Loss(
-        "cross_entropy",
-        _ce_check,
-        _ce_value,
-        _ce_value_and_grad,
-        _ce_population,
-        _ce_value_and_jvp,
+        "cross_entropy", _ce_check, _ce_population, _ce_value_and_grad, _ce_value_and_jvp
     ),
-    "mse": Loss(
-        "mse", _mse_check, _mse_value, _mse_value_and_grad, _mse_population, _mse_value_and_jvp
-    ),
+    "mse": Loss("mse", _mse_check, _mse_population, _mse_value_and_grad, _mse_value_and_jvp),
 }
 
 

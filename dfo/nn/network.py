@@ -1,15 +1,21 @@
 """A from-scratch numpy multilayer perceptron over one flat parameter vector.
 
-Every parameter of the network lives in one float64 vector ``theta`` so that any
+Every parameter of the network lives in one flat vector ``theta`` so that any
 optimizer (finite differences, SPSA, CMA-ES, Nelder-Mead, SGD on backprop
 gradients) sees the same ``R^n_params``. Layer ``l`` maps ``a -> f(a @ W + b)``
 with ``W`` of shape ``(n_in, n_out)``; ``theta`` holds ``W.ravel()`` then ``b``
 for the first layer, then the second layer, and so on.
 
-Backpropagation (and forward mode, :meth:`MLP.jvp`) is written layer by layer, each
-operation's forward beside its backward and its tangent: the dense layer here,
-activations in :mod:`dfo.nn.activations`, losses in :mod:`dfo.nn.losses`. Its cost
-is a small constant times one forward pass, whatever the number of parameters
+The forward pass is written once (:meth:`MLP._run`) and serves the loss, the
+backward pass, forward mode (:meth:`MLP.jvp`) and the population pass alike.
+Arithmetic runs in the network's ``dtype``: float64 by default (the
+gradient-accuracy demonstrations need it), or float32, about twice as fast for
+population and finite-difference methods.
+
+Backpropagation and forward mode are written layer by layer, each operation's
+forward beside its backward and its tangent: the dense layer here, activations in
+:mod:`dfo.nn.activations`, losses in :mod:`dfo.nn.losses`. Its cost is a small
+constant times one forward pass, whatever the number of parameters
 (``benchmarks/bench_backward.py`` measures it).
 
 :meth:`MLP.population_loss` evaluates ``k`` parameter vectors on the same inputs
@@ -36,64 +42,60 @@ from typing import Any
 
 import numpy as np
 
-from dfo.exceptions import ShapeError
+from dfo.exceptions import InvalidOptionError, ShapeError
 from dfo.nn.activations import Activation, get_activation
 from dfo.nn.losses import Loss, check_labels, get_loss
-from dfo.objective import as_float64
+from dfo.objective import as_real
 
-__all__ = ["MLP"]
+__all__ = ["DTYPES", "MLP", "check_dtype"]
+
+#: float types a network computes in
+DTYPES = ("float64", "float32")
 
 # Batch length from which the population's first layer is one tall matrix product
 # rather than k thin ones (measured with OpenBLAS on x86-64).
 _TALL_BATCH = 512
 
 # Population pass: networks are processed in chunks with about this many bytes of
-# intermediates, so that each chunk's elementwise passes run in cache (for large
+# activations, so that each chunk's elementwise passes run in cache (for large
 # populations, 3x faster than one pass over everything).
 _CHUNK_BYTES = 4 * 2**20
-
-_IGNORE = {"over": "ignore", "invalid": "ignore", "under": "ignore", "divide": "ignore"}
-
-
-# -- dense layer, on transposed activations (one column per sample) ------------------
-#    forward:  z^T = W^T a^T + b          (n_out, batch)
-#    backward: dL/dW = a^T^T (dL/dz^T)^T,  dL/db = row sums of dL/dz^T,  dL/da^T = W dL/dz^T
-def _dense_forward(at: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-    zt = W.T @ at
-    zt += b[:, None]
-    return zt
-
-
-def _dense_backward(
-    at: np.ndarray,
-    W: np.ndarray,
-    dzt: np.ndarray,
-    dW: np.ndarray,
-    db: np.ndarray,
-    need_da: bool,
-) -> np.ndarray | None:
-    """Write dL/dW and dL/db into ``dW``, ``db``; return dL/da^T (or None)."""
-    np.matmul(at, dzt.T, out=dW)
-    np.sum(dzt, axis=1, out=db)
-    return W @ dzt if need_da else None
-
-
-#    tangent:  dz^T = dW^T a^T + W^T da^T + db   (forward mode; tangents of k directions
-#              stacked as (k, n_out, batch); da^T is None for the input, which has none)
-def _dense_tangent(
-    at: np.ndarray, dat: np.ndarray | None, W: np.ndarray, dW: np.ndarray, db: np.ndarray
-) -> np.ndarray:
-    dzt = np.matmul(dW.transpose(0, 2, 1), at)
-    if dat is not None:
-        dzt += np.matmul(W.T, dat)
-    dzt += db[:, :, None]
-    return dzt
 
 
 def _check_positive_int(value: Any, name: str) -> int:
     if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}")
     return int(value)
+
+
+def check_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    """``dtype`` as a numpy float type a network computes in (float64 or float32), or raise.
+
+    Parameters
+    ----------
+    dtype : str, numpy type or numpy.dtype
+        ``"float64"``, ``np.float32``, ...
+    name : str, default "dtype"
+        Name of the option in the error message.
+
+    Returns
+    -------
+    numpy.dtype
+
+    Raises
+    ------
+    InvalidOptionError
+        If ``dtype`` is not float64 or float32 (a name, a numpy type or a dtype).
+    """
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in DTYPES:
+        raise InvalidOptionError(
+            f"{name} must be one of {list(DTYPES)} (a name or a numpy type); got {dtype!r}"
+        )
+    return dt
 
 
 class MLP:
@@ -110,6 +112,9 @@ class MLP:
     output_activation : str, default "identity"
         Activation of the last layer (``"identity"`` gives logits for
         ``loss="cross_entropy"``).
+    dtype : {"float64", "float32"} or numpy type, default float64
+        Float type of the arithmetic: parameters, inputs, activations, losses and
+        gradients are held in it (inputs of another type are converted).
 
     Attributes
     ----------
@@ -119,13 +124,14 @@ class MLP:
         Length of the flat parameter vector.
     n_in, n_out : int
         Input and output widths.
+    dtype : numpy.dtype
 
     Raises
     ------
     ValueError
         If ``sizes`` has fewer than two entries or a non-positive width.
     InvalidOptionError
-        If an activation name is unknown.
+        If an activation name or the dtype is unknown.
 
     Examples
     --------
@@ -140,6 +146,7 @@ class MLP:
         activation: str = "tanh",
         *,
         output_activation: str = "identity",
+        dtype: Any = np.float64,
     ) -> None:
         if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence | np.ndarray):
             raise TypeError(
@@ -156,6 +163,7 @@ class MLP:
         self.output_activation = output.name
         self.n_in = self.sizes[0]
         self.n_out = self.sizes[-1]
+        self.dtype = check_dtype(dtype)
 
         # (W slice, W shape, b slice, activation) per layer, precomputed once.
         layers = []
@@ -170,7 +178,7 @@ class MLP:
             layers.append((w, (n_in, n_out), b, act))
         self._layers: tuple[tuple[slice, tuple[int, int], slice, Activation], ...] = tuple(layers)
         self.n_params = offset
-        # float64 intermediates per candidate and sample in the population pass
+        # activations per candidate and sample in the population pass
         self._width_sum = sum(self.sizes[1:])
 
     # -- parameters ----------------------------------------------------------------
@@ -183,20 +191,20 @@ class MLP:
         """Split ``theta`` into ``[(W, b), ...]`` per layer.
 
         ``W`` has shape ``(n_in, n_out)`` and ``b`` shape ``(n_out,)``. When
-        ``theta`` is a float64 array these are views: writing into them changes
-        ``theta``.
+        ``theta`` is an array of the network's dtype these are views: writing into
+        them changes ``theta``.
         """
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         return [(theta[w].reshape(shape), theta[b]) for w, shape, b, _ in self._layers]
 
     def flatten(self, layers: Sequence[tuple[Any, Any]]) -> np.ndarray:
         """Inverse of :meth:`unflatten`: pack ``[(W, b), ...]`` into a flat vector."""
         if len(layers) != self.n_layers:
             raise ShapeError(f"expected {self.n_layers} (W, b) pairs; got {len(layers)}")
-        theta = np.empty(self.n_params)
+        theta = np.empty(self.n_params, dtype=self.dtype)
         for i, ((W, b), (w, shape, bs, _)) in enumerate(zip(layers, self._layers, strict=True)):
-            W = np.asarray(W, dtype=np.float64)
-            b = np.asarray(b, dtype=np.float64)
+            W = np.asarray(W, dtype=self.dtype)
+            b = np.asarray(b, dtype=self.dtype)
             if W.shape != shape or b.shape != (shape[1],):
                 raise ShapeError(
                     f"layer {i}: expected W of shape {shape} and b of shape ({shape[1]},); "
@@ -211,7 +219,8 @@ class MLP:
 
         Weights are normal with standard deviation ``sqrt(2 / n_in)`` (He) for
         ``"relu"`` layers and ``sqrt(2 / (n_in + n_out))`` (Glorot/Xavier) for all
-        other activations.
+        other activations. The draws are float64 (the same numbers for every dtype),
+        returned in the network's dtype.
 
         Parameters
         ----------
@@ -228,12 +237,21 @@ class MLP:
         for w, (n_in, n_out), _, act in self._layers:
             fan = 0.5 * n_in if act.name == "relu" else 0.5 * (n_in + n_out)
             theta[w] = rng.normal(0.0, np.sqrt(1.0 / fan), size=n_in * n_out)
-        return theta
+        return theta.astype(self.dtype, copy=False)
 
     # -- validation (public entry points only) ------------------------------------
-    def _check_theta(self, theta: Any, name: str = "theta") -> np.ndarray:
+    def check_theta(self, theta: Any, name: str = "theta") -> np.ndarray:
+        """Return ``theta`` as a vector of the network's dtype and ``(n_params,)``, or raise.
+
+        Raises
+        ------
+        TypeError
+            If ``theta`` is not numeric.
+        ShapeError
+            If its shape is not ``(n_params,)``.
+        """
         try:
-            arr = as_float64(theta)
+            arr = as_real(theta, self.dtype)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"{name} must be a real vector of length {self.n_params}; "
@@ -247,8 +265,11 @@ class MLP:
         return arr
 
     def _check_thetas(self, Thetas: Any) -> np.ndarray:
+        # float32 and float64 rows are kept as they are (population_loss converts
+        # them one chunk at a time)
+        is_float = type(Thetas) is np.ndarray and Thetas.dtype.name in DTYPES
         try:
-            arr = as_float64(Thetas)
+            arr = Thetas if is_float else as_real(Thetas, self.dtype)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"Thetas must be a real array of shape (k, {self.n_params}); "
@@ -262,7 +283,7 @@ class MLP:
         return arr
 
     def check_inputs(self, X: Any, name: str = "X") -> np.ndarray:
-        """Return ``X`` as float64 of shape ``(batch, n_in)`` with ``batch >= 1``, or raise.
+        """Return ``X`` in the network's dtype, shape ``(batch, n_in)``, ``batch >= 1``, or raise.
 
         Raises
         ------
@@ -274,7 +295,7 @@ class MLP:
             If ``X`` contains nan or inf.
         """
         try:
-            arr = as_float64(X)
+            arr = as_real(X, self.dtype)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"{name} must be a real array of shape (batch, {self.n_in}); "
@@ -294,34 +315,94 @@ class MLP:
         return arr
 
     def check_targets(self, y: Any, batch: int, loss: str | Loss, name: str = "y") -> np.ndarray:
-        """Validate targets for ``loss`` on ``batch`` rows (see :mod:`dfo.nn.losses`)."""
-        return get_loss(loss).check_targets(y, batch, self.n_out, name)
+        """Validate targets for ``loss`` on ``batch`` rows (see :mod:`dfo.nn.losses`).
+
+        Labels come back as ``intp``, real targets in the network's dtype.
+        """
+        y = get_loss(loss).check_targets(y, batch, self.n_out, name)
+        return y.astype(self.dtype, copy=False) if y.dtype.kind == "f" else y
 
     def _check_all(
         self, theta: Any, X: Any, y: Any, loss: str | Loss
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Loss]:
         lossfn = get_loss(loss)
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         X = self.check_inputs(X)
-        y = lossfn.check_targets(y, X.shape[0], self.n_out)
+        y = self.check_targets(y, X.shape[0], lossfn)
         return theta, X, y, lossfn
 
-    # -- forward / loss / backward ------------------------------------------------------
-    def forward(self, theta: Any, X: Any) -> np.ndarray:
-        """Network outputs for the rows of ``X``: shape ``(batch, n_out)``."""
-        theta = self._check_theta(theta)
-        X = self.check_inputs(X)
-        with np.errstate(**_IGNORE):
-            return self._forward(theta, X)
+    # -- the forward pass, written once ---------------------------------------------------
+    def _params(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per layer ``(W^T, b)`` as views into ``theta``, for one network or a stack.
 
-    def _forward(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-        at = X.T
-        for w, shape, b, act in self._layers:
-            zt = _dense_forward(at, theta[w].reshape(shape), theta[b])
+        ``theta`` of shape ``(n_params,)`` gives ``W^T`` of shape ``(n_out, n_in)`` and
+        ``b`` of shape ``(n_out, 1)``; a stack ``(k, n_params)`` gives ``(k, n_out, n_in)``
+        and ``(k, n_out, 1)``. No copy is made.
+        """
+        lead = theta.shape[:-1]
+        return [
+            (theta[..., w].reshape(*lead, *shape).swapaxes(-1, -2), theta[..., b, None])
+            for w, shape, b, _ in self._layers
+        ]
+
+    def _run(
+        self,
+        params: list[tuple[np.ndarray, np.ndarray]],
+        at: np.ndarray,
+        keep: list[np.ndarray] | None = None,
+        tangents: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The forward pass on transposed activations (one column per sample).
+
+        Layer ``l`` computes ``a_l^T = f_l(W_l^T a_{l-1}^T + b_l)``, bias and activation
+        in place on the product. ``at`` is ``X^T`` of shape ``(n_in, batch)``; with
+        stacked ``params`` every layer is one batched product over the ``k`` networks
+        and the output has shape ``(k, n_out, batch)``. When ``keep`` is a list, each
+        layer's output is appended to it (for the backward pass).
+
+        Forward mode: with ``tangents`` (the ``params`` of ``k`` stacked directions
+        ``V``), the tangent of each layer is pushed beside its forward,
+        ``dz^T = dW^T a^T + W^T da^T + db`` (the inputs have none) and
+        ``da = f'(z) dz``; the tangent of the output, ``(k, n_out, batch)``, is returned
+        beside the output (None without ``tangents``).
+        """
+        dat = None
+        for i, ((Wt, b), (_, _, _, act)) in enumerate(zip(params, self._layers, strict=True)):
+            if tangents is not None:
+                dWt, db = tangents[i]
+                dzt = np.matmul(dWt, at)
+                if dat is not None:
+                    dzt += np.matmul(Wt, dat)
+                dzt += db
+            if i == 0 and Wt.ndim == 3 and at.shape[-1] >= _TALL_BATCH:
+                # long batches: one tall product [W_1 | ... | W_k]^T X^T (a copy of
+                # the first layer's weights) beats k thin products
+                k, n_out, n_in = Wt.shape
+                zt = (Wt.reshape(k * n_out, n_in) @ at).reshape(k, n_out, -1)
+            else:
+                zt = np.matmul(Wt, at)
+            zt += b
             at = act.forward(zt, zt)
-        return np.ascontiguousarray(at.T)
+            if keep is not None:
+                keep.append(at)
+            if tangents is not None:
+                dat = act.tangent(at, dzt)
+        return at, dat
 
-    def loss(self, theta: Any, X: Any, y: Any, loss: str = "cross_entropy") -> float:
+    # -- forward / loss / backward ------------------------------------------------------
+    def forward(self, theta: Any, X: Any, *, check: bool = True) -> np.ndarray:
+        """Network outputs for the rows of ``X``: shape ``(batch, n_out)``.
+
+        ``check=False`` skips validation (see :meth:`loss`).
+        """
+        if check:
+            theta, X = self.check_theta(theta), self.check_inputs(X)
+        with np.errstate(all="ignore"):
+            return np.ascontiguousarray(self._run(self._params(theta), X.T)[0].T)
+
+    def loss(
+        self, theta: Any, X: Any, y: Any, loss: str | Loss = "cross_entropy", *, check: bool = True
+    ) -> float:
         """Mean loss over the rows of ``X`` (see :mod:`dfo.nn.losses` for the definitions).
 
         Parameters
@@ -332,63 +413,67 @@ class MLP:
             Integer labels ``(batch,)`` in ``[0, n_out)`` for ``"cross_entropy"``;
             targets ``(batch, n_out)`` (or ``(batch,)`` if ``n_out == 1``) for ``"mse"``.
         loss : {"cross_entropy", "mse"}
+        check : bool, default True
+            False skips every check, for callers that validated once and evaluate many
+            times (:class:`~dfo.nn.network_objective.NetworkObjective`): ``theta`` must
+            then be an array of the network's ``dtype`` and shape, ``X`` a 2-D array of
+            that dtype as returned by :meth:`check_inputs`, ``y`` as returned by
+            :meth:`check_targets`.
 
         Returns
         -------
         float
             May be inf or nan for huge or non-finite parameters (without warnings).
         """
-        theta, X, y, lossfn = self._check_all(theta, X, y, loss)
-        return self._loss(theta, X, y, lossfn)
-
-    def _loss(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray, lossfn: Loss) -> float:
-        """Unchecked :meth:`loss`; inputs must already be validated."""
-        with np.errstate(**_IGNORE):
-            at = X.T
-            for w, shape, b, act in self._layers:
-                zt = _dense_forward(at, theta[w].reshape(shape), theta[b])
-                at = act.forward(zt, zt)
-            return lossfn.value(at, y)
+        if check:
+            theta, X, y, lossfn = self._check_all(theta, X, y, loss)
+        else:
+            lossfn = get_loss(loss)
+        with np.errstate(all="ignore"):
+            out, _ = self._run(self._params(theta[None]), X.T)
+            return float(lossfn.population(out, y)[0])
 
     def loss_and_grad(
-        self, theta: Any, X: Any, y: Any, loss: str = "cross_entropy"
+        self, theta: Any, X: Any, y: Any, loss: str | Loss = "cross_entropy", *, check: bool = True
     ) -> tuple[float, np.ndarray]:
         """Loss and its exact gradient by backpropagation.
 
         Same arguments as :meth:`loss`. Returns ``(value, grad)`` with ``grad`` a new
-        float64 array of shape ``(n_params,)`` laid out like ``theta``.
+        array of the network's ``dtype`` and shape ``(n_params,)``, laid out like ``theta``.
         """
-        theta, X, y, lossfn = self._check_all(theta, X, y, loss)
-        return self._loss_and_grad(theta, X, y, lossfn)
-
-    def _loss_and_grad(
-        self, theta: np.ndarray, X: np.ndarray, y: np.ndarray, lossfn: Loss
-    ) -> tuple[float, np.ndarray]:
-        """Unchecked :meth:`loss_and_grad`; inputs must already be validated."""
-        layers = self._layers
-        with np.errstate(**_IGNORE):
+        if check:
+            theta, X, y, lossfn = self._check_all(theta, X, y, loss)
+        else:
+            lossfn = get_loss(loss)
+        params = self._params(theta)
+        with np.errstate(all="ignore"):
             # forward, keeping each layer's output (activations need only their output)
-            at = X.T
-            acts: list[np.ndarray | None] = [at]
-            for w, shape, b, act in layers:
-                zt = _dense_forward(at, theta[w].reshape(shape), theta[b])
-                at = act.forward(zt, zt)
-                acts.append(at)
-            value, g = lossfn.value_and_grad(at, y)
-            # backward, layer by layer, writing straight into the flat gradient
-            grad = np.empty(self.n_params)
-            for i in range(len(layers) - 1, -1, -1):
-                w, shape, b, act = layers[i]
-                g = act.backward(acts[i + 1], g)  # consumes the layer's output
-                acts[i + 1] = None
-                g = _dense_backward(
-                    acts[i], theta[w].reshape(shape), g, grad[w].reshape(shape), grad[b], i > 0
-                )
+            acts = [X.T]
+            self._run(params, X.T, keep=acts)
+            value, g = lossfn.value_and_grad(acts[-1], y)
+            # backward, layer by layer, writing straight into the flat gradient. With
+            # z^T = W^T a^T + b: dL/dW = a^T (dL/dz^T)^T, dL/db = row sums of dL/dz^T,
+            # dL/da^T = W dL/dz^T.
+            grad = np.empty(self.n_params, dtype=self.dtype)
+            for i in range(self.n_layers - 1, -1, -1):
+                w, shape, b, act = self._layers[i]
+                g = act.backward(acts.pop(), g)  # consumes the layer's output
+                np.matmul(acts[-1], g.T, out=grad[w].reshape(shape))
+                np.sum(g, axis=1, out=grad[b])
+                if i:
+                    g = params[i][0].T @ g
         return value, grad
 
     # -- forward mode ----------------------------------------------------------------------
     def jvp(
-        self, theta: Any, v: Any, X: Any, y: Any, loss: str = "cross_entropy"
+        self,
+        theta: Any,
+        v: Any,
+        X: Any,
+        y: Any,
+        loss: str | Loss = "cross_entropy",
+        *,
+        check: bool = True,
     ) -> tuple[float, Any]:
         """Loss and its exact directional derivative along ``v``, by forward mode.
 
@@ -404,8 +489,8 @@ class MLP:
         theta : array_like, shape (n_params,)
         v : array_like, shape (n_params,) or (k, n_params)
             One direction, or ``k`` directions (one per row) on the same forward pass.
-        X, y, loss
-            As in :meth:`loss`.
+        X, y, loss, check
+            As in :meth:`loss` (``check=False``: ``v`` an array of the network's dtype).
 
         Returns
         -------
@@ -423,9 +508,12 @@ class MLP:
         >>> bool(np.isclose(d, net.loss_and_grad(theta, X, y)[1] @ v))
         True
         """
-        theta, X, y, lossfn = self._check_all(theta, X, y, loss)
+        if check:
+            theta, X, y, lossfn = self._check_all(theta, X, y, loss)
+        else:
+            lossfn = get_loss(loss)
         try:
-            V = as_float64(v)
+            V = v if not check else as_real(v, self.dtype)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"v must be a real vector of length {self.n_params}; got {type(v).__name__}"
@@ -435,24 +523,14 @@ class MLP:
                 f"v must have shape ({self.n_params},) or (k, {self.n_params}) for network "
                 f"{self.sizes}; got shape {V.shape}"
             )
-        value, dderiv = self._loss_and_jvp(theta, np.atleast_2d(V), X, y, lossfn)
+        with np.errstate(all="ignore"):
+            out, dout = self._run(
+                self._params(theta), X.T, tangents=self._params(np.atleast_2d(V))
+            )
+            assert dout is not None  # tangents were given
+            value, dderiv = lossfn.value_and_jvp(out, y, dout)
+        dderiv = np.asarray(dderiv, dtype=self.dtype).reshape(-1)
         return value, (float(dderiv[0]) if V.ndim == 1 else dderiv)
-
-    def _loss_and_jvp(
-        self, theta: np.ndarray, V: np.ndarray, X: np.ndarray, y: np.ndarray, lossfn: Loss
-    ) -> tuple[float, np.ndarray]:
-        """Unchecked :meth:`jvp` for directions ``V`` of shape ``(k, n_params)``."""
-        k = V.shape[0]
-        with np.errstate(**_IGNORE):
-            at, dat_in = X.T, None  # the inputs have no tangent
-            for w, shape, b, act in self._layers:
-                W = theta[w].reshape(shape)
-                zt = _dense_forward(at, W, theta[b])
-                dat = _dense_tangent(at, dat_in, W, V[:, w].reshape(k, *shape), V[:, b])
-                at = act.forward(zt, zt)
-                dat_in = dat = act.tangent(at, dat)
-            value, dderiv = lossfn.value_and_jvp(at, y, dat)
-        return value, np.asarray(dderiv, dtype=np.float64).reshape(k)
 
     # -- population forward ----------------------------------------------------------------
     def population_loss(
@@ -460,89 +538,66 @@ class MLP:
         Thetas: Any,
         X: Any,
         y: Any,
-        loss: str = "cross_entropy",
+        loss: str | Loss = "cross_entropy",
         *,
         max_bytes: int = 256 * 2**20,
+        check: bool = True,
     ) -> np.ndarray:
         """Losses of ``k`` parameter vectors on the same data in one vectorized pass.
 
-        Equal (to rounding, ~1e-15 relative) to ``[self.loss(t, X, y, loss) for t in
-        Thetas]``, without a Python-level loop over the networks: each layer is one
-        batched matrix product on the stacked ``(k, n_in, n_out)`` weights (views into
-        ``Thetas``; for long batches the first layer is one tall product
-        ``[W_1 | ... | W_k]^T X^T``), and the elementwise work runs on whole stacks.
-        This is the hot path of population and finite-difference methods; for small
-        batches, where one call is dominated by per-call overhead, it is several
-        times faster than ``k`` calls (``benchmarks/bench_backward.py --population``).
+        Equal (to rounding, ~1e-15 relative in float64) to ``[self.loss(t, X, y, loss)
+        for t in Thetas]``, through the same forward pass run on a stack of networks:
+        each layer is one batched matrix product on the stacked ``(k, n_in, n_out)``
+        weights (views into ``Thetas``; for long batches the first layer is one tall
+        product ``[W_1 | ... | W_k]^T X^T``), bias and activation are applied in place,
+        and the loss is one pass over the whole stack of outputs. This is the hot path
+        of population and finite-difference methods (``benchmarks/bench_population.py``
+        measures it against the machine's matrix-product rate).
 
         Parameters
         ----------
         Thetas : array_like, shape (k, n_params)
-            One parameter vector per row.
-        X, y, loss
-            As in :meth:`loss`.
+            One parameter vector per row. Rows of another float type are converted to
+            the network's ``dtype`` one chunk at a time.
+        X, y, loss, check
+            As in :meth:`loss` (``check=False``: ``Thetas`` a 2-D float array).
         max_bytes : int, default 256 MiB
             Memory limit for the intermediates. The ``k`` networks are processed in
-            chunks of ``c`` rows with ``c * 8 * (batch * sum(sizes[1:]) + n_params)
-            <= max_bytes``: an upper bound on the float64 activations (every layer's
+            chunks of ``c`` rows with ``c * itemsize * (batch * sum(sizes[1:]) +
+            n_params) <= max_bytes``: an upper bound on the activations (every layer's
             output for every sample) and the weight copy of one chunk. At least one
-            network is processed at a time, so a single very large network may exceed it.
-            Chunks are also capped at about 4 MiB, which keeps the elementwise passes
-            in cache (faster than one pass over a large population).
+            network is processed at a time, so a single very large network may exceed
+            it. Chunks also keep their activations under about 4 MiB, so that the
+            elementwise passes run in cache (faster than one pass over a large
+            population); wide networks are still processed several at a time.
 
         Returns
         -------
-        ndarray, shape (k,)
+        ndarray, shape (k,), of the network's dtype
         """
-        lossfn = get_loss(loss)
-        Thetas = self._check_thetas(Thetas)
-        X = self.check_inputs(X)
-        y = lossfn.check_targets(y, X.shape[0], self.n_out)
-        max_bytes = _check_positive_int(max_bytes, "max_bytes")
-        return self._population_loss(Thetas, X, y, lossfn, max_bytes)
-
-    def _population_loss(
-        self,
-        Thetas: np.ndarray,
-        X: np.ndarray,
-        y: np.ndarray,
-        lossfn: Loss,
-        max_bytes: int = 256 * 2**20,
-    ) -> np.ndarray:
-        """Unchecked :meth:`population_loss`; inputs must already be validated."""
-        k = Thetas.shape[0]
-        per_net = 8 * (X.shape[0] * self._width_sum + self.n_params)
-        chunk = max(1, min(max_bytes, _CHUNK_BYTES) // per_net)
-        out = np.empty(k)
-        with np.errstate(**_IGNORE):
-            for start in range(0, k, chunk):
-                T = Thetas[start : start + chunk]
-                if T.shape[0] == 1:
-                    out[start] = self._loss(T[0], X, y, lossfn)
-                else:
-                    out[start : start + T.shape[0]] = self._population_chunk(T, X, y, lossfn)
-        return out
-
-    def _population_chunk(
-        self, T: np.ndarray, X: np.ndarray, y: np.ndarray, lossfn: Loss
-    ) -> np.ndarray:
-        # Activations of k networks as a (k, width, batch) stack; layer l is one
-        # batched product W_j^T a_j^T over the stacked (k, n_in, n_out) weights
-        # (views into T, no copy), the first layer broadcasting X^T.
-        k = T.shape[0]
-        batch = X.shape[0]
+        if check:
+            lossfn = get_loss(loss)
+            Thetas = self._check_thetas(Thetas)
+            X = self.check_inputs(X)
+            y = self.check_targets(y, X.shape[0], lossfn)
+            max_bytes = _check_positive_int(max_bytes, "max_bytes")
+        else:
+            lossfn = get_loss(loss)
+        k, batch = Thetas.shape[0], X.shape[0]
+        size = self.dtype.itemsize
+        activations = size * batch * self._width_sum
+        chunk = max(
+            1,
+            min(max_bytes // (activations + size * self.n_params), _CHUNK_BYTES // activations),
+        )
+        out = np.empty(k, dtype=self.dtype)
         at = X.T
-        for i, (w, shape, b, act) in enumerate(self._layers):
-            Wt = T[:, w].reshape(k, *shape).transpose(0, 2, 1)  # (k, n_out, n_in)
-            if i == 0 and batch >= _TALL_BATCH:
-                # one tall product [W_1^T; ...; W_k^T] X^T (a copy of the weights)
-                # beats k thin products once the batch is long
-                zt = (Wt.reshape(k * shape[1], shape[0]) @ at).reshape(k, shape[1], batch)
-            else:
-                zt = np.matmul(Wt, at)
-            zt += T[:, b, None]
-            at = act.forward(zt, zt)
-        return lossfn.population(at, y)
+        with np.errstate(all="ignore"):
+            for start in range(0, k, chunk):
+                T = Thetas[start : start + chunk].astype(self.dtype, copy=False)
+                values, _ = self._run(self._params(T), at)
+                out[start : start + T.shape[0]] = lossfn.population(values, y)
+        return out
 
     # -- classification helpers -------------------------------------------------------------
     def predict(self, theta: Any, X: Any) -> np.ndarray:
@@ -577,4 +632,5 @@ class MLP:
             if self.output_activation != "identity"
             else ""
         )
-        return f"MLP({list(self.sizes)}, activation={self.activation!r}{out})"
+        dtype = "" if self.dtype == np.float64 else f", dtype={self.dtype.name!r}"
+        return f"MLP({list(self.sizes)}, activation={self.activation!r}{out}{dtype})"

@@ -34,8 +34,8 @@ import numpy as np
 
 from dfo.exceptions import InvalidOptionError
 from dfo.nn.losses import Loss, get_loss
-from dfo.nn.network import MLP
-from dfo.objective import Objective, check_point
+from dfo.nn.network import MLP, check_dtype
+from dfo.objective import Objective, as_real, check_point
 
 __all__ = ["MinibatchObjective", "NetworkObjective"]
 
@@ -51,6 +51,7 @@ class _NetLoss(Objective):
         self.X = X
         self.y = y
         self._lossfn = lossfn
+        self.dtype = net.dtype
 
     @property
     def loss(self) -> str:
@@ -60,14 +61,16 @@ class _NetLoss(Objective):
     def __call__(self, x: Any) -> float:
         """Loss at one parameter vector ``x`` of shape ``(n_params,)``."""
         # same value as evaluate_batch(x[None]), without the batch machinery
-        return self.net._loss(check_point(x, self.dim), self.X, self.y, self._lossfn)
+        theta = as_real(check_point(x, self.dim), self.dtype)
+        return self.net.loss(theta, self.X, self.y, self._lossfn, check=False)
 
     def _evaluate_batch(self, X: np.ndarray) -> np.ndarray:
         # X here is a batch of parameter vectors (k, n_params), already checked.
-        return self.net._population_loss(X, self.X, self.y, self._lossfn)
+        return self.net.population_loss(X, self.X, self.y, self._lossfn, check=False)
 
     def _value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        return self.net._loss_and_grad(x, self.X, self.y, self._lossfn)
+        theta = as_real(x, self.dtype)
+        return self.net.loss_and_grad(theta, self.X, self.y, self._lossfn, check=False)
 
 
 class MinibatchObjective(_NetLoss):
@@ -113,12 +116,19 @@ class NetworkObjective(_NetLoss):
         without replacement.
     X_test, y_test : array_like, optional
         Held-out data for :meth:`accuracy` (and :meth:`test_loss`).
+    dtype : {"float64", "float32"} or numpy type, optional
+        Float type of the arithmetic; default the network's. Another type than the
+        network's evaluates a copy of the network in that type (``net`` then holds
+        the copy). Data are stored in it; points and gradients cross the objective
+        interface as float64 (``evaluate_batch`` also takes rows of this type as they
+        are, without a conversion).
 
     Attributes
     ----------
     net : MLP
     X, y : ndarray
-        The validated training data (float64 inputs; labels as ``intp``).
+        The validated training data (inputs in ``dtype``; labels as ``intp``).
+    dtype : numpy.dtype
     X_test, y_test : ndarray or None
     batch_size : int or None
     n_train : int
@@ -150,12 +160,17 @@ class NetworkObjective(_NetLoss):
         batch_size: int | None = None,
         X_test: Any = None,
         y_test: Any = None,
+        dtype: Any = None,
     ) -> None:
         if not isinstance(net, MLP):
             raise TypeError(f"net must be a dfo.MLP; got {type(net).__name__}")
+        if dtype is not None and check_dtype(dtype) != net.dtype:
+            net = MLP(
+                net.sizes, net.activation, output_activation=net.output_activation, dtype=dtype
+            )
         lossfn = get_loss(loss)
         X = np.ascontiguousarray(net.check_inputs(X, "X"))
-        y = np.ascontiguousarray(lossfn.check_targets(y, X.shape[0], net.n_out, "y"))
+        y = np.ascontiguousarray(net.check_targets(y, X.shape[0], lossfn, "y"))
         super().__init__(net, X, y, lossfn)
         self.n_train = X.shape[0]
 
@@ -179,7 +194,7 @@ class NetworkObjective(_NetLoss):
         self.y_test: np.ndarray | None = None
         if X_test is not None:
             self.X_test = np.ascontiguousarray(net.check_inputs(X_test, "X_test"))
-            self.y_test = lossfn.check_targets(y_test, self.X_test.shape[0], net.n_out, "y_test")
+            self.y_test = net.check_targets(y_test, self.X_test.shape[0], lossfn, "y_test")
 
     # -- stochastic interface ------------------------------------------------------
     def realization(self, rng: np.random.Generator) -> Objective:
@@ -198,13 +213,13 @@ class NetworkObjective(_NetLoss):
     # -- monitoring (not meant to be charged to an optimizer's budget) -------------
     def full_loss(self, theta: Any) -> float:
         """Loss of ``theta`` on the whole training set."""
-        theta = self.net._check_theta(theta)
-        return self.net._loss(theta, self.X, self.y, self._lossfn)
+        theta = self.net.check_theta(theta)
+        return self.net.loss(theta, self.X, self.y, self._lossfn, check=False)
 
     def test_loss(self, theta: Any) -> float:
         """Loss of ``theta`` on the held-out data."""
         X, y = self._test_data()
-        return self.net._loss(self.net._check_theta(theta), X, y, self._lossfn)
+        return self.net.loss(self.net.check_theta(theta), X, y, self._lossfn, check=False)
 
     def accuracy(self, theta: Any, X: Any = None, y: Any = None) -> float:
         """Classification accuracy of ``theta``.
