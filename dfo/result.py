@@ -23,6 +23,7 @@ class Status(IntEnum):
     MAX_ITER = 4  #: the iteration limit was reached
     INTERRUPTED = 5  #: KeyboardInterrupt (Ctrl-C)
     NONFINITE = 6  #: no finite value was found, or the run diverged
+    STALLED = 7  #: the gradient estimate was exactly zero several times in a row
 
 
 _SUCCESS = {Status.CONVERGED, Status.BUDGET, Status.MAX_TIME, Status.CALLBACK, Status.MAX_ITER}

@@ -11,6 +11,7 @@ import dfo
 from dfo.exceptions import InvalidOptionError
 from dfo.noise import NoiseProbe, ecnoise, noise_aware_step
 from dfo.problems import Noisy, SkewedQuartic
+from dfo.result import Status
 
 
 def _smooth(x: np.ndarray) -> float:
@@ -103,3 +104,77 @@ def test_probe_estimates_curvature_of_a_noisy_quadratic():
         assert probe.estimate.reliable
         mus.append(probe.curvature)
     assert abs(np.median(mus) / 3.0 - 1) < 0.2
+
+
+# -- noise-aware steps, noisy results and stalls in the methods ------------------------
+
+
+def _quartic_loss(res) -> float:
+    base = SkewedQuartic(10)
+    return base(res.x) / base(np.ones(10))
+
+
+def test_spsa_default_c_comes_from_the_measured_noise():
+    res = dfo.minimize(Noisy(SkewedQuartic(10), 0.1), np.ones(10), method="spsa", budget=2000)
+    noise = res.noise
+    assert noise["reliable"] and 0.1 / 3 < noise["level"] < 0.3
+    assert res.options["c"] == noise["step"] == max(0.01, 2 * noise["level"])
+    # a noise-free objective keeps the small perturbation
+    plain = dfo.minimize(SkewedQuartic(10), np.ones(10), method="spsa", budget=2000)
+    assert plain.options["c"] == 0.01 and plain.noise["level"] < 1e-13
+
+
+def test_fd_sgd_auto_step_from_noise_and_curvature():
+    res = dfo.minimize(
+        Noisy(SkewedQuartic(10), 0.1), np.ones(10), method="fd-sgd", budget=3000, h="auto"
+    )
+    noise = res.noise
+    assert noise["step"] == noise_aware_step(noise["level"], noise["curvature"])
+    assert res.options["h"] == noise["step"] and 0.1 < noise["step"] < 2
+    noisy = Noisy(SkewedQuartic(10), 0.1)
+    eps_step = dfo.minimize(noisy, np.ones(10), method="fd-sgd", budget=3000)
+    assert _quartic_loss(res) < 0.1 < _quartic_loss(eps_step)
+    with pytest.raises(InvalidOptionError, match="'auto'"):
+        dfo.make_optimizer("fd-sgd", np.ones(2), h="automatic")
+
+
+def test_small_budget_does_not_measure():
+    res = dfo.minimize(lambda x: float(x @ x), np.ones(3), method="spsa", budget=100)
+    assert res.noise["message"].startswith("not measured")
+
+
+def test_noisy_callable_reports_the_estimate_not_the_luckiest_draw():
+    base = SkewedQuartic(10)
+    rng = np.random.default_rng(0)
+    res = dfo.minimize(
+        lambda x: base(x) + 0.1 * float(rng.standard_normal()),
+        np.ones(10),
+        method="cma-es",
+        budget=2000,
+        seed=0,
+    )
+    assert "noise detected" in res.message
+    # the lowest draw of the run is far below the truth; the result is not that draw
+    assert res.history["best"][-1] < res.fun
+    assert res.history["best"][-1] < base(res.x) - 0.1
+    # a deterministic function is not re-measured: the best value is the result
+    det = dfo.minimize(base, np.ones(10), method="cma-es", budget=2000, seed=0)
+    assert "noise" not in det.message and det.fun <= det.history["best"][-1]
+
+
+def _floor(x: np.ndarray) -> float:
+    return float(np.floor(np.sum((x - 3.0) ** 2)))
+
+
+@pytest.mark.parametrize("method", ["spsa", "fd-sgd"])
+def test_piecewise_constant_objective_stalls(method):
+    res = dfo.minimize(_floor, np.zeros(10), method=method, budget=2000, seed=0)
+    assert res.status == Status.STALLED and not res.success
+    assert "exactly zero" in res.message and "larger perturbation" in res.message
+    assert res.nfev < 2000
+
+
+def test_exact_zero_gradient_is_not_a_stall_for_backprop():
+    obj = dfo.as_objective(lambda x: float(x @ x), dim=2, grad=lambda x: 2 * x)
+    res = dfo.minimize(obj, np.zeros(2), method="backprop-sgd", budget=50)
+    assert res.success and res.status != Status.STALLED

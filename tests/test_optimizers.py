@@ -76,7 +76,7 @@ TARGETS = {
     "rosenbrock": {
         "backprop-sgd": (5000, {"step_rule": "momentum", "learning_rate": 1e-3}),
         "fd-sgd": (5000, {"step_rule": "momentum", "learning_rate": 1e-3}),
-        "spsa": (5000, {"step_rule": "adam"}),
+        "spsa": (5000, {"step_rule": "adam", "c": 0.01}),  # noise-free: no measuring
         "cma-es": (2000, {}),
         "nelder-mead": (1000, {}),
         "random-search": (5000, {}),
@@ -428,7 +428,7 @@ def test_one_sample_per_gradient_estimate_or_generation(method, options):
         "random-search": 4 + int(3 * np.log(6)),
     }[method]
     if method == "spsa":
-        sizes -= {10}  # the calibration round: 2 * 5 directions
+        sizes -= {10, 9}  # the calibration round (2 * 5 directions), the noise table
     assert sizes == {expected}
 
 
@@ -455,7 +455,7 @@ def test_spsa_chooses_a_from_the_first_measurements():
     # linear f: every directional difference is exactly g . d; one calibration direction
     g = np.array([1.0, -2.0, 0.5, 4.0])
     opt = dfo.make_optimizer(
-        "spsa", np.zeros(4), seed=0, budget=2000, calibration=1, initial_step=0.07
+        "spsa", np.zeros(4), seed=0, budget=2000, calibration=1, initial_step=0.07, c=0.01
     )
     assert opt.options()["A"] == pytest.approx(0.1 * 2000 / 2)
     X = opt.ask()

@@ -18,6 +18,17 @@ the step rule's state is reset and the learning rate is halved for the rest of
 the run (``n_backtracks`` counts these). ``patience`` failed steps in a row, or a
 learning rate halved 40 times, stop the run with reason ``"nonfinite"``. A
 learning rate that is too large thus costs a few evaluations, not the run.
+
+**Stall.** A gradient estimate that is exactly zero ``patience`` times in a row
+(fd-sgd, spsa: a flat or piecewise-constant objective, or a perturbation too small
+to change its value) stops the run with reason ``"stalled"`` (status
+``STALLED``, ``success`` False).
+
+**Noise-aware steps.** ``h="auto"`` (fd-sgd) and ``c="auto"`` (spsa) spend the
+first iterations on :class:`dfo.noise.NoiseProbe` at ``x0`` (an ECnoise table of
+9 evaluations, retried at most twice, then 2 to 4 for the curvature) and set the
+step from the noise level: fd-sgd's ``h`` by Moré & Wild (2012), spsa's ``c``
+as ``max(0.01, 2 eps_f)``. ``noise`` holds the estimate, and the result records it.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dfo.exceptions import InvalidOptionError, suggest
+from dfo.noise import NoiseProbe, noise_aware_step
 from dfo.numdiff import PROBE_BLOCK_BYTES, fd_gradient, fd_probes, fd_steps
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
@@ -45,6 +57,14 @@ _DRAW_AHEAD_BYTES = 64 * 2**10
 
 #: a run stops when backtracking has divided the learning rate by more than this
 MIN_LR_SCALE = 2.0**-40
+
+#: ``c="auto"``: SPSA's perturbation is this many noise standard deviations, at least
+#: :data:`C_MIN` (Spall's guideline: about the noise level, never below it)
+C_NOISE_FACTOR = 2.0
+C_MIN = 0.01
+
+#: below this budget ``h="auto"`` / ``c="auto"`` do not measure the noise (noise-free)
+AUTO_MIN_BUDGET = 200
 
 
 def _positive(name: str, value: Any, *, allow_none: bool = False, allow_inf: bool = False) -> None:
@@ -87,7 +107,9 @@ class GradientStepOptimizer(Optimizer):
     step_rule : {"sgd", "momentum", "adam"} or StepRule, default "sgd"
         How a gradient becomes a step; see :mod:`dfo.optimizers.step_rules`.
     patience : int, default 10
-        Failed steps in a row before :meth:`stop` gives the reason ``"nonfinite"``.
+        Failed steps in a row before :meth:`stop` gives the reason ``"nonfinite"``
+        (and, for fd-sgd and spsa, exactly zero gradient estimates in a row before
+        it gives ``"stalled"``).
     divergence : float, default 1e4
         A value above the first value by more than ``divergence * max(1, |first
         value|)`` is a failed step; ``inf`` turns the check off.
@@ -96,6 +118,9 @@ class GradientStepOptimizer(Optimizer):
     ----------
     x : ndarray, shape (dim,)
         The current iterate.
+    noise : dict or None
+        The noise estimate behind ``h="auto"`` / ``c="auto"`` (see the module's
+        *Noise-aware steps*), once measured.
     lr_scale : float
         Factor on the learning rate, halved by every failed step.
     n_backtracks : int
@@ -155,6 +180,42 @@ class GradientStepOptimizer(Optimizer):
         self.n_backtracks = 0
         self.first_value: float | None = None
         self.last_bad = ""
+        self.zero_grads = 0  # exactly zero gradient estimates in a row
+        self.noise: dict[str, Any] | None = None
+        self._probe: NoiseProbe | None = None
+
+    #: whether an exactly zero gradient means a stall (an estimate, not the gradient)
+    stalls: ClassVar[bool] = False
+
+    # -- measuring the noise first (h="auto", c="auto") ------------------------------
+    def _start_probe(self, *, with_curvature: bool) -> bool:
+        """Measure the noise at ``x0`` in the first iterations, if the budget allows."""
+        if self.budget is not None and self.budget < AUTO_MIN_BUDGET:
+            message = f"not measured: budget < {AUTO_MIN_BUDGET}"
+            self.noise = {"reliable": False, "message": message}
+            return False
+        self._probe = NoiseProbe(self.x, self.rng, with_curvature=with_curvature)
+        return True
+
+    def _probe_ask(self) -> np.ndarray:
+        assert self._probe is not None
+        self.new_sample = self._probe.nfev == 0  # every round on one realization
+        return self._probe.ask()
+
+    def _probe_tell(self, values: np.ndarray) -> float:
+        probe = self._probe
+        assert probe is not None
+        probe.tell(values)
+        if probe.done:
+            assert probe.estimate is not None
+            self._probe = None
+            self.noise = {**probe.estimate.as_dict(), "curvature": probe.curvature}
+            self._use_noise(probe.estimate.level, probe.curvature)
+            self.new_sample = True
+        return probe.f0
+
+    def _use_noise(self, level: float, curvature: float) -> None:
+        """Set the method's step from the measured noise (subclasses)."""
 
     def recommend(self) -> np.ndarray:
         return self.x
@@ -189,6 +250,9 @@ class GradientStepOptimizer(Optimizer):
             self._backtrack(bad)
             return value
         self.bad_steps = 0
+        if self.stalls:
+            zero = grad_bound == 0.0 if grad_bound is not None else not np.any(grad)
+            self.zero_grads = self.zero_grads + 1 if zero else 0
         if value < self.anchor_value:
             self.anchor_value = value
             self.anchor = self.x
@@ -223,6 +287,13 @@ class GradientStepOptimizer(Optimizer):
         self.rule_state = self.rule.init(self.x)
 
     def _stop(self) -> dict[str, Any]:
+        if self.zero_grads >= self.patience:
+            return {
+                "stalled": f"the gradient estimate was exactly zero {self.zero_grads} times "
+                "in a row: the objective is flat at the scale of the perturbation (flat or "
+                "piecewise constant). Try a larger perturbation (fd-sgd's h, spsa's c) or a "
+                "method that ranks values (cma-es, nelder-mead, random-search)"
+            }
         if self.bad_steps >= self.patience:
             return {
                 "nonfinite": f"{self.bad_steps} steps in a row failed ({self.last_bad}); "
@@ -295,9 +366,12 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
     ----------
     learning_rate : float, default 0.1
     scheme : {"forward", "central"}, default "forward"
-    h : float, optional
+    h : float or "auto", optional
         Step; by default ``sqrt(eps) * max(1, |x_i|)`` (forward) or
-        ``eps**(1/3) * max(1, |x_i|)`` (central), eps of float64.
+        ``eps**(1/3) * max(1, |x_i|)`` (central), eps of float64, right for a
+        noise-free objective. ``"auto"`` measures the noise and the curvature at
+        ``x0`` first and takes Moré & Wild's step for them (see the module's
+        *Noise-aware steps*); for a noisy objective.
     max_probes : int, optional
         Rows per ask.
     step_rule, patience, divergence
@@ -312,7 +386,7 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
         budget: int | None = None,
         learning_rate: float = 0.1,
         scheme: str = "forward",
-        h: float | None = None,
+        h: float | str | None = None,
         max_probes: int | None = None,
         step_rule: str | StepRule = "sgd",
         patience: int = 10,
@@ -333,13 +407,26 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
                 + suggest(str(scheme), ["forward", "central"])
             )
         self.scheme = scheme
-        self.h = h
+        if isinstance(h, str) and h != "auto":
+            raise InvalidOptionError(f"h must be a positive number, 'auto' or None; got {h!r}")
+        self.h_auto = isinstance(h, str)
+        self.h = None if self.h_auto else h
         n_probes = self.dim + 1 if scheme == "forward" else 2 * self.dim
         if max_probes is None:
             max_probes = max(2, PROBE_BLOCK_BYTES // (8 * self.dim))
         self.max_probes = max(2, _positive_int("max_probes", max_probes))
         self.n_probes = n_probes
         self._start_estimate(strict=True)
+        if self.h_auto:
+            self._start_probe(with_curvature=True)
+
+    stalls: ClassVar[bool] = True
+
+    def _use_noise(self, level: float, curvature: float) -> None:
+        self.h = noise_aware_step(level, curvature, self.scheme)
+        assert self.noise is not None
+        self.noise["step"] = self.h
+        self._start_estimate()
 
     def _start_estimate(self, strict: bool = False) -> None:
         try:
@@ -353,11 +440,15 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
         self.done = 0  # probes of the current estimate already told
 
     def _ask(self) -> np.ndarray:
+        if self._probe is not None:
+            return self._probe_ask()
         stop = min(self.n_probes, self.done + self.max_probes)
         self.new_sample = self.done == 0
         return fd_probes(self.x, self.steps, scheme=self.scheme, start=self.done, stop=stop)
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
+        if self._probe is not None:
+            return self._probe_tell(values)
         stop = self.done + X.shape[0]
         self.values[self.done : stop] = values
         self.done = stop
@@ -402,8 +493,11 @@ class SPSA(GradientStepOptimizer):
     ----------
     a : float, optional
         Gain numerator; chosen automatically when None (see above).
-    c : float, default 0.01
+    c : float or "auto", default "auto"
         Perturbation size; about the noise's standard deviation for noisy objectives.
+        ``"auto"`` measures the noise at ``x0`` first (9 to 27 evaluations) and takes
+        ``max(C_MIN, C_NOISE_FACTOR * eps_f)`` = ``max(0.01, 2 eps_f)``; with a budget
+        below :data:`AUTO_MIN_BUDGET` it takes 0.01 without measuring.
     A : float, optional
         Stability constant; default 10% of the iterations the budget allows (or 10).
     alpha, gamma : float, default 0.602, 0.101
@@ -433,7 +527,7 @@ class SPSA(GradientStepOptimizer):
         seed: int | None = None,
         budget: int | None = None,
         a: float | None = None,
-        c: float = 0.01,
+        c: float | str = "auto",
         A: float | None = None,
         alpha: float = 0.602,
         gamma: float = 0.101,
@@ -456,6 +550,10 @@ class SPSA(GradientStepOptimizer):
             divergence=divergence,
         )
         _positive("a", a, allow_none=True)
+        self.c_auto = isinstance(c, str)
+        if self.c_auto and c != "auto":
+            raise InvalidOptionError(f"c must be a positive number or 'auto'; got {c!r}")
+        c = C_MIN if self.c_auto else c
         _positive("c", c)
         _positive("alpha", alpha)
         _positive("gamma", gamma)
@@ -486,6 +584,15 @@ class SPSA(GradientStepOptimizer):
         # own, at a fraction of the cost per iteration in small dimension
         self._drawn = np.empty((0, self.dim))
         self._next_row = 0
+        if self.c_auto:
+            self._start_probe(with_curvature=False)
+
+    stalls: ClassVar[bool] = True
+
+    def _use_noise(self, level: float, curvature: float) -> None:
+        self.c = max(C_MIN, C_NOISE_FACTOR * level)
+        assert self.noise is not None
+        self.noise["step"] = self.c
 
     def _perturbation(self, q: int) -> np.ndarray:
         """``c_k`` times ``q`` Rademacher (+-1) directions (the signs of normal draws)."""
@@ -511,6 +618,8 @@ class SPSA(GradientStepOptimizer):
         return np.copysign(1.0, step)
 
     def _ask(self) -> np.ndarray:
+        if self._probe is not None:
+            return self._probe_ask()
         q = self.calibration if self.a is None else self.q
         self._ck = self.c / (self.k + 1) ** self.gamma
         if self.regenerate:
@@ -529,6 +638,8 @@ class SPSA(GradientStepOptimizer):
         return X
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
+        if self._probe is not None:
+            return self._probe_tell(values)
         q = X.shape[0] // 2
         if q == 1:  # the common case, in scalars: a finite difference gives a finite gradient
             plus, minus = values.tolist()

@@ -412,6 +412,8 @@ def _stop_status(reasons: dict[str, Any]) -> tuple[Status, str]:
     message = "; ".join(f"{key}: {value}" for key, value in reasons.items())
     if "nonfinite" in reasons:
         return Status.NONFINITE, message
+    if "stalled" in reasons:
+        return Status.STALLED, message
     return Status.CONVERGED, message
 
 
@@ -432,7 +434,10 @@ def _run_ask_tell(
     needs_grad = opt.needs_gradient
     # one evaluation is kept for the final recommendation when it may not be evaluated
     # (an SPSA or gradient iterate, a CMA-ES mean: points the method never asked for)
-    reserve = 1 if objective.is_stochastic or opt.recommend() is not opt.best_x else 0
+    # (and, for a deterministic-looking objective, one more to re-measure the best point:
+    # noise shows as a second value that differs from the first)
+    separate = opt.recommend() is not opt.best_x
+    reserve = 1 if objective.is_stochastic else 0 if not separate else 1 if needs_grad else 2
     budget = ev.budget - reserve
     stochastic = objective.is_stochastic
     # counters at the start of an iteration that has not been told yet: an iteration
@@ -574,6 +579,41 @@ def _run_closed_loop(
     return _stop_status(reasons or {"converged": "the method's tolerance was met"})
 
 
+def _measured_noisy(opt: Optimizer, fun: float) -> bool:
+    """Whether the method measured noise well above rounding (``h="auto"``, ``c="auto"``)."""
+    noise = getattr(opt, "noise", None)
+    if not noise or not noise.get("reliable"):
+        return False
+    scale = max(1.0, abs(fun)) if np.isfinite(fun) else 1.0
+    return bool(noise["level"] > 1e3 * np.finfo(np.float64).eps * scale)
+
+
+def _detect_noise(run: _Run, objective: Objective, value: float) -> str:
+    """Re-measure the best point when the recommendation measured worse; "" if no noise.
+
+    A deterministic objective gives the best point its value again; a noisy one
+    shows that the best value was a lucky draw. Not for gradient methods (an exact
+    gradient belongs to a deterministic objective) or when the budget is spent.
+    """
+    opt, ev = run.optimizer, run.evaluator
+    fun = opt.best_f
+    if (
+        objective.is_stochastic
+        or opt.needs_gradient
+        or not value > fun
+        or ev.nfev >= ev.budget
+        or _measured_noisy(opt, fun)
+    ):
+        return ""
+    again = float(ev.evaluate(objective, opt.best_x[None, :])[0])
+    if again == fun or (np.isnan(again) and np.isnan(fun)):
+        return ""
+    return (
+        f"noise detected (the best point measured {fun:.6g}, then {again:.6g}): "
+        "the result is the method's estimate with its value re-measured"
+    )
+
+
 def _final_result(
     run: _Run,
     objective: Objective,
@@ -585,6 +625,7 @@ def _final_result(
     opt, ev = run.optimizer, run.evaluator
     x, fun = opt.best_x, opt.best_f
     rec = opt.recommend()
+    detected = ""
     if (
         status is not Status.INTERRUPTED
         and ev.nfev < ev.budget
@@ -595,6 +636,7 @@ def _final_result(
         try:
             sample = objective.realization(run.obj_rng) if objective.is_stochastic else objective
             value = float(ev.evaluate(sample, rec[None, :])[0])
+            detected = _detect_noise(run, objective, value)
         except BudgetExhausted:  # pragma: no cover - guarded above
             value = np.inf
         except KeyboardInterrupt:
@@ -606,11 +648,12 @@ def _final_result(
                 "interrupted (KeyboardInterrupt) while evaluating the final recommendation; "
                 + message
             )
-        if (objective.is_stochastic and np.isfinite(value)) or value <= fun:
+        noisy = objective.is_stochastic or _measured_noisy(opt, fun) or bool(detected)
+        if (noisy and np.isfinite(value)) or value <= fun:
             x, fun = rec, value
     if status is Status.BUDGET:  # counted after the final evaluation
         message = f"budget exhausted: {ev.nfev} of {ev.budget} evaluations spent"
-    for note in opt.notes():
+    for note in opt.notes() + ([detected] if detected else []):
         message += f"; {note}"
     if ev.n_nonfinite:
         message += f"; {ev.n_nonfinite} of {ev.nfev} evaluations were not finite (nan or inf)"
@@ -623,7 +666,11 @@ def _final_result(
     hist = {name: history[:, i] for i, name in enumerate(HISTORY_FIELDS)}
     for name in ("nit", "nfev", "ngev"):
         hist[name] = hist[name].astype(np.int64)
+    extra: dict[str, Any] = {}
+    if getattr(opt, "noise", None) is not None:
+        extra["noise"] = dict(opt.noise)  # type: ignore[attr-defined]
     return Result(
+        **extra,
         x=np.array(x, copy=True),
         fun=float(fun),
         nfev=ev.nfev,
