@@ -507,7 +507,9 @@ def test_too_large_learning_rate_backtracks_instead_of_failing():
 def test_cma_es_is_silent_writes_no_files_and_keeps_global_state(tmp_path, monkeypatch, capfd):
     monkeypatch.chdir(tmp_path)
     before = np.random.get_state()  # noqa: NPY002 - the legacy global state is the point
-    res = dfo.minimize(problems.get("ellipsoid", 6), np.ones(6), method="cma-es", budget=1500, seed=0)
+    res = dfo.minimize(
+        problems.get("ellipsoid", 6), np.ones(6), method="cma-es", budget=1500, seed=0
+    )
     after = np.random.get_state()  # noqa: NPY002
     assert np.array_equal(before[1], after[1]) and before[2:] == after[2:]
     assert os.listdir(tmp_path) == []
