@@ -2,7 +2,8 @@
 
 An :class:`Objective` is what is minimized. It evaluates one point
 (``obj(x) -> float``), a batch of points (``obj.evaluate_batch(X) -> (k,)``),
-and, where it has one, its gradient (``obj.value_and_grad(x)``).
+and, where it has one, its gradient (``obj.value_and_grad(x)``) or its directional
+derivative along ``v`` (forward mode, ``obj.value_and_jvp(x, v)``).
 
 Randomness (a minibatch, simulation noise) is bound per iteration with
 :meth:`Objective.realization`: the run loop draws one realization from its seeded
@@ -152,8 +153,9 @@ class Objective:
     """A function to minimize over ``R^dim``.
 
     Subclasses implement :meth:`_evaluate_batch` (vectorized over rows) and, when
-    they have one, :meth:`_value_and_grad` with ``has_gradient = True``. Stochastic
-    objectives override :meth:`realization`.
+    they have one, :meth:`_value_and_grad` with ``has_gradient = True`` and
+    :meth:`_value_and_jvp` with ``has_jvp = True``. Stochastic objectives override
+    :meth:`realization`.
 
     Attributes
     ----------
@@ -161,6 +163,10 @@ class Objective:
         Number of variables.
     has_gradient : bool
         Whether :meth:`value_and_grad` is available.
+    has_jvp : bool
+        Whether :meth:`value_and_jvp` is available: forward mode where the
+        objective has one, else ``grad @ v`` from its gradient (then True when
+        ``has_gradient`` is).
     is_stochastic : bool
         Whether :meth:`realization` returns something other than ``self``.
     dtype : numpy.dtype
@@ -189,6 +195,17 @@ class Objective:
         raise GradientNotAvailableError(
             f"{type(self).__name__} has no gradient; use a derivative-free method"
         )
+
+    def _value_and_jvp(self, x: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+        # without forward mode of its own: the gradient's projection (at a gradient's cost)
+        value, grad = self.value_and_grad(x)
+        with np.errstate(invalid="ignore", over="ignore"):  # a non-finite gradient
+            return value, float(grad @ v)
+
+    @property
+    def has_jvp(self) -> bool:
+        """Whether :meth:`value_and_jvp` is available; subclasses with forward mode set it."""
+        return self.has_gradient
 
     # -- public API ----------------------------------------------------------
     def __call__(self, x: Any) -> float:
@@ -228,6 +245,25 @@ class Objective:
             )
         return to_scalar(value, "the gradient function's value"), grad
 
+    def value_and_jvp(self, x: Any, v: Any) -> tuple[float, float]:
+        """Value at ``x`` and the directional derivative ``grad f(x) @ v`` (forward mode).
+
+        Raises
+        ------
+        GradientNotAvailableError
+            If the objective has no forward mode (``has_jvp`` is False).
+        """
+        if not self.has_jvp:
+            raise GradientNotAvailableError(
+                f"{type(self).__name__} has no directional derivative (has_jvp is False)"
+            )
+        x = check_point(x, self.dim)
+        v = check_point(v, self.dim, "v")
+        value, dderiv = self._value_and_jvp(x, v)
+        return to_scalar(value, "the objective's value"), to_scalar(
+            dderiv, "the directional derivative"
+        )
+
     def realization(self, rng: np.random.Generator) -> Objective:
         """Fix the objective's randomness for one iteration.
 
@@ -255,7 +291,8 @@ class FunctionObjective(Objective):
         Whether ``fun`` evaluates a whole batch of rows at once.
     grad : callable, optional
         ``grad(x) -> (dim,)``, the gradient at one point; it sets ``has_gradient``
-        and enables :meth:`value_and_grad` (whose value comes from ``fun``).
+        and enables :meth:`value_and_grad` (whose value comes from ``fun``) and so
+        :meth:`value_and_jvp` (``grad(x) @ v``).
     stochastic : bool, default False
         Whether ``fun`` takes a generator as its second argument. Every call gets
         a fresh generator with one seed: 0 for the objective itself, one drawn from

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import told
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,7 +63,7 @@ def ask_tell_run(method, options, stop_at=None, between=False, iterations=30):
             opt = pickle.loads(pickle.dumps(opt))
             X = opt.ask()
         values, grads = values_and_grads(X)
-        opt.tell(X, values, grads if opt.needs_gradient else None)
+        opt.tell(X, values, told(opt, grads))
         trace.append((opt.nit, opt.last_value, opt.best_f))
     return opt, np.array(trace)
 
@@ -85,10 +86,10 @@ def test_pickled_copy_is_independent_of_the_original(method):
     X = opt.ask()
     copy = pickle.loads(pickle.dumps(opt))
     values, grads = values_and_grads(X)
-    opt.tell(X, values, grads if opt.needs_gradient else None)
+    opt.tell(X, values, told(opt, grads))
     opt.ask()  # advances the original's generator
     np.testing.assert_array_equal(copy.ask(), X)  # the copy still has its own pending ask
-    copy.tell(X, values, grads if opt.needs_gradient else None)
+    copy.tell(X, values, told(copy, grads))
     np.testing.assert_array_equal(copy.recommend(), opt.recommend())
 
 

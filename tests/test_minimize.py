@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from conftest import needs_derivatives
 
 import dfo
 from dfo import problems
@@ -33,7 +34,7 @@ class Recording:
 def _objective(method, dim=3, recording=None):
     base = problems.get("rosenbrock", dim)
     fun = recording or base
-    if get_method(method).needs_gradient:
+    if needs_derivatives(method):
         return dfo.as_objective(fun, dim=dim, grad=lambda x: base.value_and_grad(x)[1])
     return dfo.as_objective(fun, dim=dim)
 

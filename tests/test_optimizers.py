@@ -12,6 +12,7 @@ import os
 import numpy as np
 import pytest
 import scipy.optimize
+from conftest import needs_derivatives, told
 
 import dfo
 from dfo import datasets, problems
@@ -27,8 +28,8 @@ from dfo.result import Result, Status
 METHODS = dfo.methods()
 ASK_TELL = [m for m in METHODS if not get_method(m).closed_loop]
 #: methods that draw random numbers (the others are deterministic on a deterministic objective)
-RANDOMIZED = {"cma-es", "random-search", "spsa"}
-GRADIENT_FREE = [m for m in METHODS if not get_method(m).needs_gradient]
+RANDOMIZED = {"cma-es", "random-search", "spsa", "forward-gradient"}
+GRADIENT_FREE = [m for m in METHODS if not needs_derivatives(m)]
 
 
 class Counting:
@@ -72,6 +73,7 @@ TARGETS = {
         "cma-es": (2000, {}),
         "nelder-mead": (1000, {}),
         "random-search": (2000, {}),
+        "forward-gradient": (1000, {"learning_rate": 0.1}),
     },
     "rosenbrock": {
         "backprop-sgd": (5000, {"step_rule": "momentum", "learning_rate": 1e-3}),
@@ -80,6 +82,7 @@ TARGETS = {
         "cma-es": (2000, {}),
         "nelder-mead": (1000, {}),
         "random-search": (5000, {}),
+        "forward-gradient": (5000, {"step_rule": "momentum", "learning_rate": 1e-3}),
     },
     "xor": {
         "backprop-sgd": (500, {"step_rule": "momentum", "learning_rate": 0.5}),
@@ -87,6 +90,7 @@ TARGETS = {
         "spsa": (6000, {"step_rule": "adam", "initial_step": 0.05}),
         "cma-es": (3000, {}),
         "random-search": (3000, {}),
+        "forward-gradient": (3000, {"step_rule": "adam", "learning_rate": 0.05}),
     },
 }
 #: what "reached" means: f below this (sphere, Rosenbrock), training accuracy (xor)
@@ -95,6 +99,7 @@ THRESHOLDS = {
     ("rosenbrock", "random-search"): 1e-3,
     ("rosenbrock", "spsa"): 1e-2,
     ("rosenbrock", "fd-sgd"): 1e-6,  # forward differences: error ~ sqrt(eps)
+    ("rosenbrock", "forward-gradient"): 1e-4,  # one random direction a step
 }
 CASES = [(target, method) for target, table in TARGETS.items() for method in table]
 
@@ -144,7 +149,7 @@ def test_budget_is_never_exceeded(method, budget):
 def test_budget_is_honest_on_a_stochastic_objective(method):
     counter = Counting(lambda x, rng: float(np.sum(x**2) + 0.01 * rng.standard_normal()))
     obj = dfo.as_objective(counter, dim=3, stochastic=True)
-    if get_method(method).needs_gradient:
+    if needs_derivatives(method):
         obj = dfo.as_objective(counter, dim=3, stochastic=True, grad=lambda x: 2 * x)
     res = dfo.minimize(obj, np.ones(3), method=method, budget=97, seed=2)
     assert counter.calls == res.nfev <= 97
@@ -171,7 +176,7 @@ def test_max_time_stops_a_run(method):
 
 def _run(method, seed, stochastic):
     obj, x0 = problems.get("rosenbrock", 3), np.zeros(3)
-    if stochastic and method == "backprop-sgd":
+    if stochastic and needs_derivatives(method):
         # a stochastic objective with a gradient: minibatches of a small network
         data = datasets.load("xor", seed=0)
         net = dfo.MLP([2, 3, 2])
@@ -307,7 +312,7 @@ def test_documented_ask_tell_loop(method):
         assert X.ndim == 2 and X.shape[1] == 3 and X.dtype == np.float64
         assert opt.ask() is X  # asking again before telling returns the same points
         values = f.evaluate_batch(X)
-        grads = 2.0 * X if opt.needs_gradient else None
+        grads = told(opt, 2.0 * X)
         opt.tell(X, values, grads)
         spent += X.shape[0]
     res = opt.result()
@@ -323,11 +328,11 @@ def test_tell_checks_what_it_is_told(method):
     X = opt.ask()
     with pytest.raises(ShapeError):
         opt.tell(X[:, :2], np.zeros(X.shape[0]))
-    if opt.needs_gradient:
+    if opt.needs_gradient or opt.needs_jvp:
         with pytest.raises(GradientNotAvailableError):
             opt.tell(X, np.zeros(X.shape[0]))
     with pytest.raises((ShapeError, ValueError)):
-        opt.tell(X, np.zeros(X.shape[0] + 1), np.zeros_like(X) if opt.needs_gradient else None)
+        opt.tell(X, np.zeros(X.shape[0] + 1), told(opt, np.zeros_like(X)))
 
 
 # -- gradient steps ----------------------------------------------------------------------------

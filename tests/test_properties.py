@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import told
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -328,7 +329,7 @@ def test_ask_tell_with_bad_values(data, method, dim):
                 # a refused tell leaves the optimizer as it was: tell the same points again
                 np.testing.assert_array_equal(opt.ask(), X)
                 zeros = np.zeros_like(X)
-                opt.tell(X, zeros[:, 0], zeros if opt.needs_gradient else None)
+                opt.tell(X, zeros[:, 0], told(opt, zeros))
         assert np.all(np.isfinite(opt.recommend()))
 
 

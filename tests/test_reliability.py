@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import told
 from scipy.special import logsumexp, softmax
 
 import dfo
@@ -96,6 +97,7 @@ NAN_TOL = {
     "nelder-mead": 1e-5,
     "spsa": 2e-2,
     "random-search": 0.1,
+    "forward-gradient": 1e-6,
 }
 # a learning rate that overshoots the minimizer into the nan wedge on the first step
 NAN_OPTIONS = {"backprop-sgd": {"learning_rate": 0.9}, "fd-sgd": {"learning_rate": 0.9}}
@@ -162,7 +164,7 @@ def test_gradient_estimators_never_write_nan_into_the_parameters(method):
         hit = rng.random(X.shape[0]) < 0.2  # a fifth of the values are nan or inf
         values[hit] = rng.choice([np.nan, np.inf, -np.inf], size=int(hit.sum()))
         grads[rng.random(X.shape[0]) < 0.1] = np.nan
-        opt.tell(X, values, grads if opt.needs_gradient else None)
+        opt.tell(X, values, told(opt, grads))
         assert np.all(np.isfinite(opt.recommend()))
         assert np.all(np.isfinite(opt.best_x)) and not np.isnan(opt.best_f)
     assert opt.n_nonfinite > 0
@@ -261,7 +263,7 @@ def test_ask_tell_optimizer_stays_usable_after_a_failed_evaluation(method):
                     raise SimulationCrashed  # the caller's evaluation failed; retry
                 assert np.array_equal(opt.ask(), X)  # asking again gives the same points
                 X = opt.ask()
-            opt.tell(X, f(X), 2 * (X - 0.5) if opt.needs_gradient else None)
+            opt.tell(X, f(X), told(opt, 2 * (X - 0.5)))
         return opt
 
     a, b = run(-1), run(11)

@@ -4,7 +4,8 @@
 function of the flat parameter vector, so that every method in dfo trains the
 same thing: derivative-free methods call :meth:`~dfo.objective.Objective.evaluate_batch`
 (one vectorized pass over all candidates), gradient methods call
-:meth:`~dfo.objective.Objective.value_and_grad` (backpropagation).
+:meth:`~dfo.objective.Objective.value_and_grad` (backpropagation) or
+:meth:`~dfo.objective.Objective.value_and_jvp` (forward mode).
 
 With ``batch_size`` set the objective is stochastic: :meth:`NetworkObjective.realization`
 draws one minibatch and returns a small objective bound to it, on which every
@@ -44,6 +45,7 @@ class _NetLoss(Objective):
     """Loss of ``net`` on fixed, validated data ``(X, y)``, as an Objective."""
 
     has_gradient = True
+    has_jvp = True
 
     def __init__(self, net: MLP, X: np.ndarray, y: np.ndarray, lossfn: Loss) -> None:
         super().__init__(net.n_params)
@@ -71,6 +73,10 @@ class _NetLoss(Objective):
     def _value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         theta = as_real(x, self.dtype)
         return self.net.loss_and_grad(theta, self.X, self.y, self._lossfn, check=False)
+
+    def _value_and_jvp(self, x: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+        value, dderiv = self.net._loss_and_jvp(x, v[None, :], self.X, self.y, self._lossfn)
+        return value, float(dderiv[0])
 
 
 class MinibatchObjective(_NetLoss):

@@ -79,6 +79,7 @@ def _load_builtins() -> None:
     # importing the modules registers the built-in methods
     from dfo.optimizers import (  # noqa: F401
         cma_es,
+        forward_gradient,
         gradient,
         nelder_mead,
         random_search,

@@ -155,6 +155,9 @@ class Optimizer:
     name: ClassVar[str] = ""
     #: whether ``tell`` needs gradients (the runner then calls ``value_and_grad``)
     needs_gradient: ClassVar[bool] = False
+    #: whether ``tell`` needs directional derivatives along :meth:`directions` (forward
+    #: mode: the runner calls ``value_and_jvp`` and tells them in place of gradients)
+    needs_jvp: ClassVar[bool] = False
     #: whether the method runs a closed loop (no ask/tell)
     closed_loop: ClassVar[bool] = False
 
@@ -194,6 +197,10 @@ class Optimizer:
     def _stop(self) -> dict[str, Any]:
         return {}
 
+    def directions(self) -> np.ndarray:
+        """For ``needs_jvp`` methods: one tangent direction per point asked, ``(k, dim)``."""
+        raise NotImplementedError
+
     # -- public API ---------------------------------------------------------
     def ask(self) -> np.ndarray:
         """Points to evaluate next, shape ``(k, dim)``.
@@ -227,6 +234,13 @@ class Optimizer:
                 raise ShapeError(
                     f"grads must have one row per point ({X.shape[0]}); got {grads.shape[0]}"
                 )
+        if self.needs_jvp:
+            if grads is None:
+                raise GradientNotAvailableError(
+                    f"{self.name} needs directional derivatives along directions(): call "
+                    "tell(X, values, dderivs)"
+                )
+            grads = _check_values(grads, X.shape[0])
         if self._pending is not None and X.shape != self._pending.shape:
             raise ShapeError(
                 f"tell expects the {self._pending.shape[0]} points that ask returned; "

@@ -3,7 +3,8 @@
 :class:`Evaluator` sits between :func:`dfo.minimize` and the user's objective.
 It enforces the budget *before* calling (so the function never sees more than
 ``budget`` points), counts evaluations (``nfev``), gradient evaluations
-(``ngev``), non-finite values and failures, and optionally spreads a batch over
+(``ngev``), directional-derivative evaluations (``njvp``, forward mode), non-finite
+values and failures, and optionally spreads a batch over
 a :class:`concurrent.futures.Executor`.
 """
 
@@ -199,6 +200,7 @@ class Evaluator:
         self.on_error = on_error
         self.nfev = 0
         self.ngev = 0
+        self.njvp = 0
         self.n_nonfinite = 0
         self.n_errors = 0
         self.nit = 0
@@ -208,6 +210,7 @@ class Evaluator:
         return {
             "nfev": self.nfev,
             "ngev": self.ngev,
+            "njvp": self.njvp,
             "n_nonfinite": self.n_nonfinite,
             "n_errors": self.n_errors,
         }
@@ -331,3 +334,27 @@ class Evaluator:
         else:
             self._count_nonfinite(values)
         return values, grads
+
+    def value_and_jvp(
+        self, objective: Objective, X: np.ndarray, V: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Values at the rows of ``X`` and directional derivatives along the rows of ``V``.
+
+        Each row costs one nfev and one njvp (one forward pass with its tangent).
+        """
+        k = X.shape[0]
+        self._charge(k)
+        values, dderivs = np.empty(k), np.empty(k)
+        for i in range(k):
+            self.nfev += 1
+            self.njvp += 1
+            try:
+                values[i], dderivs[i] = objective.value_and_jvp(X[i], V[i])
+            except Exception as exc:
+                if self.on_error != "worst" or isinstance(exc, ObjectiveOutputError):
+                    self._annotate(exc, X[i : i + 1])
+                    raise
+                self.n_errors += 1
+                values[i] = dderivs[i] = np.nan
+        self._count_nonfinite(np.where(np.isfinite(dderivs), values, np.nan))
+        return values, dderivs

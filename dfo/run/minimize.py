@@ -55,10 +55,15 @@ def _check_positive(name: str, value: Any, kind: type = float) -> None:
 
 
 def _gradient_error(method: str, objective: Objective) -> GradientNotAvailableError:
-    free = [m for m in methods() if not get_method(m).needs_gradient]
+    free = [m for m in methods() if not (get_method(m).needs_gradient or get_method(m).needs_jvp)]
+    what, flag = (
+        ("directional derivatives", "has_jvp")
+        if get_method(method).needs_jvp
+        else ("gradients", "has_gradient")
+    )
     return GradientNotAvailableError(
-        f"method {method!r} needs gradients, but {objective!r} has none "
-        f"(has_gradient is False). Methods that need no gradient: {free}"
+        f"method {method!r} needs {what}, but {objective!r} has none "
+        f"({flag} is False). Methods that need no gradient: {free}"
     )
 
 
@@ -332,7 +337,9 @@ def minimize(
         raise TypeError(f"callback must be callable; got {type(callback).__name__}")
 
     cls = get_method(method)
-    if cls.needs_gradient and not objective.has_gradient:
+    if (cls.needs_gradient and not objective.has_gradient) or (
+        cls.needs_jvp and not objective.has_jvp
+    ):
         raise _gradient_error(method, objective)
     preflight.check_hooks(objective, needs_gradient=cls.needs_gradient)
     preflight.check_picklable(objective, executor)
@@ -401,6 +408,7 @@ def _intermediate(run: _Run, start: float) -> Result:
         value=opt.last_value,
         nfev=ev.nfev,
         ngev=ev.ngev,
+        njvp=ev.njvp,
         nit=opt.nit,
         n_nonfinite=ev.n_nonfinite,
         time=time.perf_counter() - start,
@@ -468,6 +476,8 @@ def _run_ask_tell(
             ev.nit = opt.nit
             if needs_grad:
                 values, grads = ev.value_and_grad(sample, X)
+            elif opt.needs_jvp:  # forward mode: one directional derivative per point
+                values, grads = ev.value_and_jvp(sample, X, opt.directions())
             else:
                 values, grads = ev.evaluate(sample, X), None
             guard.hold()
@@ -675,6 +685,7 @@ def _final_result(
         fun=float(fun),
         nfev=ev.nfev,
         ngev=ev.ngev,
+        njvp=ev.njvp,
         nit=opt.nit,
         n_nonfinite=ev.n_nonfinite,
         n_errors=ev.n_errors,

@@ -1,0 +1,110 @@
+"""Forward gradient descent (Baydin et al., 2022, "Gradients without backpropagation").
+
+Each iteration draws ``q = n_directions`` random directions ``v_j ~ N(0, I)`` and
+asks for the directional derivatives ``d_j = grad f(x) . v_j`` (forward mode: one
+forward pass that carries a tangent, about the cost of one or two evaluations
+whatever ``n`` is). The estimate
+
+    g = mean_j d_j v_j
+
+is unbiased (``E[v v^T] = I``), like SPSA's, but exact in every direction it
+measures: no step ``c``, no rounding error of a difference. Its cosine with the
+gradient is about ``sqrt(q / (q + n + 1))`` (the same law as SPSA's), so in large
+``n`` it is a noisy step, and the learning rate must be smaller than plain SGD's.
+
+Evaluations: ``q`` per iteration (each a value with one directional derivative,
+counted in ``nfev`` and ``njvp``), whatever ``n`` is.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from dfo.exceptions import InvalidOptionError
+from dfo.optimizers import register
+from dfo.optimizers.gradient import GradientStepOptimizer
+from dfo.optimizers.step_rules import StepRule
+
+__all__ = ["ForwardGradient"]
+
+
+@register("forward-gradient")
+class ForwardGradient(GradientStepOptimizer):
+    """Gradient descent on forward gradients ``mean_j (grad f . v_j) v_j``, ``v_j ~ N(0, I)``.
+
+    Needs an objective with forward mode (``has_jvp``, such as
+    :class:`dfo.NetworkObjective`). Driven by hand, :meth:`directions` gives the
+    direction of each asked point and ``tell(X, values, dderivs)`` takes the
+    directional derivatives along them.
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.01
+    n_directions : int, default 1
+        Directions per gradient estimate (one evaluation each).
+    step_rule : {"sgd", "momentum", "adam"} or StepRule, default "sgd"
+    patience, divergence
+        As for :class:`dfo.optimizers.gradient.BackpropSGD`.
+
+    Examples
+    --------
+    >>> import numpy as np, dfo
+    >>> opt = dfo.make_optimizer("forward-gradient", np.ones(3), seed=0, learning_rate=0.1)
+    >>> X = opt.ask(); V = opt.directions()
+    >>> opt.tell(X, 0.5 * (X**2).sum(axis=1), np.einsum("ij,ij->i", X, V))  # grad = x
+    >>> opt.nit
+    1
+    """
+
+    needs_jvp: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        x0: Any,
+        *,
+        seed: int | None = None,
+        budget: int | None = None,
+        learning_rate: float = 0.01,
+        n_directions: int = 1,
+        step_rule: str | StepRule = "sgd",
+        patience: int = 10,
+        divergence: float = 1e4,
+    ) -> None:
+        super().__init__(
+            x0,
+            seed=seed,
+            budget=budget,
+            learning_rate=learning_rate,
+            step_rule=step_rule,
+            patience=patience,
+            divergence=divergence,
+        )
+        if not isinstance(n_directions, int | np.integer) or isinstance(n_directions, bool):
+            raise InvalidOptionError(
+                f"n_directions must be a positive integer; got {n_directions!r}"
+            )
+        if n_directions < 1:
+            raise InvalidOptionError(
+                f"n_directions must be a positive integer; got {n_directions!r}"
+            )
+        self.q = int(n_directions)
+        self._V = np.empty((0, self.dim))
+
+    def _ask(self) -> np.ndarray:
+        self._V = self.rng.standard_normal((self.q, self.dim))
+        return np.repeat(self.x[None, :], self.q, axis=0)
+
+    def directions(self) -> np.ndarray:
+        return self._V.copy()
+
+    def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
+        assert grads is not None  # the directional derivatives, checked by tell
+        if not (np.isfinite(values[0]) and np.all(np.isfinite(grads))):
+            return self._step(float(values[0]), None)
+        g = grads @ self._V / self.q  # mean_j d_j v_j
+        return self._step(float(values[0]), g)
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "n_directions": self.q}

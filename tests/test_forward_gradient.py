@@ -1,0 +1,63 @@
+"""forward-gradient (Baydin et al. 2022): unbiased, counted, trains the digits network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dfo
+from dfo import problems
+from dfo.datasets import load_digits
+from dfo.exceptions import GradientNotAvailableError
+
+
+def test_estimate_is_unbiased():
+    # E[(g . v) v] = g for v ~ N(0, I): the mean of N draws is within 5 standard errors
+    f = problems.get("rosenbrock", 5)
+    x = np.linspace(-1.0, 1.0, 5)
+    _, g = f.value_and_grad(x)
+    n_draws = 20_000
+    opt = dfo.make_optimizer("forward-gradient", x, seed=0, n_directions=n_draws)
+    X, V = opt.ask(), opt.directions()
+    d = np.einsum("ij,ij->i", np.repeat(g[None], n_draws, 0), V)
+    est = d @ V / n_draws
+    # per coordinate, Var[(g . v) v_i] = |g|^2 + g_i^2
+    se = np.sqrt((g @ g + g**2) / n_draws)
+    assert np.all(np.abs(est - g) < 5 * se)
+    # and the step taken is -lr times that estimate
+    opt.tell(X, f.evaluate_batch(X), d)
+    np.testing.assert_allclose(opt.x, x - 0.01 * est, rtol=1e-12)
+
+
+def test_trains_the_digits_network_through_minimize():
+    X, y = load_digits()
+    net = dfo.MLP([64, 16, 10])
+    obj = dfo.NetworkObjective(net, X[:1200], y[:1200], batch_size=64)
+    theta = net.init_params(0)
+    start = net.accuracy(theta, X[1200:], y[1200:])
+    res = dfo.minimize(obj, theta, "forward-gradient", budget=3000, seed=0, learning_rate=0.02)
+    assert res.nfev <= 3000 and res.njvp == res.nit == res.nfev - 1  # one kept for x
+    assert res.ngev == 0
+    acc = net.accuracy(res.x, X[1200:], y[1200:])
+    assert start < 0.2 and acc > 0.75
+
+
+def test_needs_forward_mode_and_says_so_before_evaluating():
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return float(x @ x)
+
+    with pytest.raises(GradientNotAvailableError, match="has_jvp is False"):
+        dfo.minimize(f, np.zeros(3), "forward-gradient", budget=10)
+    assert calls == []
+
+
+def test_jvp_of_a_gradient_objective_is_its_projection():
+    obj = dfo.as_objective(lambda x: float(x @ x), dim=3, grad=lambda x: 2 * x)
+    assert obj.has_jvp
+    assert obj.value_and_jvp(np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, -1.0])) == (
+        14.0,
+        -4.0,
+    )
