@@ -75,8 +75,8 @@ class _NetLoss(Objective):
         return self.net.loss_and_grad(theta, self.X, self.y, self._lossfn, check=False)
 
     def _value_and_jvp(self, x: np.ndarray, v: np.ndarray) -> tuple[float, float]:
-        value, dderiv = self.net._loss_and_jvp(x, v[None, :], self.X, self.y, self._lossfn)
-        return value, float(dderiv[0])
+        theta, v = as_real(x, self.dtype), as_real(v, self.dtype)
+        return self.net.jvp(theta, v, self.X, self.y, self._lossfn, check=False)
 
 
 class MinibatchObjective(_NetLoss):
