@@ -206,7 +206,7 @@ def main() -> None:
                 n_workers=2,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: never collides with another cluster
                 silence_logs=40,
             ) as cluster,
             Client(cluster) as client,

@@ -76,7 +76,7 @@ def tune_on_dask():
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: never collides with another cluster
     )
     with cluster, Client(cluster) as client:
         client.run(settle_error, np.zeros(2))  # warm up every worker

@@ -70,7 +70,7 @@ def client() -> Iterator[Any]:
             n_workers=2,
             processes=True,
             threads_per_worker=1,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never collides with another cluster
             silence_logs=40,  # logging.ERROR
         )
         client = distributed.Client(cluster)

@@ -213,7 +213,7 @@ def test_float32_objective(setup):
         assert got.dtype == np.float64
         np.testing.assert_allclose(got, want, rtol=1e-5)
     assert obj(theta) == pytest.approx(ref(theta), rel=1e-5)
-    value, grad = obj.value_and_grad(theta)
+    _value, grad = obj.value_and_grad(theta)
     np.testing.assert_allclose(grad, ref.value_and_grad(theta)[1], rtol=1e-3, atol=1e-6)
     batch = dfo.NetworkObjective(net, X, y, batch_size=10, dtype=np.float32)
     assert batch.realization(np.random.default_rng(0)).dtype == np.float32
