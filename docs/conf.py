@@ -37,6 +37,7 @@ extensions = [
     "myst_parser",
     "sphinx_gallery.gen_gallery",
     "dfo_docs",
+    "offline_assets",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -50,8 +51,12 @@ exclude_patterns = [
     "auto_examples/*.zip",
     "auto_examples/*.md5",
     "auto_examples/*.json",
+    "**sg_execution_times.rst",  # left by builds that wrote computation times
 ]
 templates_path: list[str] = []
+
+# -- math: MathJax 3 from the built site, so the pages read offline (_ext/offline_assets.py)
+mathjax_path = "mathjax/tex-svg.js"
 
 # -- MyST -------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
@@ -82,6 +87,8 @@ sphinx_gallery_conf = {
     "show_memory": False,
     "reset_modules": ("matplotlib",),
     "image_srcset": [],
+    # its execution-time pages load jQuery and DataTables from CDNs; the docs read offline
+    "write_computation_times": False,
 }
 
 # -- measured numbers and figures (dfo's own command line, run at build time) ------
