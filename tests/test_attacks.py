@@ -7,15 +7,19 @@ a run that goes on and reports what happened.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
 
 import dfo
-from dfo.compare import records
+from dfo.cli.main import main
+from dfo.compare import folder, records
 from dfo.exceptions import NotPicklableError, OutputPathError
 from dfo.files import atomic_write
 
@@ -127,3 +131,191 @@ def test_atomic_write_keeps_the_permissions_open_would_give(tmp_path):
     plain = tmp_path / "plain.txt"
     plain.write_text("x")
     assert (target.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)
+
+
+# -- 1. two compares into one folder ---------------------------------------------------
+
+TINY = ["--budget", "120", "--methods", "spsa,random-search", "--seeds", "2"]
+QUIET = ["--jobs", "1", "-q", "--no-plots"]
+
+
+def _compare(capsys, *args):
+    """Run ``dfo compare`` in this process: (status, stdout, stderr)."""
+    status = main(["compare", *args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _hold_lock(folder):
+    """A separate process holding ``folder``'s lock until killed."""
+    code = (
+        "import sys, time, pathlib\n"
+        "from dfo.compare.folder import lock\n"
+        "with lock(pathlib.Path(sys.argv[1])):\n"
+        "    print('locked', flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_second_compare_into_a_locked_folder_is_refused_naming_the_first(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = _hold_lock(out)
+    try:
+        status, _, err = _compare(capsys, "--task", "rastrigin", *TINY, "--out", str(out), *QUIET)
+        assert status == 2
+        assert f"in use by another dfo compare (process {holder.pid} on" in err
+        assert len(err.strip().splitlines()) == 1
+        assert sorted(p.name for p in out.iterdir()) == [folder.LOCK_FILE]  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    # the holder died without releasing it: the stale lock is recognised and taken over
+    status, _, err = _compare(capsys, "--task", "rastrigin", *TINY, "--out", str(out), *QUIET)
+    assert status == 0, err
+    assert not (out / folder.LOCK_FILE).exists()  # released at the end
+
+
+def test_records_of_another_compare_are_never_mixed_in(tmp_path, capsys):
+    sphere, rastrigin = tmp_path / "sphere", tmp_path / "rastrigin"
+    for task, out in (("sphere", sphere), ("rastrigin", rastrigin)):
+        assert _compare(capsys, "--task", task, *TINY, "--out", str(out), *QUIET)[0] == 0
+    # rastrigin's records appended to sphere's file (as two writers would have mixed them)
+    with open(sphere / records.RUNS_FILE, "a") as fh:
+        fh.write((rastrigin / records.RUNS_FILE).read_text())
+    table = (sphere / records.TABLE_TEXT_FILE).read_text()
+    status, printed, err = _compare(capsys, "--resume", "--out", str(sphere), *QUIET)
+    assert status == 0, err
+    assert printed.strip() == table.strip()  # the same medians: sphere's runs only
+    assert "4 damaged lines" in err and "a record of another compare" in err
+    config = records.read_config(sphere / records.CONFIG_FILE)
+    kept = records.read_runs(sphere / records.RUNS_FILE)
+    assert {r["compare_id"] for r in kept.records} == {config["id"]}
+    assert {r["task"] for r in kept.records} == {"sphere"}
+
+
+def test_a_mismatched_resume_names_the_difference(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _compare(capsys, "--task", "sphere", *TINY, "--out", str(out), *QUIET)[0] == 0
+    status, _, err = _compare(capsys, "--resume", "--task", "rastrigin", "--out", str(out), *QUIET)
+    assert status == 2
+    assert "task: stored 'sphere', now 'rastrigin'" in err
+
+
+# -- 2. --out never destroys a user's files --------------------------------------------
+
+
+def test_out_into_a_folder_of_user_files_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    mine = {"table.csv": "my data\n", "runs.jsonl": "my log\n", "figure.png": "png"}
+    for name, text in mine.items():
+        (tmp_path / name).write_text(text)
+    status, _, err = _compare(capsys, "--task", "sphere", *TINY, "--out", ".", *QUIET)
+    assert status == 2
+    assert "is not a dfo run folder" in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == mine
+
+
+@pytest.mark.parametrize("kind", ["a file", "below a file", "unwritable"])
+def test_out_that_cannot_be_a_folder_is_one_line_exit_2(tmp_path, capsys, kind):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    out = {"a file": afile, "below a file": afile / "run", "unwritable": "/proc/dfo-run"}[kind]
+    status, _, err = _compare(capsys, "--task", "sphere", *TINY, "--out", str(out), *QUIET)
+    assert status == 2
+    assert err.startswith("dfo compare: error: --out") and len(err.strip().splitlines()) == 1
+    assert afile.read_text() == "mine"
+
+
+def test_resume_of_a_folder_that_does_not_exist_is_refused(tmp_path, capsys):
+    out = tmp_path / "nonexistent"
+    status, _, err = _compare(capsys, "--resume", "--task", "sphere", "--out", str(out), *QUIET)
+    assert status == 2 and "nothing to resume" in err
+    assert not out.exists()
+
+
+# -- 6. a damaged run folder: one exit-2 line, or a skipped and counted line -----------
+
+
+@pytest.fixture
+def finished(tmp_path, capsys):
+    """A finished tiny compare's folder, and its printed table."""
+    out = tmp_path / "run"
+    status, printed, err = _compare(capsys, "--task", "sphere", *TINY, "--out", str(out), *QUIET)
+    assert status == 0, err
+    return out, printed
+
+
+def _config_edit(text):
+    return lambda path: path.write_text(text)
+
+
+def _config_field(change):
+    def edit(path):
+        data = json.loads(path.read_text())
+        change(data)
+        path.write_text(json.dumps(data))
+
+    return edit
+
+
+DAMAGED_CONFIGS = {
+    "truncated": (lambda p: p.write_text(p.read_text()[:40]), "not JSON"),
+    "empty": (_config_edit(""), "not JSON"),
+    "a list": (_config_edit("[]"), "expected an object"),
+    "non-numeric gradient_cost": (
+        _config_field(lambda d: d["gradient_cost"].update(ratio="fast")),
+        "gradient_cost.ratio: expected a number",
+    ),
+    "methods: 5": (
+        _config_field(lambda d: d["request"].update(methods=5)),
+        "request.methods: expected a list",
+    ),
+    "dim: 10**9": (
+        _config_field(lambda d: d["request"]["task_options"].update(dim=10**9)),
+        "request.task_options.dim: expected an integer in [1, 10000000]",
+    ),
+    "not UTF-8": (lambda p: p.write_bytes(b'{"format": "\xff"}'), "not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_CONFIGS))
+def test_a_damaged_config_is_one_exit_2_line_naming_the_field(finished, capsys, damage):
+    out, _ = finished
+    edit, message = DAMAGED_CONFIGS[damage]
+    edit(out / records.CONFIG_FILE)
+    status, _, err = _compare(capsys, "--resume", "--out", str(out), *QUIET)
+    assert status == 2
+    assert err.startswith("dfo compare: error:") and len(err.strip().splitlines()) == 1
+    assert message in err and "config.json is damaged" in err
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (b'{"method":"spsa"}\n', "seed: missing"),
+        (b'{"method":"spsa","seed":0,\xff}\n', "not UTF-8"),
+        (b"[1, 2]\n", "expected an object"),
+    ],
+)
+def test_a_damaged_runs_line_is_skipped_counted_and_run_again(finished, capsys, line, why):
+    out, _ = finished
+    runs = out / records.RUNS_FILE
+
+    def results():
+        return {(r["method"], r["seed"]): r["fun"] for r in records.read_runs(runs).records}
+
+    before = results()
+    lines = runs.read_bytes().splitlines(keepends=True)
+    runs.write_bytes(line + b"".join(lines[1:]))  # the first run's line damaged
+    assert len(results()) == 3
+    status, _, err = _compare(capsys, "--resume", "--out", str(out), *QUIET)
+    assert status == 0, err
+    assert "1 damaged line" in err and why in err
+    assert results() == before  # the lost run was run again, with the same result

@@ -151,14 +151,15 @@ def _add_compare_arguments(p: argparse.ArgumentParser) -> None:
         "--out",
         default=None,
         metavar="DIR",
-        help="run folder (default: dfo-runs/TASK); its earlier results are replaced "
-        "unless --resume",
+        help="run folder (default: dfo-runs/TASK): new, empty, or a dfo run folder, whose "
+        "earlier results are replaced unless --resume; locked while the compare runs",
     )
     how.add_argument(
         "--resume",
         action="store_true",
         help="keep the finished runs in --out and run only the missing ones (the "
-        "settings are read from the folder)",
+        "settings are read from the folder; other settings are refused, and damaged "
+        "lines of runs.jsonl are skipped and run again)",
     )
     how.add_argument(
         "--jobs",
@@ -200,9 +201,8 @@ def _compare_config(args: argparse.Namespace) -> tuple[Any, Path]:
     task = args.task or "digits"
     out = Path(args.out) if args.out is not None else Path("dfo-runs") / task
     base: dict[str, Any] = {}
-    if args.resume and (out / rec.CONFIG_FILE).exists():
-        stored = rec.read_json(out / rec.CONFIG_FILE)
-        base = dict(stored.get("request", {}))
+    if args.resume and (out / rec.CONFIG_FILE).is_file():
+        base = dict(rec.read_config(out / rec.CONFIG_FILE)["request"])
     given: dict[str, Any] = {}
     if args.task is not None:
         given["task"] = args.task
@@ -259,6 +259,14 @@ def _run_compare(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    if result.skipped:
+        print(
+            f"dfo compare: note: {result.skipped} damaged line{'s' * (result.skipped != 1)} "
+            f"of {out / rec.RUNS_FILE} skipped and removed ("
+            + "; ".join(result.skipped_reasons)
+            + "); their runs were run again",
+            file=sys.stderr,
+        )
     print(result.table.text)
     if not args.quiet:
         files = [rec.TABLE_TEXT_FILE, rec.TABLE_CSV_FILE, rec.RUNS_FILE, rec.CONFIG_FILE]
@@ -366,10 +374,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 0
-    from dfo.exceptions import GradientNotAvailableError, InvalidOptionError, ShapeError
+    from dfo.exceptions import (
+        GradientNotAvailableError,
+        InvalidOptionError,
+        OutputPathError,
+        RunFolderError,
+        ShapeError,
+    )
 
+    usage = (
+        _UsageError,
+        InvalidOptionError,
+        ShapeError,
+        GradientNotAvailableError,
+        OutputPathError,
+        RunFolderError,
+    )
     try:
         return int(handler(args) or 0)
-    except (_UsageError, InvalidOptionError, ShapeError, GradientNotAvailableError) as exc:
+    except usage as exc:
         print(f"dfo {args.command}: error: {exc}", file=sys.stderr)
         return 2

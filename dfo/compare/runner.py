@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from dfo.compare import folder as run_folder
 from dfo.compare import records as rec
 from dfo.compare.cost import GradientCost, measure_gradient_cost
 from dfo.compare.tasks import Task, get_task
@@ -155,6 +156,10 @@ class CompareResult:
     table : dfo.compare.table.Table
     out : Path or None
         The run folder.
+    skipped : int
+        Damaged lines of ``runs.jsonl`` skipped on resume (their runs are run again).
+    skipped_reasons : list of str
+        Why, for the first few.
     """
 
     task: Task
@@ -163,6 +168,8 @@ class CompareResult:
     gradient_cost: GradientCost | None
     table: Any
     out: Path | None
+    skipped: int = 0
+    skipped_reasons: list[str] = field(default_factory=list)
 
 
 # -- planning ------------------------------------------------------------------------------
@@ -526,12 +533,15 @@ def run_compare(
     ----------
     config : CompareConfig
     out : path, optional
-        The run folder (created). Without it nothing is written and resume is impossible.
+        The run folder: created if missing; an existing folder must be empty or a dfo
+        run folder (see :mod:`dfo.compare.folder`), and is locked while the compare
+        writes it. Without it nothing is written and resume is impossible.
     resume : bool, default False
         Keep the finished runs in ``out`` and run only the missing ones. The folder
-        must have been made with the same settings (else :class:`ResumeMismatchError`);
-        a folder without a compare in it is started afresh. Without ``resume``, the
-        folder's earlier results are replaced.
+        must hold a compare with the same settings (else :class:`ResumeMismatchError`
+        naming the differences, or :class:`~dfo.exceptions.RunFolderError` when there
+        is nothing to resume). Without ``resume``, the folder's earlier results are
+        replaced.
     jobs : int, default 1
         Runs at a time, in separate processes (each run is determined by its seed,
         so the results do not depend on ``jobs``).
@@ -550,43 +560,72 @@ def run_compare(
     ------
     InvalidOptionError
         Bad settings (before any run).
+    OutputPathError
+        ``out`` is a file, cannot be written, or holds files dfo did not write.
+    RunFolderError
+        ``out`` is in use by another compare, has nothing to resume, or its
+        ``config.json`` is damaged (the message names the field).
     KeyboardInterrupt
         Propagated after the finished runs are on disk.
     """
+    task, specs = plan_runs(config)
+    folder = Path(out) if out is not None else None
+    if folder is None:
+        return _compare(config, task, specs, None, False, jobs, progress, plots, gradient_cost)
+    own = run_folder.prepare(folder, resume=resume)
+    with run_folder.lock(folder):
+        return _compare(
+            config, task, specs, folder, resume and own, jobs, progress, plots, gradient_cost
+        )
+
+
+def _compare(
+    config: CompareConfig,
+    task: Task,
+    specs: list[RunSpec],
+    folder: Path | None,
+    resume: bool,
+    jobs: int,
+    progress: bool,
+    plots: bool,
+    gradient_cost: GradientCost | None,
+) -> CompareResult:
+    """:func:`run_compare` once the folder is checked and locked."""
     from dfo.compare.table import build_table
 
-    task, specs = plan_runs(config)
     planned = resolved(config, specs)
-    folder = Path(out) if out is not None else None
-    records: list[dict[str, Any]] = []
+    ident = run_folder.compare_id(planned)
+    runs = rec.Runs()
     if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        cfg_path, runs_path = folder / rec.CONFIG_FILE, folder / rec.RUNS_FILE
-        stored = rec.read_json(cfg_path) if resume and cfg_path.exists() else None
-        if stored is not None:
-            problems = _diff(stored.get("compare"), planned)
+        if resume:
+            stored = rec.read_config(folder / rec.CONFIG_FILE)
+            problems = _diff(stored["compare"], planned)
             if problems:
                 raise ResumeMismatchError(
                     f"cannot resume in {folder}: it holds a compare with other settings ("
                     + "; ".join(problems[:5])
                     + "). Use another --out, or run without --resume to start afresh."
                 )
-            if gradient_cost is None and stored.get("gradient_cost"):
+            if gradient_cost is None and stored["gradient_cost"]:
                 gradient_cost = GradientCost.from_dict(stored["gradient_cost"])
-            records = rec.read_records(runs_path, repair=True)
+            runs = rec.read_runs(folder / rec.RUNS_FILE, compare=ident, repair=True)
         else:
             _fresh_folder(folder)
     if gradient_cost is None:
         gradient_cost = measure_gradient_cost(task.objective, task.start(specs[0].seed))
-    if folder is not None and not (resume and (folder / rec.CONFIG_FILE).exists()):
+    if folder is not None and not resume:
         rec.write_json(
             folder / rec.CONFIG_FILE,
             {
+                "format": run_folder.FORMAT,
+                "format_version": run_folder.FORMAT_VERSION,
+                "id": ident,
                 "request": config.to_dict(),
                 "compare": planned,
                 "gradient_cost": None if gradient_cost is None else gradient_cost.to_dict(),
             },
         )
+    records = runs.records
 
     wanted = {s.key for s in specs}
     done = {(r["method"], r["seed"]) for r in records if (r["method"], r["seed"]) in wanted}
@@ -606,6 +645,7 @@ def run_compare(
         )
 
     def on_record(record: dict[str, Any]) -> None:
+        record = {**record, "compare_id": ident}
         records.append(record)
         if folder is not None:
             rec.append_record(folder / rec.RUNS_FILE, record)
@@ -620,7 +660,7 @@ def run_compare(
             bar.close()
 
     if folder is not None:  # the file is the source of truth
-        records = rec.read_records(folder / rec.RUNS_FILE)
+        records = rec.read_runs(folder / rec.RUNS_FILE, compare=ident).records
     by_key: dict[tuple[str, int], dict[str, Any]] = {}
     for record in records:
         by_key.setdefault((record["method"], record["seed"]), record)
@@ -633,4 +673,6 @@ def run_compare(
             from dfo.compare.plots import write_plots
 
             write_plots(table, folder)
-    return CompareResult(task, specs, ordered, gradient_cost, table, folder)
+    return CompareResult(
+        task, specs, ordered, gradient_cost, table, folder, runs.skipped, runs.reasons
+    )
