@@ -267,7 +267,9 @@ def finite_difference(
     x : array_like, shape (n,)
         The point. A float32 (or float16) ``x`` gets steps sized and rounded in
         that type, and the gradient is returned in it; the objective itself
-        still receives the (exactly converted) probes as float64.
+        still receives the (exactly converted) probes as float64. An objective
+        whose ``dtype`` is coarser than ``x``'s (a float32 network) works the same
+        way in its type: ``x`` is rounded to it first.
     scheme : {"forward", "central"}, default "forward"
         Forward: ``n + 1`` evaluations, error ``O(h)``. Central: ``2 n``
         evaluations, error ``O(h^2)``.
@@ -303,6 +305,9 @@ def finite_difference(
     x = _as_vector(x)
     n = x.size
     objective = as_objective(f, dim=n)
+    if np.finfo(objective.dtype).eps > np.finfo(x.dtype).eps:
+        # a float32 objective: steps from its epsilon, probes exactly representable in it
+        x = x.astype(objective.dtype)
     step = fd_steps(x, scheme=scheme, h=h)
     fun = None if f0 is None else to_scalar(f0, "f0")
     include_center = scheme == "forward" and fun is None

@@ -23,12 +23,16 @@ import numpy as np
 
 from dfo.exceptions import (
     GradientNotAvailableError,
+    InvalidOptionError,
     ObjectiveOutputError,
     ObjectiveOutputTypeError,
     ShapeError,
 )
 
-__all__ = ["FunctionObjective", "Objective", "as_objective"]
+__all__ = ["DTYPES", "FunctionObjective", "Objective", "as_objective", "check_dtype"]
+
+#: float types an objective (a network) can compute in
+DTYPES = ("float64", "float32")
 
 
 def as_float64(value: Any) -> np.ndarray:
@@ -55,6 +59,36 @@ def as_real(value: Any, dtype: np.dtype | type = np.float64) -> np.ndarray:
     if type(value) is np.ndarray and value.dtype == dtype:
         return value
     return as_float64(value).astype(dtype, copy=False)
+
+
+def check_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    """``dtype`` as a float type dfo computes in (float64 or float32), or raise.
+
+    Parameters
+    ----------
+    dtype : str, numpy type or numpy.dtype
+        ``"float64"``, ``np.float32``, ...
+    name : str, default "dtype"
+        Name of the option in the error message.
+
+    Returns
+    -------
+    numpy.dtype
+
+    Raises
+    ------
+    InvalidOptionError
+        If ``dtype`` is not float64 or float32 (a name, a numpy type or a dtype).
+    """
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in DTYPES:
+        raise InvalidOptionError(
+            f"{name} must be one of {list(DTYPES)} (a name or a numpy type); got {dtype!r}"
+        )
+    return dt
 
 
 def check_point(x: Any, dim: int, name: str = "x") -> np.ndarray:

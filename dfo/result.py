@@ -65,6 +65,9 @@ class Result(dict):
         The options the method ran with.
     time : float
         Wall-clock seconds.
+    dtype : str
+        The float type the objective computed in (``"float64"``, or ``"float32"`` for
+        a float32 network); see :attr:`dfo.objective.Objective.dtype`.
     """
 
     def __getattr__(self, name: str) -> Any:

@@ -344,3 +344,12 @@ def test_band_of_step_curves():
     assert np.array_equal(lo, [5, 5, 3, 2, 1])
     assert np.array_equal(hi, [5, 6, 6, 3, 2])
     assert np.array_equal(med, [5, 5.5, 4.5, 2.5, 1.5])
+
+
+def test_network_task_dtype():
+    from dfo.compare.tasks import get_task
+
+    task = get_task("xor", dtype="float32")
+    assert task.objective.dtype == np.float32 and "float32" in task.description
+    assert task.start(0).dtype == np.float64
+    assert "float64" in get_task("xor").description

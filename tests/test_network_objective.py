@@ -213,7 +213,36 @@ def test_float32_objective(setup):
         assert got.dtype == np.float64
         np.testing.assert_allclose(got, want, rtol=1e-5)
     assert obj(theta) == pytest.approx(ref(theta), rel=1e-5)
-    _value, grad = obj.value_and_grad(theta)
+    _, grad = obj.value_and_grad(theta)
     np.testing.assert_allclose(grad, ref.value_and_grad(theta)[1], rtol=1e-3, atol=1e-6)
     batch = dfo.NetworkObjective(net, X, y, batch_size=10, dtype=np.float32)
     assert batch.realization(np.random.default_rng(0)).dtype == np.float32
+
+
+def test_float32_finite_differences_take_float32_steps(setup):
+    net, X, y, theta = setup
+    obj = dfo.NetworkObjective(net, X, y, dtype="float32")
+    res = dfo.finite_difference(obj, theta)
+    eps32 = np.finfo(np.float32).eps
+    assert res.step.dtype == np.float32
+    np.testing.assert_allclose(res.step, np.sqrt(eps32) * np.maximum(1, np.abs(theta)), rtol=1e-3)
+    exact = dfo.NetworkObjective(net, X, y).value_and_grad(theta)[1]
+    err = np.linalg.norm(res.grad - exact) / np.linalg.norm(exact)
+    assert err < 2e-2  # forward error ~ sqrt(eps32) = 3e-4 per probe, times curvature
+    # float64's step does not even move a float32 point; a step 100x below float32's
+    # drowns in rounding: the reason for the rule
+    with pytest.raises(dfo.exceptions.InvalidOptionError, match="does not move"):
+        dfo.finite_difference(obj, theta, h=np.sqrt(np.finfo(np.float64).eps))
+    small = dfo.finite_difference(obj, theta, h=0.01 * np.sqrt(eps32)).grad
+    assert np.linalg.norm(small - exact) / np.linalg.norm(exact) > 3 * err
+
+
+def test_fd_sgd_follows_the_objective_dtype(setup):
+    net, X, y, theta = setup
+    obj = dfo.NetworkObjective(net, X, y, dtype="float32")
+    res = dfo.minimize(obj, theta, method="fd-sgd", budget=3 * (net.n_params + 1), seed=0)
+    assert res.dtype == "float32" and res.options["dtype"] == "float32"
+    assert res.fun < obj(theta)
+    assert dfo.minimize(
+        dfo.NetworkObjective(net, X, y), theta, method="spsa", budget=10
+    ).dtype == ("float64")

@@ -140,6 +140,12 @@ def _add_compare_arguments(p: argparse.ArgumentParser) -> None:
         help="minibatch size of a network task (default: the task's, 128 for digits)",
     )
     what.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default=None,
+        help="float type of a network task's arithmetic (default float64)",
+    )
+    what.add_argument(
         "--dim",
         type=argtypes.positive_int,
         default=None,
@@ -223,6 +229,8 @@ def _compare_config(args: argparse.Namespace) -> tuple[Any, Path]:
     task_options = dict(base.get("task_options", {})) if same_task else {}
     if args.batch_size is not None:
         task_options["batch_size"] = args.batch_size
+    if args.dtype is not None:
+        task_options["dtype"] = args.dtype
     if args.dim is not None:
         task_options["dim"] = args.dim
     given["task_options"] = task_options

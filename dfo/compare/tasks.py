@@ -174,9 +174,10 @@ def _network_task(
     budget: int,
     options: dict[str, dict[str, Any]],
     data_seed: int = 0,
+    dtype: str = "float64",
 ) -> Task:
     data = load(dataset, seed=data_seed)
-    net = MLP([data.n_features, *hidden, data.n_outputs], activation=activation)
+    net = MLP([data.n_features, *hidden, data.n_outputs], activation=activation, dtype=dtype)
     regression = data.task == "regression"
     loss = "mse" if regression else "cross_entropy"
     if batch_size is not None:
@@ -202,7 +203,8 @@ def _network_task(
     sizes = "-".join(str(s) for s in net.sizes)
     batch = "full batch" if batch_size is None else f"minibatches of {batch_size}"
     header = (
-        f"{description}; {sizes} {activation} MLP ({net.n_params:,} parameters), "
+        f"{description}; {sizes} {activation} MLP ({net.n_params:,} parameters, "
+        f"{net.dtype.name}), "
         f"{'mean squared error' if regression else 'cross-entropy'} on {batch} of "
         f"{obj.n_train:,} training rows, {data.X_test.shape[0]:,} held out"
     )
@@ -210,7 +212,7 @@ def _network_task(
         name=name,
         description=header,
         objective=obj,
-        start=lambda seed: net.init_params(_start_rng(seed)),
+        start=lambda seed: net.init_params(_start_rng(seed)).astype(np.float64),
         train_loss=obj.full_loss,
         loss_label="training MSE" if regression else "training cross-entropy",
         test_metric=metric,
@@ -226,7 +228,7 @@ def _network_task(
     )
 
 
-def _digits(*, batch_size: int = 128) -> Task:
+def _digits(*, batch_size: int = 128, dtype: str = "float64") -> Task:
     return _network_task(
         "digits",
         "8x8 handwritten digits (10 classes)",
@@ -234,6 +236,7 @@ def _digits(*, batch_size: int = 128) -> Task:
         hidden=(16,),
         activation="tanh",
         batch_size=batch_size,
+        dtype=dtype,
         budget=20_000,
         options={
             "backprop-sgd": {"learning_rate": 0.3},
@@ -245,7 +248,7 @@ def _digits(*, batch_size: int = 128) -> Task:
     )
 
 
-def _digits_step(*, batch_size: int = 128) -> Task:
+def _digits_step(*, batch_size: int = 128, dtype: str = "float64") -> Task:
     return _network_task(
         "digits-step",
         "8x8 digits with step (Heaviside) hidden units: backprop's hidden-layer gradient is zero",
@@ -253,6 +256,7 @@ def _digits_step(*, batch_size: int = 128) -> Task:
         hidden=(16,),
         activation="step",
         batch_size=batch_size,
+        dtype=dtype,
         budget=30_000,
         options={
             "backprop-sgd": {"learning_rate": 0.3},
@@ -264,7 +268,7 @@ def _digits_step(*, batch_size: int = 128) -> Task:
     )
 
 
-def _spirals(*, batch_size: int = 64) -> Task:
+def _spirals(*, batch_size: int = 64, dtype: str = "float64") -> Task:
     return _network_task(
         "spirals",
         "two interleaved spirals (2 classes)",
@@ -272,6 +276,7 @@ def _spirals(*, batch_size: int = 64) -> Task:
         hidden=(16, 16),
         activation="tanh",
         batch_size=batch_size,
+        dtype=dtype,
         budget=20_000,
         options={
             "backprop-sgd": {"learning_rate": 0.01, "step_rule": "adam"},
@@ -283,7 +288,7 @@ def _spirals(*, batch_size: int = 64) -> Task:
     )
 
 
-def _xor(*, batch_size: int | None = None) -> Task:
+def _xor(*, batch_size: int | None = None, dtype: str = "float64") -> Task:
     return _network_task(
         "xor",
         "noisy XOR in the plane (2 classes)",
@@ -291,6 +296,7 @@ def _xor(*, batch_size: int | None = None) -> Task:
         hidden=(8,),
         activation="tanh",
         batch_size=batch_size,
+        dtype=dtype,
         budget=5_000,
         options={
             "backprop-sgd": {"learning_rate": 0.5, "step_rule": "momentum"},
@@ -302,7 +308,7 @@ def _xor(*, batch_size: int | None = None) -> Task:
     )
 
 
-def _sine(*, batch_size: int | None = None) -> Task:
+def _sine(*, batch_size: int | None = None, dtype: str = "float64") -> Task:
     return _network_task(
         "sine",
         "regression of sin(x) on [-pi, pi] from noisy samples",
@@ -310,6 +316,7 @@ def _sine(*, batch_size: int | None = None) -> Task:
         hidden=(16,),
         activation="tanh",
         batch_size=batch_size,
+        dtype=dtype,
         budget=5_000,
         options={
             "backprop-sgd": {"learning_rate": 0.1, "step_rule": "momentum"},
@@ -346,16 +353,18 @@ def _classic(name: str) -> Callable[..., Task]:
 
 TASKS: dict[str, _TaskInfo] = {
     "digits": _TaskInfo(
-        "8x8 digits, 64-16-10 tanh MLP (1,210 parameters); the default", _digits, ("batch_size",)
+        "8x8 digits, 64-16-10 tanh MLP (1,210 parameters); the default",
+        _digits,
+        ("batch_size", "dtype"),
     ),
     "digits-step": _TaskInfo(
         "the digits network with step hidden units (not differentiable)",
         _digits_step,
-        ("batch_size",),
+        ("batch_size", "dtype"),
     ),
-    "spirals": _TaskInfo("two spirals, 2-16-16-2 tanh MLP", _spirals, ("batch_size",)),
-    "xor": _TaskInfo("noisy XOR, 2-8-2 tanh MLP", _xor, ("batch_size",)),
-    "sine": _TaskInfo("sin(x) regression, 1-16-1 tanh MLP", _sine, ("batch_size",)),
+    "spirals": _TaskInfo("two spirals, 2-16-16-2 tanh MLP", _spirals, ("batch_size", "dtype")),
+    "xor": _TaskInfo("noisy XOR, 2-8-2 tanh MLP", _xor, ("batch_size", "dtype")),
+    "sine": _TaskInfo("sin(x) regression, 1-16-1 tanh MLP", _sine, ("batch_size", "dtype")),
     **{
         name: _TaskInfo(f"the {name} test function (dim variables)", _classic(name), ("dim",))
         for name in problems.names()
@@ -395,7 +404,8 @@ def get_task(name: str, **options: Any) -> Task:
     name : str
         One of :func:`task_names`.
     **options
-        ``batch_size=`` for network tasks (None: full batch), ``dim=`` for test functions.
+        ``batch_size=`` for network tasks (None: full batch) and ``dtype=`` (``"float64"``
+        or ``"float32"``, the network's arithmetic), ``dim=`` for test functions.
 
     Raises
     ------

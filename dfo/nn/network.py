@@ -42,15 +42,12 @@ from typing import Any
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError, ShapeError
+from dfo.exceptions import ShapeError
 from dfo.nn.activations import Activation, get_activation
 from dfo.nn.losses import Loss, check_labels, get_loss
-from dfo.objective import as_real
+from dfo.objective import DTYPES, as_real, check_dtype
 
-__all__ = ["DTYPES", "MLP", "check_dtype"]
-
-#: float types a network computes in
-DTYPES = ("float64", "float32")
+__all__ = ["MLP"]
 
 # Batch length from which the population's first layer is one tall matrix product
 # rather than k thin ones (measured with OpenBLAS on x86-64).
@@ -66,36 +63,6 @@ def _check_positive_int(value: Any, name: str) -> int:
     if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}")
     return int(value)
-
-
-def check_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
-    """``dtype`` as a numpy float type a network computes in (float64 or float32), or raise.
-
-    Parameters
-    ----------
-    dtype : str, numpy type or numpy.dtype
-        ``"float64"``, ``np.float32``, ...
-    name : str, default "dtype"
-        Name of the option in the error message.
-
-    Returns
-    -------
-    numpy.dtype
-
-    Raises
-    ------
-    InvalidOptionError
-        If ``dtype`` is not float64 or float32 (a name, a numpy type or a dtype).
-    """
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt.name not in DTYPES:
-        raise InvalidOptionError(
-            f"{name} must be one of {list(DTYPES)} (a name or a numpy type); got {dtype!r}"
-        )
-    return dt
 
 
 class MLP:

@@ -35,8 +35,8 @@ import numpy as np
 
 from dfo.exceptions import InvalidOptionError
 from dfo.nn.losses import Loss, get_loss
-from dfo.nn.network import MLP, check_dtype
-from dfo.objective import Objective, as_real, check_point
+from dfo.nn.network import MLP
+from dfo.objective import Objective, as_real, check_dtype, check_point
 
 __all__ = ["MinibatchObjective", "NetworkObjective"]
 

@@ -41,6 +41,7 @@ import numpy as np
 from dfo.exceptions import InvalidOptionError, suggest
 from dfo.noise import NoiseProbe, noise_aware_step
 from dfo.numdiff import PROBE_BLOCK_BYTES, fd_gradient, fd_probes, fd_steps
+from dfo.objective import check_dtype
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
 from dfo.optimizers.step_rules import StepRule, _sgd_update, get_step_rule
@@ -374,6 +375,10 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
         *Noise-aware steps*); for a noisy objective.
     max_probes : int, optional
         Rows per ask.
+    dtype : {"float64", "float32"}, optional
+        The float type the objective computes in: the default steps come from its
+        epsilon and the probes are rounded to it (the iterate stays float64).
+        :func:`dfo.minimize` passes a float32 objective's type.
     step_rule, patience, divergence
         As for :class:`BackpropSGD`.
     """
@@ -388,10 +393,12 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
         scheme: str = "forward",
         h: float | str | None = None,
         max_probes: int | None = None,
+        dtype: str | None = None,
         step_rule: str | StepRule = "sgd",
         patience: int = 10,
         divergence: float = 1e4,
     ) -> None:
+        self.dtype = None if dtype is None else check_dtype(dtype).name
         super().__init__(
             x0,
             seed=seed,
@@ -429,13 +436,15 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
         self._start_estimate()
 
     def _start_estimate(self, strict: bool = False) -> None:
+        # the centre in the objective's float type: steps and probes exact in it
+        self.centre = self.x if self.dtype is None else self.x.astype(self.dtype)
         try:
-            self.steps = fd_steps(self.x, scheme=self.scheme, h=self.h)
+            self.steps = fd_steps(self.centre, scheme=self.scheme, h=self.h)
         except InvalidOptionError:
             if strict:  # a step h that does not move x0: the caller's option
                 raise
             # the iterate has grown so large that x + h == x: a relative step instead
-            self.steps = fd_steps(self.x, scheme=self.scheme)
+            self.steps = fd_steps(self.centre, scheme=self.scheme)
         self.values = np.empty(self.n_probes)
         self.done = 0  # probes of the current estimate already told
 
@@ -444,7 +453,7 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
             return self._probe_ask()
         stop = min(self.n_probes, self.done + self.max_probes)
         self.new_sample = self.done == 0
-        return fd_probes(self.x, self.steps, scheme=self.scheme, start=self.done, stop=stop)
+        return fd_probes(self.centre, self.steps, scheme=self.scheme, start=self.done, stop=stop)
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         if self._probe is not None:
@@ -464,7 +473,8 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
         return reported
 
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "scheme": self.scheme, "h": self.h}
+        extra = {} if self.dtype is None else {"dtype": self.dtype}
+        return {**super().options(), "scheme": self.scheme, "h": self.h, **extra}
 
 
 @register("spsa")

@@ -24,7 +24,7 @@ from dfo.exceptions import (
 )
 from dfo.files import atomic_write
 from dfo.objective import Objective, as_objective
-from dfo.optimizers import build_optimizer, get_method, methods
+from dfo.optimizers import build_optimizer, get_method, method_options, methods
 from dfo.optimizers.base import ClosedLoopOptimizer, Optimizer, check_seed, check_x0
 from dfo.result import HISTORY_FIELDS, Result, Status, is_success
 from dfo.run import preflight
@@ -352,6 +352,8 @@ def minimize(
     seeds = np.random.SeedSequence(seed).spawn(2)
     evaluator = Evaluator(budget, method=method, executor=executor, on_error=on_error)
     path = preflight.check_checkpoint(checkpoint)
+    if objective.dtype != np.float64 and "dtype" in method_options(method):
+        options.setdefault("dtype", objective.dtype.name)  # e.g. fd-sgd's steps
     config = _run_config(method, objective.dim, seed, options)
     if resume and path is not None and path.exists():
         state = _load_checkpoint(path, config)
@@ -696,4 +698,5 @@ def _final_result(
         method=opt.name,
         options=opt.options(),
         time=time.perf_counter() - start,
+        dtype=objective.dtype.name,
     )
