@@ -70,7 +70,12 @@ class GradientNotAvailableError(TypeError):
 
 
 class NotAskTellError(TypeError):
-    """The method runs its own closed loop and has no ask/tell interface."""
+    """Deprecated: nothing raises it any more.
+
+    Every method is ask/tell (scipy's loops are recast, see
+    :mod:`dfo.optimizers.recast`); the name stays importable for code that
+    catches it.
+    """
 
 
 class OutputPathError(ValueError):

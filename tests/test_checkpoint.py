@@ -20,12 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dfo
-from dfo.exceptions import InvalidOptionError, NotAskTellError
+from dfo.exceptions import InvalidOptionError
 from dfo.nn.network_objective import MinibatchObjective
-from dfo.optimizers import get_method
 from dfo.result import Status
 
-ASK_TELL = [m for m in dfo.methods() if not get_method(m).closed_loop]
+ASK_TELL = dfo.methods()  # every method is ask/tell
 # variants whose state is easy to get wrong: probes split over several asks,
 # perturbations regenerated from a seed, running averages, step-rule states
 VARIANTS = [(m, {}) for m in ASK_TELL] + [
@@ -227,13 +226,6 @@ def test_resume_refuses_a_file_that_is_not_a_checkpoint(content, tmp_path):
     with pytest.raises(ValueError, match=r"not a .*dfo checkpoint"):
         dfo.minimize(lambda x: calls.append(x) or 0.0, np.ones(2), checkpoint=path, resume=True)
     assert not calls
-
-
-def test_closed_loop_method_cannot_checkpoint(tmp_path):
-    with pytest.raises(NotAskTellError, match="cannot be saved"):
-        dfo.minimize(
-            lambda x: 0.0, np.ones(2), method="nelder-mead", checkpoint=tmp_path / "nm.ckpt"
-        )
 
 
 @pytest.mark.parametrize("method", ["fd-sgd", "cma-es", "spsa"])

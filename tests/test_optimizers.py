@@ -19,14 +19,13 @@ from dfo import datasets, problems
 from dfo.exceptions import (
     GradientNotAvailableError,
     InvalidOptionError,
-    NotAskTellError,
     ShapeError,
 )
 from dfo.optimizers import get_method, method_options
 from dfo.result import Result, Status
 
 METHODS = dfo.methods()
-ASK_TELL = [m for m in METHODS if not get_method(m).closed_loop]
+ASK_TELL = METHODS  # every method is ask/tell
 #: methods that draw random numbers (the others are deterministic on a deterministic objective)
 RANDOMIZED = {"cma-es", "random-search", "spsa", "forward-gradient"}
 GRADIENT_FREE = [m for m in METHODS if not needs_derivatives(m)]
@@ -295,11 +294,6 @@ def test_registry_lists_every_method():
         METHODS
     )
     assert METHODS == sorted(METHODS)
-
-
-def test_nelder_mead_has_no_ask_tell_and_says_why():
-    with pytest.raises(NotAskTellError, match=r"closed loop.*dfo\.minimize"):
-        dfo.make_optimizer("nelder-mead", np.zeros(2))
 
 
 @pytest.mark.parametrize("method", ASK_TELL)

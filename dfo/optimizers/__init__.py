@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError, NotAskTellError, suggest
-from dfo.optimizers.base import ClosedLoopOptimizer, Optimizer
+from dfo.exceptions import InvalidOptionError, suggest
+from dfo.optimizers.base import Optimizer
 
 __all__ = [
-    "ClosedLoopOptimizer",
     "Optimizer",
     "get_method",
     "make_optimizer",
@@ -116,8 +115,8 @@ def get_method(method: str) -> type[Optimizer]:
     --------
     >>> get_method("spsa").__name__
     'SPSA'
-    >>> get_method("nelder-mead").closed_loop
-    True
+    >>> get_method("nelder-mead").needs_gradient
+    False
     """
     _load_builtins()
     if not isinstance(method, str):
@@ -188,7 +187,7 @@ def build_optimizer(
     budget: int | None = None,
     **options: Any,
 ) -> Optimizer:
-    """Make an optimizer of any kind, closed-loop ones included (used by ``minimize``)."""
+    """Make an optimizer (what :func:`make_optimizer` and ``minimize`` call)."""
     cls = get_method(method)
     check_options(method, options)
     return cls(x0, seed=seed, budget=budget, **options)
@@ -226,8 +225,6 @@ def make_optimizer(
     ------
     InvalidOptionError
         Unknown method or option, or an option value out of range.
-    NotAskTellError
-        For a method that runs its own closed loop (Nelder-Mead): use :func:`dfo.minimize`.
 
     Examples
     --------
@@ -238,10 +235,4 @@ def make_optimizer(
     >>> opt.nit
     1
     """
-    cls = get_method(method)
-    if cls.closed_loop:
-        raise NotAskTellError(
-            f"{method!r} runs its own closed loop (scipy) and has no ask/tell interface; "
-            f"call dfo.minimize(objective, x0, method={method!r}, budget=...) instead"
-        )
     return build_optimizer(method, x0, seed=seed, budget=budget, **options)

@@ -19,7 +19,6 @@ generator included) as plain attributes, so they pickle.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from numbers import Integral
 from typing import Any, ClassVar
 
@@ -29,7 +28,7 @@ from dfo.exceptions import GradientNotAvailableError, ShapeError
 from dfo.objective import as_float64, check_batch
 from dfo.result import Result, Status
 
-__all__ = ["ClosedLoopOptimizer", "Optimizer", "check_seed", "check_x0"]
+__all__ = ["Optimizer", "check_seed", "check_x0"]
 
 
 def check_seed(seed: Any) -> int | np.random.SeedSequence | None:
@@ -158,8 +157,6 @@ class Optimizer:
     #: whether ``tell`` needs directional derivatives along :meth:`directions` (forward
     #: mode: the runner calls ``value_and_jvp`` and tells them in place of gradients)
     needs_jvp: ClassVar[bool] = False
-    #: whether the method runs a closed loop (no ask/tell)
-    closed_loop: ClassVar[bool] = False
 
     def __init__(self, x0: Any, *, seed: int | None = None, budget: int | None = None) -> None:
         self.x0 = check_x0(x0)
@@ -275,6 +272,13 @@ class Optimizer:
         """The hyperparameters this optimizer runs with."""
         return {}
 
+    def close(self) -> None:
+        """Release what the optimizer holds besides its state (a worker thread).
+
+        :func:`dfo.minimize` calls it when the run ends. The optimizer stays
+        usable: what it released is rebuilt from its state when needed.
+        """
+
     def notes(self) -> list[str]:
         """Remarks on the run so far for the result's message (such as backtracking)."""
         return []
@@ -298,66 +302,3 @@ class Optimizer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim}, nit={self.nit})"
-
-
-class ClosedLoopOptimizer(Optimizer):
-    """A method that drives its own loop (such as scipy's Nelder-Mead).
-
-    Such a method has no ask/tell interface: :func:`dfo.make_optimizer` refuses it
-    with :class:`~dfo.exceptions.NotAskTellError`, and only :func:`dfo.minimize`
-    runs it. Subclasses implement :meth:`run`, which :func:`dfo.minimize` calls
-    with a counted evaluation function ``fun(x) -> float`` (it enforces the budget
-    and draws a realization of a stochastic objective for every call) and a
-    ``callback(xk)`` to call once per iteration; ``run`` returns the reasons it
-    stopped as a dict (empty if it did not converge). After each evaluation the
-    runner books it with :meth:`record`.
-
-    Parameters
-    ----------
-    x0 : array_like, shape (dim,)
-        Starting point.
-    seed : int or None
-        Seed of the optimizer's :class:`numpy.random.Generator`.
-    budget : int or None
-        The run's evaluation budget, when known; the counted function enforces it
-        in any case.
-
-    Raises
-    ------
-    TypeError, ShapeError, ValueError
-        For an invalid ``x0``, ``seed`` or ``budget`` (see :func:`check_x0` and
-        :func:`check_seed`).
-    """
-
-    closed_loop: ClassVar[bool] = True
-
-    def run(
-        self, fun: Callable[[np.ndarray], float], callback: Callable[[np.ndarray], None]
-    ) -> dict[str, Any]:  # pragma: no cover - interface
-        """Minimize ``fun(x) -> float``, calling ``callback(xk)`` once per iteration.
-
-        Returns
-        -------
-        dict
-            The reasons the method stopped by itself (empty if it did not converge).
-        """
-        raise NotImplementedError
-
-    def record(self, x: np.ndarray, values: np.ndarray) -> None:
-        """Book one evaluation ``values[0]`` at ``x`` made by the closed loop.
-
-        Parameters
-        ----------
-        x : ndarray, shape (dim,)
-            The evaluated point.
-        values : ndarray, shape (1,)
-            Its value, as the counted evaluation returned it.
-        """
-        value = float(values[0])
-        self.nfev += 1
-        if np.isfinite(value):
-            if value < self.best_f:
-                self.best_f = value
-                self.best_x = np.array(x, dtype=np.float64, copy=True)
-        else:
-            self.n_nonfinite += 1

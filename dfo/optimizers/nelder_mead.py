@@ -1,15 +1,14 @@
-"""Nelder-Mead through scipy: a closed loop on the same counted objective."""
+"""Nelder-Mead through scipy, its loop recast into ask/tell."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from dfo.exceptions import InvalidOptionError
 from dfo.optimizers import register
-from dfo.optimizers.base import ClosedLoopOptimizer
+from dfo.optimizers.recast import RecastOptimizer, Request
 
 __all__ = ["ADAPTIVE_ABOVE", "NelderMead"]
 
@@ -18,12 +17,13 @@ ADAPTIVE_ABOVE = 5
 
 
 @register("nelder-mead")
-class NelderMead(ClosedLoopOptimizer):
+class NelderMead(RecastOptimizer):
     """The Nelder-Mead simplex method (``scipy.optimize.minimize(method="Nelder-Mead")``).
 
-    scipy drives the loop, so there is no ask/tell; :func:`dfo.minimize` hands it
-    the counted objective and passes the budget as ``maxfev`` (the counter enforces
-    it as well). Non-finite values are given to scipy as ``+inf`` (worst).
+    scipy's loop runs recast into ask/tell (:mod:`dfo.optimizers.recast`): each
+    ``ask`` is the one point scipy evaluates next, so the points are scipy's own,
+    one by one. The budget is exact (``stop()`` names it before the point that
+    would exceed it). Non-finite values are given to scipy as ``+inf`` (worst).
 
     Parameters
     ----------
@@ -68,42 +68,33 @@ class NelderMead(ClosedLoopOptimizer):
         self.adaptive = adaptive
         self.xatol, self.fatol = float(xatol), float(fatol)
 
-    def run(
-        self, fun: Callable[[np.ndarray], float], callback: Callable[[np.ndarray], None]
-    ) -> dict[str, Any]:
-        """Run scipy's Nelder-Mead; return the stop reasons."""
-        from scipy.optimize import minimize as scipy_minimize
-
-        caller_errstate = np.geterr()
-
-        def counted(x: np.ndarray) -> float:
-            with np.errstate(**caller_errstate):  # the objective runs as the caller set it
-                value = fun(x)
-            return value if np.isfinite(value) else np.inf
-
-        def on_iteration(xk: np.ndarray) -> None:
-            self.last_value = self.best_f
-            callback(xk)
-
-        options: dict[str, Any] = {
-            "maxfev": self.budget if self.budget is not None else np.inf,
+    def settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {
+            "maxfev": np.inf,  # the budget is enforced by stop(), exactly
             "maxiter": np.inf,
             "adaptive": self.adaptive,
             "xatol": self.xatol,
             "fatol": self.fatol,
         }
         if self.simplex_scale is not None:
-            options["initial_simplex"] = np.vstack(
+            settings["initial_simplex"] = np.vstack(
                 [self.x0, self.x0 + self.simplex_scale * np.eye(self.dim)]
             )
-        # scipy compares values with subtraction: inf - inf would warn
-        with np.errstate(invalid="ignore", over="ignore"):
-            res = scipy_minimize(
-                counted, self.x0, method="Nelder-Mead", callback=on_iteration, options=options
-            )
+        return settings
+
+    @staticmethod
+    def loop(request: Request, x0: np.ndarray, settings: dict[str, Any]) -> dict[str, Any]:
+        """scipy's Nelder-Mead on ``request``; the reasons it stopped."""
+        from scipy.optimize import minimize as scipy_minimize
+
+        def fun(x: np.ndarray) -> float:
+            value = float(request(x[None, :])[0][0])
+            return value if np.isfinite(value) else np.inf  # worst
+
+        res = scipy_minimize(fun, x0, method="Nelder-Mead", options=settings)
         if res.status == 0:
             return {"converged": "simplex converged (xatol and fatol met)"}
-        return {}
+        return {"stopped": str(res.message)}  # pragma: no cover - maxfev, maxiter are inf
 
     def options(self) -> dict[str, Any]:
         return {

@@ -19,13 +19,12 @@ import numpy as np
 from dfo.exceptions import (
     GradientNotAvailableError,
     InvalidOptionError,
-    NotAskTellError,
     ShapeError,
 )
 from dfo.files import atomic_write
 from dfo.objective import Objective, as_objective
 from dfo.optimizers import build_optimizer, get_method, method_options, methods
-from dfo.optimizers.base import ClosedLoopOptimizer, Optimizer, check_seed, check_x0
+from dfo.optimizers.base import Optimizer, check_seed, check_x0
 from dfo.result import HISTORY_FIELDS, Result, Status, is_success
 from dfo.run import preflight
 from dfo.run.evaluation import BudgetExhausted, Evaluator, OnError
@@ -160,10 +159,6 @@ def _run_config(method: str, dim: int, seed: Any, options: dict[str, Any]) -> di
     }
 
 
-class _GiveUp(Exception):
-    """Ends a closed loop from inside its objective (the reason is recorded apart)."""
-
-
 class _InterruptGuard:
     """Defers Ctrl-C while the optimizer changes state (``ask``, ``tell``).
 
@@ -266,8 +261,7 @@ def minimize(
     checkpoint : path, optional
         Write the run's state there (a pickle: load only files you trust) every
         ``checkpoint_every`` iterations, when the run ends, is interrupted or the
-        objective raises, so that ``resume=True`` can retry. Ask/tell methods only
-        (not Nelder-Mead, whose loop is scipy's).
+        objective raises, so that ``resume=True`` can retry.
     checkpoint_every : int, default 100
         Iterations between checkpoints.
     resume : bool, default False
@@ -294,8 +288,6 @@ def minimize(
         The method needs gradients and the objective has none.
     ShapeError
         ``x0`` does not match the objective's dimension.
-    NotAskTellError
-        ``checkpoint`` with a closed-loop method (Nelder-Mead).
     ValueError, TypeError
         Other bad arguments (``x0`` not finite, a budget that is not a positive
         integer, a file that is not a checkpoint, ...). All of these are raised
@@ -343,12 +335,6 @@ def minimize(
         raise _gradient_error(method, objective)
     preflight.check_hooks(objective, needs_gradient=cls.needs_gradient)
     preflight.check_picklable(objective, executor)
-    if checkpoint is not None and cls.closed_loop:
-        raise NotAskTellError(
-            f"{method!r} runs scipy's closed loop, whose state cannot be saved: "
-            "checkpoint= works with the ask/tell methods "
-            f"{[m for m in methods() if not get_method(m).closed_loop]}"
-        )
     seeds = np.random.SeedSequence(seed).spawn(2)
     evaluator = Evaluator(budget, method=method, executor=executor, on_error=on_error)
     path = preflight.check_checkpoint(checkpoint)
@@ -373,30 +359,26 @@ def minimize(
     start = time.perf_counter() - run.elapsed_before
     try:
         with _InterruptGuard() as guard:
-            if isinstance(run.optimizer, ClosedLoopOptimizer):
-                status, message = _run_closed_loop(
-                    run, objective, start, callback, max_time, max_iter, catch_interrupt, bar
-                )
-            else:
-                status, message = _run_ask_tell(
-                    run,
-                    objective,
-                    start,
-                    callback,
-                    max_time,
-                    max_iter,
-                    catch_interrupt,
-                    bar,
-                    path,
-                    checkpoint_every,
-                    guard,
-                )
+            status, message = _run_ask_tell(
+                run,
+                objective,
+                start,
+                callback,
+                max_time,
+                max_iter,
+                catch_interrupt,
+                bar,
+                path,
+                checkpoint_every,
+                guard,
+            )
             if path is not None and not run.dirty:
                 # the loop's state, before the final evaluation of the recommendation
                 run.elapsed_before = time.perf_counter() - start
                 run.save(path)
             return _final_result(run, objective, start, status, message, catch_interrupt)
     finally:
+        run.optimizer.close()
         if bar is not None:
             bar.close()
 
@@ -424,6 +406,8 @@ def _stop_status(reasons: dict[str, Any]) -> tuple[Status, str]:
         return Status.NONFINITE, message
     if "stalled" in reasons:
         return Status.STALLED, message
+    if "budget" in reasons:
+        return Status.BUDGET, message
     return Status.CONVERGED, message
 
 
@@ -521,74 +505,6 @@ def _run_ask_tell(
             run.elapsed_before = time.perf_counter() - start
             run.save(path)
         raise
-
-
-def _run_closed_loop(
-    run: _Run,
-    objective: Objective,
-    start: float,
-    callback: Callable[[Result], Any] | None,
-    max_time: float | None,
-    max_iter: int | None,
-    catch_interrupt: bool,
-    bar: Any,
-) -> tuple[Status, str]:
-    opt, ev, history = run.optimizer, run.evaluator, run.history
-    assert isinstance(opt, ClosedLoopOptimizer)
-    stochastic = objective.is_stochastic
-    ended: list[tuple[Status, str]] = []
-    # give up when this many evaluations have not produced a single finite value
-    hopeless = 10 * (opt.dim + 1)
-
-    def fun(x: np.ndarray) -> float:
-        sample = objective.realization(run.obj_rng) if stochastic else objective
-        ev.nit = opt.nit
-        value = ev.evaluate(sample, x[None, :])
-        opt.record(x, value)
-        if bar is not None:
-            bar.update(1)
-        if ev.nfev >= hopeless and not np.isfinite(opt.best_f):
-            ended.append(
-                (Status.NONFINITE, f"nonfinite: none of the first {ev.nfev} values was finite")
-            )
-            raise _GiveUp
-        return float(value[0])
-
-    def on_iteration(xk: np.ndarray) -> None:
-        opt.nit += 1
-        history.append(
-            (opt.nit, ev.nfev, ev.ngev, time.perf_counter() - start, opt.last_value, opt.best_f)
-        )
-        if max_iter is not None and opt.nit >= max_iter:
-            ended.append((Status.MAX_ITER, f"reached max_iter={max_iter} iterations"))
-            raise StopIteration
-        if max_time is not None and time.perf_counter() - start >= max_time:
-            ended.append((Status.MAX_TIME, f"reached max_time={max_time} s"))
-            raise StopIteration
-        if callback is not None:
-            try:
-                callback(_intermediate(run, start))
-            except StopIteration:
-                ended.append((Status.CALLBACK, "stopped by the callback"))
-                raise
-
-    try:
-        reasons = opt.run(fun, on_iteration)
-    except BudgetExhausted:
-        return Status.BUDGET, f"budget exhausted: {ev.nfev} of {ev.budget} evaluations spent"
-    except _GiveUp:
-        pass
-    except KeyboardInterrupt:
-        if not catch_interrupt:
-            raise
-        return Status.INTERRUPTED, (
-            f"interrupted (KeyboardInterrupt) after {opt.nit} iterations; the result so far"
-        )
-    if ended:
-        return ended[0]
-    if not reasons and ev.nfev >= ev.budget:
-        return Status.BUDGET, f"budget exhausted: {ev.nfev} of {ev.budget} evaluations spent"
-    return _stop_status(reasons or {"converged": "the method's tolerance was met"})
 
 
 def _measured_noisy(opt: Optimizer, fun: float) -> bool:

@@ -1,0 +1,361 @@
+"""scipy's closed loops recast into ask/tell.
+
+``scipy.optimize.minimize`` calls the objective itself. To drive it by ask/tell,
+its loop runs in a worker thread whose objective hands each point (or batch of
+points: the probes of one finite-difference gradient) over to :meth:`ask`, then
+waits for the value :meth:`tell` gives back::
+
+    main thread                       worker thread
+    -----------                       -------------
+    stop() / ask()  <-- request X --  scipy calls fun(x)
+    tell(X, values) --- values -->    fun(x) returns; scipy goes on
+
+The thread is a cache, not state. The optimizer's state is what it was told:
+scipy's loop is deterministic, so replaying it over the told values, without
+calling the objective, rebuilds the thread exactly where it was. That is how a
+pickled optimizer (a checkpoint, a copy) resumes, and how a larger budget
+continues a run that stopped at its budget. A digest of the points asked
+checks that the replay took the same path.
+
+The worker ends when scipy returns (the method stopped by itself), when the
+budget does not allow the next request, on :meth:`RecastOptimizer.close`, and
+when the optimizer is garbage collected (it holds no reference to the
+optimizer); a thread ended early is told to halt, unwinds scipy's loop and is
+joined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dfo.exceptions import InvalidOptionError
+from dfo.optimizers.base import Optimizer
+
+__all__ = ["RecastOptimizer", "Reply", "Request", "scipy_bounds"]
+
+#: what a scipy loop's objective receives for a batch of points: values (and gradients)
+Reply = tuple[np.ndarray, np.ndarray | None]
+#: the function a scipy loop calls to have a batch ``X`` of shape ``(k, dim)`` evaluated
+Request = Callable[[np.ndarray], Reply]
+#: ``loop(request, x0, settings) -> stop reasons``: scipy's call, built from plain data
+Loop = Callable[[Request, np.ndarray, dict[str, Any]], dict[str, Any]]
+
+#: seconds to wait for a halted worker to unwind scipy's loop
+_JOIN_TIMEOUT = 10.0
+
+
+class _Halt(BaseException):
+    """Raised inside scipy's loop (from its objective) to end the worker."""
+
+
+class ReplayError(RuntimeError):
+    """scipy's loop took another path when replayed over the told values."""
+
+
+@dataclass
+class _Finished:
+    """The worker's last message: the loop's stop reasons, or the error it raised."""
+
+    reasons: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+def _chain(digest: bytes, X: np.ndarray) -> bytes:
+    """The digest of the points asked so far, extended by the batch ``X``."""
+    h = hashlib.blake2b(digest, digest_size=16)
+    h.update(np.asarray(X.shape, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(X, dtype=np.float64).tobytes())
+    return h.digest()
+
+
+def _work(
+    loop: Loop,
+    x0: np.ndarray,
+    settings: dict[str, Any],
+    told: _Told,
+    digest: bytes,
+    requests: queue.SimpleQueue[Any],
+    replies: queue.SimpleQueue[Any],
+) -> None:
+    """The worker thread: scipy's loop, replayed over ``told`` and then handed over."""
+    replayed = 0  # values replayed
+    path = b""
+
+    def request(X: np.ndarray) -> Reply:
+        nonlocal replayed, path
+        X = np.array(X, dtype=np.float64, copy=True)  # scipy may reuse its buffer
+        if replayed < told.n:
+            k = X.shape[0]
+            path = _chain(path, X)
+            reply = told.slice(replayed, replayed + k)
+            replayed += k
+            if replayed >= told.n and path != digest:
+                raise ReplayError("the replay of scipy's loop asked for other points")
+            return reply
+        requests.put(X)
+        reply = replies.get()
+        if reply is _Halt:
+            raise _Halt
+        return reply
+
+    try:
+        # scipy compares values by subtraction: inf - inf would warn
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            reasons = loop(request, x0, settings)
+        if replayed < told.n:
+            raise ReplayError("scipy's loop ended before the replay of the told values")
+        requests.put(_Finished(reasons=reasons))
+    except _Halt:
+        pass
+    except BaseException as exc:  # handed to the main thread, raised there
+        requests.put(_Finished(error=exc))
+
+
+class _Told:
+    """Every value (and gradient) told, in order, in arrays grown by doubling."""
+
+    def __init__(self, dim: int, with_grads: bool) -> None:
+        self.n = 0
+        self.values = np.empty(16)
+        self.grads = np.empty((16, dim)) if with_grads else None
+
+    def append(self, values: np.ndarray, grads: np.ndarray | None) -> None:
+        stop = self.n + values.size
+        if stop > self.values.size:
+            size = max(stop, 2 * self.values.size)
+            self.values = np.resize(self.values, size)
+            if self.grads is not None:
+                self.grads = np.resize(self.grads, (size, self.grads.shape[1]))
+        self.values[self.n : stop] = values
+        if self.grads is not None:
+            assert grads is not None
+            self.grads[self.n : stop] = grads
+        self.n = stop
+
+    def slice(self, start: int, stop: int) -> Reply:
+        grads = None if self.grads is None else self.grads[start:stop]
+        return self.values[start:stop], grads
+
+    def copy(self) -> _Told:
+        """A copy holding only the told rows (what a pickle and a worker need)."""
+        new = _Told.__new__(_Told)
+        new.n = self.n
+        new.values = self.values[: self.n].copy()
+        new.grads = None if self.grads is None else self.grads[: self.n].copy()
+        return new
+
+
+class _Worker:
+    """One worker thread and its two queues (no reference to the optimizer)."""
+
+    def __init__(
+        self, loop: Loop, x0: np.ndarray, settings: dict[str, Any], told: _Told, digest: bytes
+    ) -> None:
+        self.requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.replies: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.thread = threading.Thread(
+            target=_work,
+            args=(loop, x0, settings, told, digest, self.requests, self.replies),
+            name="dfo-scipy-loop",
+            daemon=True,
+        )
+        self.thread.start()
+
+    def next(self) -> np.ndarray | _Finished:
+        """The loop's next request, or how it finished (then the thread is joined)."""
+        item = self.requests.get()
+        if isinstance(item, _Finished):
+            self.thread.join()
+        return item
+
+    def reply(self, values: np.ndarray, grads: np.ndarray | None) -> None:
+        self.replies.put((values, grads))
+
+    def close(self) -> None:
+        """Halt the loop if it still runs, and join the thread."""
+        if self.thread.is_alive():
+            self.replies.put(_Halt)
+            if threading.current_thread() is not self.thread:
+                self.thread.join(_JOIN_TIMEOUT)
+
+
+class RecastOptimizer(Optimizer):
+    """Base of the methods whose loop is scipy's, recast into ask/tell.
+
+    A subclass gives :meth:`loop`, a static function ``loop(request, x0,
+    settings) -> reasons`` that calls scipy with an objective built on
+    ``request(X) -> (values, grads)`` and returns the reasons scipy stopped (as
+    :meth:`stop` names them), and :meth:`settings`, the plain data ``loop``
+    needs (it must not refer to the optimizer, so that an abandoned optimizer
+    is collected and its thread halted).
+
+    ``ask`` returns the batch scipy's objective requested; ``tell`` hands its
+    values back. :meth:`stop` names the budget when the next request does not
+    fit into it, so ``nfev`` never exceeds ``budget``.
+
+    Parameters
+    ----------
+    x0 : array_like, shape (dim,)
+        Starting point (scipy's ``x0``).
+    seed : int or None
+        Seed of the optimizer's generator (scipy's methods here draw nothing).
+    budget : int or None
+        The evaluation budget :meth:`stop` enforces.
+    """
+
+    def __init__(self, x0: Any, *, seed: int | None = None, budget: int | None = None) -> None:
+        super().__init__(x0, seed=seed, budget=budget)
+        self._told = _Told(self.dim, self.needs_gradient)  # every reply given to the loop
+        self._digest = b""  # of the points asked so far
+        self._worker: _Worker | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._next: np.ndarray | None = None  # the loop's request waiting for tell
+        self._finished: _Finished | None = None
+
+    @staticmethod
+    def loop(request: Request, x0: np.ndarray, settings: dict[str, Any]) -> dict[str, Any]:
+        """Call scipy on an objective built on ``request``; return why it stopped.
+
+        A static method: it sees only its arguments, never the optimizer.
+        """
+        raise NotImplementedError
+
+    def settings(self) -> dict[str, Any]:
+        """The plain data :meth:`loop` needs (options as scipy takes them)."""
+        raise NotImplementedError
+
+    # -- the worker -----------------------------------------------------------
+    def _start(self) -> _Worker:
+        worker = _Worker(
+            type(self).loop, self.x0.copy(), self.settings(), self._told.copy(), self._digest
+        )
+        self._worker = worker
+        self._finalizer = weakref.finalize(self, worker.close)
+        return worker
+
+    def close(self) -> None:
+        """End the worker thread (it is rebuilt by replay if the run goes on)."""
+        if self._finalizer is not None:
+            self._finalizer()  # calls worker.close once
+        self._worker = self._finalizer = None
+
+    def _peek(self) -> np.ndarray | None:
+        """The loop's next request (None once it has finished)."""
+        if self._next is None and self._finished is None:
+            item = (self._worker or self._start()).next()
+            if isinstance(item, _Finished):
+                self._finished = item
+                self.close()
+            else:
+                self._next = item
+        if self._finished is not None and self._finished.error is not None:
+            raise self._finished.error
+        return self._next
+
+    # -- the hooks --------------------------------------------------------------
+    def _ask(self) -> np.ndarray:
+        X = self._peek()
+        if X is None:
+            raise RuntimeError(f"{self.name} has stopped ({self.stop()}); nothing to ask")
+        return X.copy()
+
+    def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
+        asked = self._peek()
+        assert asked is not None  # the base class checked X against the pending ask
+        values = np.array(values, dtype=np.float64, copy=True)
+        if self.needs_gradient:
+            grads = np.array(grads, dtype=np.float64, copy=True)
+        else:
+            grads = None  # not the method's business
+        if self._worker is None:  # closed at the budget, now continued: rebuild by replay
+            self._next = None
+            self._peek()
+        assert self._worker is not None
+        self._told.append(values, grads)
+        self._digest = _chain(self._digest, asked)
+        self._next = None
+        self._worker.reply(values, grads)
+        return float(values[0])
+
+    def _stop(self) -> dict[str, Any]:
+        X = self._peek()
+        if X is None:
+            assert self._finished is not None
+            return self._finished.reasons
+        if self.budget is not None and self.nfev + X.shape[0] > self.budget:
+            self.close()
+            return {
+                "budget": f"{self.nfev} of {self.budget} evaluations spent; "
+                f"the next step needs {X.shape[0]}"
+            }
+        hopeless = 10 * (self.dim + 1)
+        if self.nfev >= hopeless and not np.isfinite(self.best_f):
+            self.close()
+            return {"nonfinite": f"none of the first {self.nfev} values was finite"}
+        return {}
+
+    # -- pickling: the thread is rebuilt by replay --------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_worker=None, _finalizer=None, _next=None, _told=self._told.copy())
+        return state
+
+
+def scipy_bounds(bounds: Any, dim: int) -> Any:
+    """``bounds`` as a :class:`scipy.optimize.Bounds` of ``dim`` variables, or None.
+
+    Parameters
+    ----------
+    bounds : None, scipy.optimize.Bounds or (lower, upper)
+        ``lower`` and ``upper`` are None (unbounded), numbers or arrays of shape
+        ``(dim,)``.
+    dim : int
+
+    Returns
+    -------
+    scipy.optimize.Bounds or None
+
+    Raises
+    ------
+    InvalidOptionError
+        Bounds that are not of that form, contain nan, or have ``lower > upper``.
+    """
+    from scipy.optimize import Bounds
+
+    if bounds is None:
+        return None
+    if isinstance(bounds, Bounds):
+        lower, upper = bounds.lb, bounds.ub
+    else:
+        try:
+            lower, upper = bounds
+        except (TypeError, ValueError):
+            raise InvalidOptionError(
+                f"bounds must be a scipy.optimize.Bounds or a pair (lower, upper); "
+                f"got {bounds!r:.60}"
+            ) from None
+    sides = []
+    for name, side, default in (("lower", lower, -np.inf), ("upper", upper, np.inf)):
+        try:
+            arr = np.broadcast_to(
+                np.asarray(default if side is None else side, dtype=float), (dim,)
+            ).copy()
+        except (TypeError, ValueError):
+            raise InvalidOptionError(
+                f"the {name} bound must be None, a number or an array of shape ({dim},); "
+                f"got {side!r:.60}"
+            ) from None
+        if np.isnan(arr).any():
+            raise InvalidOptionError(f"the {name} bound must not be nan; got {arr.tolist()}")
+        sides.append(arr)
+    if not np.all(sides[0] <= sides[1]):
+        raise InvalidOptionError("bounds must have lower <= upper in every coordinate")
+    return Bounds(sides[0], sides[1])
