@@ -11,7 +11,8 @@ final target f_opt + 1e-8 is hit (``final_target_hit``), as COCO experiments do.
 Methods, by name (``--methods``):
 
 - any dfo method (``dfo.methods()``, and ``auto``), run through ``dfo.minimize`` with
-  its defaults (``bounds=`` passed where the method or ``minimize`` takes it);
+  its defaults (``bounds=`` passed where the method or ``minimize`` takes it), or
+  with options written after a colon: ``cma-es:restart_regime='ipop',restarts=0``;
 - ``pycma``: one bare ``cma.fmin2`` run, sigma0 = 2, no restarts;
   ``pycma-bipop``: ``cma.fmin2`` with ``bipop=True, restarts=9`` from random starts;
 - ``scipy-cobyqa``, ``scipy-powell``, ``scipy-lbfgsb`` (finite-difference gradients):
@@ -22,12 +23,14 @@ median log10 precision (best f - f_opt, floored at 1e-8), the median share of th
 budget used (over all functions, and over the unsolved ones) and the run time.
 Runs are spread over ``--jobs`` processes; nothing is written unless ``--out``.
 
-Run: ``python benchmarks/bench_bbob.py [--quick] [--methods cma-es,pycma]
-[--dims 2,10,20] [--budgets 1000] [--functions 1-24] [--jobs 2] [--out FILE]``.
+Run: ``python benchmarks/bench_bbob.py [--quick] [--methods cma-es,pycma ...]
+[--dims 2,10,20] [--budgets 1000] [--functions 1-24] [--seed 1] [--jobs 2] [--full]
+[--per-function] [--out FILE]``.
 """
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import math
@@ -88,9 +91,21 @@ def _takes_bounds(method: str) -> bool:
     return method != "auto" and "bounds" in dfo.optimizers.method_options(method)
 
 
-def run_dfo(method: str, f: Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, seed: int):
-    kwargs: dict[str, Any] = {"bounds": (lo, hi)} if _takes_bounds(method) else {}
-    res = dfo.minimize(f, x0, method=method, budget=f.budget, seed=seed, **kwargs)
+def split_name(name: str) -> tuple[str, dict[str, Any]]:
+    """``"cma-es:popsize=20,restarts=0"`` as the method and its options (values as Python)."""
+    method, _, rest = name.partition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        options[key.strip()] = ast.literal_eval(value.strip())
+    return method, options
+
+
+def run_dfo(name: str, f: Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, seed: int):
+    method, options = split_name(name)
+    if _takes_bounds(method):
+        options.setdefault("bounds", (lo, hi))
+    res = dfo.minimize(f, x0, method=method, budget=f.budget, seed=seed, **options)
     return {"message": res.message, "chosen": res.get("chosen", res.method)}
 
 
@@ -145,7 +160,7 @@ def available(name: str) -> bool:
         return True
     if name == "auto":
         return _auto_in_minimize()
-    return name in dfo.methods()
+    return split_name(name)[0] in dfo.methods()
 
 
 def _auto_in_minimize() -> bool:
@@ -254,7 +269,12 @@ def _init_worker() -> None:
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--methods", default="cma-es,pycma", help="comma-separated method names")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["cma-es,pycma"],
+        help="method names (comma-separated, or one per argument when options follow ':')",
+    )
     p.add_argument("--dims", default=None, help="dimensions (default 2,10,20; quick: 2)")
     p.add_argument("--budgets", default=None, help="budgets as multiples of d (default 1000)")
     p.add_argument("--functions", default="1-24", help="bbob function numbers, e.g. 1-14,20")
@@ -267,7 +287,12 @@ def main() -> None:
     dims = _int_list(args.dims or ("2" if args.quick else "2,10,20"))
     multiples = _int_list(args.budgets or ("100" if args.quick else "1000"))
     functions = _int_list(args.functions)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = [
+        m.strip()
+        for arg in args.methods
+        for m in ([arg] if ":" in arg else arg.split(","))
+        if m.strip()
+    ]
     missing = [m for m in methods if not available(m)]
     methods = [m for m in methods if m not in missing]
 

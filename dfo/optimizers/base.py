@@ -283,6 +283,10 @@ class Optimizer:
         """Remarks on the run so far for the result's message (such as backtracking)."""
         return []
 
+    def extra(self) -> dict[str, Any]:
+        """Method-specific fields of the Result (such as CMA-ES's ``restarts``)."""
+        return {}
+
     def result(self) -> Result:
         """What the optimizer has found so far, from the values it was told."""
         reasons = self.stop()
@@ -298,6 +302,7 @@ class Optimizer:
             message="; ".join(f"{k}: {v}" for k, v in reasons.items()) or "running",
             method=self.name,
             options=self.options(),
+            **self.extra(),
         )
 
     def __repr__(self) -> str:

@@ -10,6 +10,14 @@ options and never lets the user override them:
   pycma prints nothing, writes no files and reads none (``verbose=True`` lets
   it print, still without files).
 
+When pycma's termination fires and budget remains, the strategy restarts from a
+random point of the initial region with a new :class:`cma.CMAEvolutionStrategy`:
+IPOP doubles the population at each restart (Auger & Hansen 2005), BIPOP (the
+default; Hansen 2009) interlaces such large-population runs with runs of small,
+randomized populations and step sizes, each regime getting about half the
+evaluations. All of it (pycma's state, the restart bookkeeping, the generator) is
+in plain attributes, so a checkpoint resumes bit for bit.
+
 pycma's own bookkeeping per generation is of the order of 0.5-1 ms in 10
 dimensions, 5-20 ms in 100 and 0.2-0.3 s in 1000 with the full covariance (an
 eigendecomposition every few generations), against 0.5, 2 and 5-7 ms for the
@@ -29,10 +37,20 @@ from dfo.exceptions import InvalidOptionError, suggest
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
 
-__all__ = ["CMAES", "SEPARABLE_ABOVE"]
+__all__ = ["CMAES", "RESTART_REGIMES", "SEPARABLE_ABOVE"]
 
 #: above this dimension ``separable="auto"`` runs the separable (diagonal) variant
 SEPARABLE_ABOVE = 100
+
+#: the restart regimes of ``restart_regime=``
+RESTART_REGIMES = ("bipop", "ipop")
+
+#: restarts allowed when no budget is known (``restarts=None`` without ``budget=``)
+RESTARTS_WITHOUT_BUDGET = 9
+
+#: the default ``sigma0`` as a share of the width of finite bounds (pycma's advice:
+#: a quarter to a fifth of the region where the optimum is expected)
+SIGMA0_OF_WIDTH = 0.2
 
 # pycma stop reasons that mean "converged" rather than "gave up"
 _PYCMA_IGNORED = {"maxfevals", "maxiter"}
@@ -122,15 +140,47 @@ def _bounds(bounds: Any, dim: int) -> list[Any] | None:
     return [None if lo is None else lo.tolist(), None if hi is None else hi.tolist()]
 
 
+def _check_restarts(restarts: Any, regime: Any) -> None:
+    if restarts is not None and (
+        isinstance(restarts, bool) or not isinstance(restarts, int | np.integer) or restarts < 0
+    ):
+        raise InvalidOptionError(
+            f"restarts must be None (as many as the budget allows) or an integer >= 0; "
+            f"got {restarts!r}"
+        )
+    if regime not in RESTART_REGIMES:
+        raise InvalidOptionError(
+            f"restart_regime must be one of {list(RESTART_REGIMES)}; got {regime!r}"
+            + (suggest(regime, RESTART_REGIMES) if isinstance(regime, str) else "")
+        )
+
+
 @register("cma-es")
 class CMAES(Optimizer):
-    """Covariance matrix adaptation evolution strategy (Hansen & Ostermeier, 2001).
+    """Covariance matrix adaptation evolution strategy with restarts (IPOP, BIPOP).
 
     A thin ask/tell adapter over :class:`cma.CMAEvolutionStrategy`. Each
     generation of ``popsize`` candidates is asked at once (so it is evaluated in
     one vectorized call, on one sample of a stochastic objective). Non-finite values
     rank worst. The recommendation is the distribution mean (pycma's
-    ``xfavorite``), which :func:`dfo.minimize` evaluates at the end.
+    ``xfavorite``) of the run that found the best value, which :func:`dfo.minimize`
+    evaluates at the end.
+
+    When pycma's termination fires (the run converged or stagnated) and the budget
+    allows another generation, a new pycma run starts from a point drawn uniformly
+    in the initial region (``x0 +- 2 sigma0`` within the bounds), up to
+    ``restarts`` times:
+
+    - ``"ipop"``: the k-th restart has ``2**k`` times the first population, and
+      ``sigma0``;
+    - ``"bipop"`` (Hansen 2009): after the first run, the regime that has spent
+      fewer evaluations goes next (the first run counts as small). A large run
+      doubles the population of the previous large run (as IPOP); a small run
+      draws ``popsize * (lambda_large / (2 popsize))**(u**2)`` candidates and step
+      size ``sigma0 * 10**(-2 v)`` (u, v uniform in [0, 1]) and stops after about
+      half the evaluations of the latest large run.
+
+    ``Result.restarts`` (and the message) say how many restarts ran.
 
     In more than :data:`SEPARABLE_ABOVE` (100) dimensions the separable variant
     runs by default (``separable="auto"``); ``options()["separable"]`` and
@@ -138,10 +188,18 @@ class CMAES(Optimizer):
 
     Parameters
     ----------
-    sigma0 : float, default 0.5
-        Initial step size (standard deviation), in the units of ``x``.
+    sigma0 : float, optional
+        Initial step size (standard deviation), in the units of ``x``. By default
+        :data:`SIGMA0_OF_WIDTH` (0.2) times the smallest width of the bounds when
+        every bound is finite (2 for the box [-5, 5]^n), else 0.5.
     popsize : int, optional
-        Candidates per generation; pycma's default ``4 + floor(3 ln n)``.
+        Candidates per generation of the first run; pycma's default
+        ``4 + floor(3 ln n)``.
+    restarts : int, optional
+        At most this many restarts; 0 makes a single run. By default as many as the
+        budget allows (:data:`RESTARTS_WITHOUT_BUDGET`, 9, when no budget is given).
+    restart_regime : {"bipop", "ipop"}, default "bipop"
+        How the restarts choose their population size and step size (see above).
     separable : bool or "auto", default "auto"
         Run the separable variant (diagonal covariance, ``CMA_diagonal``): linear
         cost per candidate and faster learning in large dimension. ``"auto"``
@@ -149,7 +207,7 @@ class CMAES(Optimizer):
     bounds : (lower, upper), optional
         Box constraints (scalars or arrays; None for unbounded), pycma's handling.
     tolfun, tolx : float, optional
-        pycma's stopping tolerances (its defaults when None).
+        pycma's stopping tolerances (its defaults when None); they end each run.
     cma_options : dict, optional
         Further pycma options (names from ``cma.CMAOptions()``), passed as they
         are; the options above, and those that would seed, print or write files,
@@ -164,8 +222,10 @@ class CMAES(Optimizer):
         *,
         seed: int | None = None,
         budget: int | None = None,
-        sigma0: float = 0.5,
+        sigma0: float | None = None,
         popsize: int | None = None,
+        restarts: int | None = None,
+        restart_regime: str = "bipop",
         separable: bool | str = "auto",
         bounds: Any = None,
         tolfun: float | None = None,
@@ -174,18 +234,19 @@ class CMAES(Optimizer):
         verbose: bool = False,
     ) -> None:
         super().__init__(x0, seed=seed, budget=budget)
-        import cma
-
-        if (
+        if sigma0 is not None and (
             isinstance(sigma0, bool)
             or not isinstance(sigma0, int | float)
             or not 0 < sigma0 < np.inf
         ):
-            raise InvalidOptionError(f"sigma0 must be a finite positive number; got {sigma0!r}")
+            raise InvalidOptionError(
+                f"sigma0 must be None or a finite positive number; got {sigma0!r}"
+            )
         if popsize is not None and (
             isinstance(popsize, bool) or not isinstance(popsize, int | np.integer) or popsize < 2
         ):
             raise InvalidOptionError(f"popsize must be an integer >= 2; got {popsize!r}")
+        _check_restarts(restarts, restart_regime)
         if separable == "auto":
             separable = self.dim > SEPARABLE_ABOVE
         elif not isinstance(separable, bool):
@@ -195,7 +256,6 @@ class CMAES(Optimizer):
         self.verbose = verbose
         cma_options = _check_cma_options(cma_options)
         self.cma_options = cma_options
-        self.sigma0 = float(sigma0)
         self.separable = separable
         opts: dict[str, Any] = {
             "randn": GeneratorRandn(self.rng),
@@ -218,8 +278,21 @@ class CMAES(Optimizer):
                 "fails in one dimension); got x0 of size 1. Use bounds with random-search, "
                 "or cma-es without bounds"
             )
+        lower = np.full(self.dim, -np.inf)
+        upper = np.full(self.dim, np.inf)
         if bnds is not None:
             opts["bounds"] = bnds
+            lower = lower if bnds[0] is None else np.array(bnds[0])
+            upper = upper if bnds[1] is None else np.array(bnds[1])
+        if sigma0 is None:
+            width = upper - lower
+            sigma0 = SIGMA0_OF_WIDTH * width.min() if np.isfinite(width).all() else 0.5
+        self.sigma0 = float(sigma0)
+        # restarts start uniformly in the initial region: x0 +- 2 sigma0, within the bounds
+        self.region = (
+            np.maximum(lower, self.x0 - 2 * self.sigma0),
+            np.minimum(upper, self.x0 + 2 * self.sigma0),
+        )
         for name, tol in (("tolfun", tolfun), ("tolx", tolx)):
             if tol is None:
                 continue
@@ -230,24 +303,50 @@ class CMAES(Optimizer):
             opts.update(cma_options)
         self.user_options = {
             "popsize": popsize,
+            "restarts": restarts,
+            "restart_regime": restart_regime,
             "separable": separable,
             "bounds": bounds,
             "tolfun": tolfun,
             "tolx": tolx,
             **(cma_options or {}),
         }
+        self.opts = opts
+        self.es = self._new_run(self.x0, self.sigma0, {})
+        self.popsize = int(self.es.popsize)
+        self.all_bad = 0
+        # restart bookkeeping
+        if restarts is None and budget is None:
+            restarts = RESTARTS_WITHOUT_BUDGET
+        self.max_restarts = restarts
+        self.restart_regime = restart_regime
+        self.restarts = 0
+        self.runs: list[dict[str, Any]] = []  # the finished runs
+        self.run: dict[str, Any] = {
+            "regime": "first",
+            "popsize": self.popsize,
+            "evals": 0,
+            "best": np.inf,
+        }
+        self.run_over: list[str] | None = None  # why the current run ended, if it did
+        self.large_popsize = self.popsize  # the latest large population (BIPOP, IPOP)
+        self.best_run_mean: np.ndarray | None = None  # mean of the best finished run
+
+    def _new_run(self, x: np.ndarray, sigma: float, extra: dict[str, Any]) -> Any:
+        import cma
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                self.es = cma.CMAEvolutionStrategy(self.x0, self.sigma0, opts)
+                return cma.CMAEvolutionStrategy(x, sigma, {**self.opts, **extra})
             except Exception as exc:  # an option pycma rejects, however it says so
                 raise InvalidOptionError(
                     f"pycma rejected the options: {type(exc).__name__}: {exc}"
                 ) from exc
-        self.popsize = int(self.es.popsize)
-        self.all_bad = 0
 
     def _ask(self) -> np.ndarray:
+        if self.run_over is not None:
+            self._restart(self.run_over)
         return np.array(self.es.ask(), dtype=np.float64)
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
@@ -268,15 +367,60 @@ class CMAES(Optimizer):
             self.es.tell(list(X), values.tolist())
         if self.verbose:
             self.es.disp()  # pycma's progress line every 100 generations
+        self.run["best"] = min(self.run["best"], float(values.min()))
+        self.run["evals"] += X.shape[0]
+        reasons = self._pycma_stop()
+        restart_left = self.max_restarts is None or self.restarts < self.max_restarts
+        if reasons and "ftarget" not in reasons and restart_left:
+            # this run is over; the next starts at the next ask (so a run that ends
+            # here, on its budget, resumes from a checkpoint exactly as it would go on)
+            self.run_over = sorted(reasons)
         return float(values.min())
 
-    def recommend(self) -> np.ndarray:
-        # the mean in the user's space, inside the bounds (a fresh copy)
+    def _restart(self, reasons: list[str]) -> None:
+        """End the current run (stopped for ``reasons``) and start the next one."""
+        finished = {**self.run, "stop": reasons}
+        if all(finished["best"] <= r["best"] for r in self.runs):
+            self.best_run_mean = self.recommend_current()
+        self.runs.append(finished)
+        regime, popsize, sigma, extra = self._next_run(self.runs)
+        if regime == "large":
+            self.large_popsize = popsize
+        x = self.rng.uniform(*self.region)
+        self.es = self._new_run(x, sigma, {"popsize": popsize, **extra})
+        self.restarts += 1
+        self.run = {"regime": regime, "popsize": popsize, "evals": 0, "best": np.inf}
+        self.run_over = None
+
+    def _next_run(self, runs: list[dict[str, Any]]) -> tuple[str, int, float, dict[str, Any]]:
+        """Regime, population size, step size and pycma options of the run after ``runs``."""
+        large = 2 * self.large_popsize, self.sigma0
+        if self.restart_regime == "ipop":
+            return "large", *large, {}
+        # BIPOP: the regime that has spent fewer evaluations goes next (the first run
+        # counts as small); a small run gets about half the latest large run's budget
+        small_evals = sum(r["evals"] for r in runs if r["regime"] != "large")
+        large_evals = sum(r["evals"] for r in runs if r["regime"] == "large")
+        if small_evals < large_evals:
+            u, v = self.rng.uniform(size=2)
+            ratio = self.large_popsize / (2 * self.popsize)
+            popsize = max(self.popsize, int(self.popsize * ratio ** (u**2)))
+            last_large = next(r["evals"] for r in reversed(runs) if r["regime"] == "large")
+            maxiter = max(1, int(np.ceil(0.5 * last_large / popsize)))
+            return "small", popsize, self.sigma0 * 10 ** (-2 * v), {"maxiter": maxiter}
+        return "large", *large, {}
+
+    def recommend_current(self) -> np.ndarray:
+        """The mean of the current run in the user's space, inside the bounds (a copy)."""
         return np.array(self.es.to_phenotype(self.es.mean), dtype=np.float64)
 
-    def _stop(self) -> dict[str, Any]:
-        if self.all_bad >= 10:
-            return {"nonfinite": f"{self.all_bad} generations in a row had no finite value"}
+    def recommend(self) -> np.ndarray:
+        # the mean of the run that found the best value so far
+        if self.best_run_mean is not None and any(r["best"] < self.run["best"] for r in self.runs):
+            return self.best_run_mean.copy()
+        return self.recommend_current()
+
+    def _pycma_stop(self) -> dict[str, Any]:
         try:
             stop = self.es.stop()
         except Exception as exc:  # pycma reads some options only when it checks them
@@ -286,7 +430,29 @@ class CMAES(Optimizer):
                 f"pycma failed on cma_options={self.cma_options!r:.80}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        return {k: v for k, v in stop.items() if k not in _PYCMA_IGNORED}
+        return {k: v for k, v in stop.items() if k != "maxfevals"}
+
+    def _stop(self) -> dict[str, Any]:
+        if self.all_bad >= 10:
+            return {"nonfinite": f"{self.all_bad} generations in a row had no finite value"}
+        if self.run_over is not None:
+            return {}  # a restart follows
+        # without a restart left, a run goes on past pycma's iteration limit
+        return {k: v for k, v in self._pycma_stop().items() if k not in _PYCMA_IGNORED}
 
     def options(self) -> dict[str, Any]:
         return {"sigma0": self.sigma0, **self.user_options, "popsize": self.popsize}
+
+    def _runs_told(self) -> list[dict[str, Any]]:
+        """The runs that evaluated something (the last one may not have, on its budget)."""
+        return [r for r in [*self.runs, self.run] if r["evals"]]
+
+    def notes(self) -> list[str]:
+        runs = self._runs_told()
+        if len(runs) < 2:
+            return []
+        sizes = [r["popsize"] for r in runs]
+        return [f"{len(runs) - 1} restarts ({self.restart_regime}), population sizes {sizes}"]
+
+    def extra(self) -> dict[str, Any]:
+        return {"restarts": max(0, len(self._runs_told()) - 1)}

@@ -615,4 +615,5 @@ def _final_result(
         options=opt.options(),
         time=time.perf_counter() - start,
         dtype=objective.dtype.name,
+        **opt.extra(),
     )
