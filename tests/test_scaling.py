@@ -1,4 +1,4 @@
-"""dfo scaling: gradient costs, fits, FD step error and SPSA cosine, on tiny sweeps."""
+"""dfo scaling: gradient costs, fits, FD step error and estimate cosines, on tiny sweeps."""
 
 from __future__ import annotations
 
@@ -13,19 +13,15 @@ import dfo.scaling as scaling
 from dfo.exceptions import InvalidOptionError
 from dfo.nn.network_objective import NetworkObjective
 from dfo.numdiff import finite_difference
-from dfo.scaling.accuracy import CosineRecord, StepErrorRecord
+from dfo.scaling.accuracy import CosineRecord, StepErrorRecord, estimates
 from dfo.scaling.costs import (
     EXPECTED_SLOPES,
-    GradientCost,
-    _batch,
-    _CoordinateSample,
-    _spsa_estimate,
+    GradientTiming,
     fit_slopes,
     measure_gradient_costs,
-    network_for,
-    sweep_sizes,
 )
 from dfo.scaling.plots import write_csv
+from dfo.scaling.workload import CoordinateSample, digits_batch, network_for, sweep_sizes
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -59,31 +55,31 @@ def test_sweep_sizes_are_distinct_ascending_and_span_the_range():
 
 
 def test_coordinate_sample_fd_is_the_full_fd_on_those_coordinates():
-    X, y = _batch(16, seed=3)
+    X, y = digits_batch(16, seed=3)
     net = network_for(310)
     obj = NetworkObjective(net, X, y)
     theta = net.init_params(np.random.default_rng(1))
     coords = np.array([0, 7, 100, 200, 309])
     for scheme in ("forward", "central"):
         full = finite_difference(obj, theta, scheme=scheme)
-        sub = finite_difference(
-            _CoordinateSample(obj, theta, coords), theta[coords], scheme=scheme
-        )
+        sub = finite_difference(CoordinateSample(obj, theta, coords), theta[coords], scheme=scheme)
         np.testing.assert_array_equal(sub.step, full.step[coords])
         # same probe rows; only the batching of the evaluations differs (rounding / h)
         np.testing.assert_allclose(sub.grad, full.grad[coords], rtol=1e-6, atol=1e-9)
         assert sub.nfev == (coords.size + 1 if scheme == "forward" else 2 * coords.size)
 
 
-def test_spsa_estimate_along_the_coordinate_axes_is_a_central_difference():
-    X, y = _batch(16, seed=0)
+def test_spsa_estimate_is_dfos_spsa_and_a_central_difference_along_its_direction():
+    # the estimate dfo scaling uses is the spsa method's own: (f+ - f-) / (2 c_k) d
+    X, y = digits_batch(16, seed=0)
     net = network_for(85)
     obj = NetworkObjective(net, X, y)
     theta = net.init_params(np.random.default_rng(2))
-    c = 1e-4
-    g_axes = _spsa_estimate(obj, theta, np.eye(net.n_params), c)
-    g_central = finite_difference(obj, theta, scheme="central", h=c).grad
-    np.testing.assert_allclose(g_axes, g_central, rtol=1e-6, atol=1e-10)
+    g = next(estimates("spsa", obj, theta, 3, 1e-4))
+    d = np.sign(g) * np.sign(g[0])  # the +-1 direction, up to its sign
+    _, grad = obj.value_and_grad(theta)
+    # a central difference along d of size c: g = (grad . d) d to O(c^2)
+    np.testing.assert_allclose(g, (grad @ d) * d, rtol=1e-5)
 
 
 # -- the cost sweep ---------------------------------------------------------------------
@@ -102,6 +98,8 @@ def test_cost_records_count_evaluations_and_mark_extrapolation(tiny_costs):
         assert by[n, "central-fd"].evaluations == 2 * n
         assert by[n, "spsa"].evaluations == 2
         assert by[n, "backprop"].evaluations == 1
+        assert by[n, "forward-mode"].evaluations == n
+        assert by[n, "forward-gradient"].evaluations == 1
         assert by[n, "loss"].forward_equivalents == pytest.approx(1.0)
         for r in (by[n, m] for m in scaling.METHODS):
             assert r.seconds > 0 and r.wall_seconds > 0
@@ -116,6 +114,8 @@ def test_cost_records_count_evaluations_and_mark_extrapolation(tiny_costs):
     assert fwd.probes_timed == 16 and cen.probes_timed == 16
     # one time per probe row for both schemes (same work per row)
     assert fwd.seconds / 311 == pytest.approx(cen.seconds / 620)
+    # forward mode: timed in full at 85, extrapolated from sampled unit vectors at 310
+    assert not by[85, "forward-mode"].extrapolated and by[310, "forward-mode"].extrapolated
 
 
 def test_cost_records_fd_errors_are_those_of_finite_differences(tiny_costs):
@@ -124,6 +124,8 @@ def test_cost_records_fd_errors_are_those_of_finite_differences(tiny_costs):
             assert 1e-10 < r.rel_error < 1e-5  # ~sqrt(eps) at the default step
         elif r.method == "central-fd":
             assert r.rel_error < 1e-8  # ~eps^(2/3)
+        elif r.method == "forward-mode":
+            assert r.rel_error < 1e-13  # exact: rounding only
         else:
             assert math.isnan(r.rel_error)
 
@@ -154,13 +156,15 @@ def synthetic_costs(sizes, overhead=0.0, extrapolate_above=math.inf):
             ("loss", 1, 1e-8 * n),
             ("forward-fd", n + 1, 1e-8 * n * (n + 1)),
             ("central-fd", 2 * n, 2e-8 * n * n),
+            ("forward-mode", n, 2e-8 * n * n),
+            ("forward-gradient", 1, 2e-8 * n),
             ("spsa", 2, 2e-8 * n),
             ("backprop", 1, 3e-8 * n),
         ):
             t += overhead
-            ext = method.endswith("fd") and n > extrapolate_above
+            ext = (method.endswith("fd") or method == "forward-mode") and n > extrapolate_above
             out.append(
-                GradientCost(
+                GradientTiming(
                     n, 1, method, evals, t, ext, evals, 1.0, wall_seconds=t, cpu_seconds=t
                 )
             )
@@ -178,6 +182,7 @@ def test_fit_slopes_recovers_the_powers_of_exact_power_laws():
         assert (s.n_min, s.n_max, s.n_points) == (1000, 16000, 5)
     by = {(s.method, s.quantity): s for s in slopes}
     assert by["forward-fd", "seconds"].n_extrapolated == 3
+    assert by["forward-mode", "seconds"].n_extrapolated == 3
     assert by["backprop", "seconds"].n_extrapolated == 0
     assert by["backprop", "seconds"].slope_cpu == pytest.approx(1.0)
     assert math.isnan(by["backprop", "evaluations"].slope_cpu)
@@ -230,7 +235,7 @@ def test_fd_step_error_is_a_v_with_its_bottom_near_the_rules_of_thumb(step_error
 
 def test_fd_step_error_records_are_the_error_of_finite_difference(step_errors):
     # recompute one float64 point independently
-    X, y = _batch(32, seed=1)
+    X, y = digits_batch(32, seed=1)
     net = network_for(85)
     obj = NetworkObjective(net, X, y)
     x = net.init_params(np.random.default_rng(1)).astype(np.float32).astype(np.float64)
@@ -251,19 +256,27 @@ def test_fd_step_error_rejects_bad_options():
         scaling.fd_step_error_curve(steps=[1e-3, -1.0])
 
 
-# -- SPSA cosine ------------------------------------------------------------------------
-def test_spsa_cosine_follows_sqrt_q_over_q_plus_n():
-    records = scaling.spsa_cosine([85], qs=[1, 16, 64, 256], repeats=6, batch=16, seed=4)
-    by = {r.q: r for r in records}
+# -- estimate cosines ---------------------------------------------------------------------
+def test_estimate_cosine_follows_sqrt_q_over_q_plus_n():
+    records = scaling.estimate_cosine([85], qs=[1, 16, 64, 256], repeats=6, batch=16, seed=4)
     n = records[0].n_params
-    for q, r in by.items():
-        assert r.theory == pytest.approx(math.sqrt(q / (q + n - 1)))
-        assert r.repeats == 6
-    for q in (16, 64, 256):  # the approximation is for q large enough
-        assert by[q].cosine_mean == pytest.approx(by[q].theory, rel=0.25)
-    means = [by[q].cosine_mean for q in sorted(by)]
-    assert means == sorted(means)  # more directions, better aligned
-    assert by[1].cosine_mean < 0.3  # one direction in 85 dimensions: a poor guess
+    for method, shift in (("spsa", -1), ("forward-gradient", 1)):
+        by = {r.q: r for r in records if r.method == method}
+        for q, r in by.items():
+            assert r.theory == pytest.approx(math.sqrt(q / (q + n + shift)))
+            assert r.repeats == 6
+        for q in (16, 64, 256):  # the approximation is for q large enough
+            assert by[q].cosine_mean == pytest.approx(by[q].theory, rel=0.25)
+        means = [by[q].cosine_mean for q in sorted(by)]
+        assert means == sorted(means)  # more directions, better aligned
+        assert by[1].cosine_mean < 0.3  # one direction in 85 dimensions: a poor guess
+
+
+def test_one_direction_cosine_has_rms_one_over_sqrt_n():
+    # E[cos^2] = 1/n exactly for one uniformly random direction; 200 draws: within 25%
+    records = scaling.estimate_cosine([310], qs=[1], repeats=200, batch=16, seed=1)
+    for r in records:
+        assert r.cosine_rms == pytest.approx(1 / math.sqrt(310), rel=0.25), r.method
 
 
 # -- run and the command line -----------------------------------------------------------
@@ -290,7 +303,12 @@ def test_run_quick_prints_tables_and_writes_csv_and_figures(tmp_path, capsys):
     # with a tolerance nothing meets, --check turns the verdict into the exit status
     assert scaling.run(parse(*argv, "--check", "--tolerance", "1e-12")) == 1
     text = capsys.readouterr().out
-    for heading in ("Cost of one gradient", "FD gradient error against the step", "SPSA: cosine"):
+    for heading in (
+        "Cost of one gradient",
+        "FD gradient error against the step",
+        "Stochastic estimates: cosine",
+        "One direction (q = 1) against n",
+    ):
         assert heading in text
     assert "NO" in text
     with (out / "gradient_costs.csv").open() as fh:
@@ -299,7 +317,7 @@ def test_run_quick_prints_tables_and_writes_csv_and_figures(tmp_path, capsys):
     assert len(sizes) == 3 and len(rows) == 3 * len(scaling.METHODS)
     for r in rows:  # the printed table shows the same evaluations
         assert f"{int(r['n_params']):>7}" in text
-    for name in ("gradient_costs", "fd_step_error", "spsa_cosine"):
+    for name in ("gradient_costs", "fd_step_error", "estimate_cosine", "estimate_cosine_vs_n"):
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with (out / "slopes.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == len(EXPECTED_SLOPES)
@@ -322,22 +340,23 @@ def test_run_exit_status_follows_the_slopes(tmp_path, monkeypatch, capsys):
     )
     monkeypatch.setattr(
         scaling.command,
-        "spsa_cosine",
+        "estimate_cosine",
         lambda sizes, qs, **kw: [CosineRecord(85, q, 0.5, 0.1, 0.5, 2) for q in qs],
     )
     argv = ["--quick", "--quiet", "--out", str(tmp_path), "--check", "--no-plots"]
     assert scaling.run(parse(*argv, "--fit-from", "1000")) == 0
     assert "outside" not in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "estimate_cosine.csv",
+        "estimate_cosine_vs_n.csv",
         "fd_step_error.csv",
         "gradient_costs.csv",
         "slopes.csv",
-        "spsa_cosine.csv",
     ]
 
 
 def test_write_csv_round_trips_numbers_and_nan(tmp_path):
-    rec = GradientCost(85, 1, "loss", 1, 1 / 3, False, 1, 1.0)
+    rec = GradientTiming(85, 1, "loss", 1, 1 / 3, False, 1, 1.0)
     path = write_csv(tmp_path / "r.csv", [rec])
     with path.open() as fh:
         (row,) = csv.DictReader(fh)

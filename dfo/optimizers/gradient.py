@@ -126,6 +126,9 @@ class GradientStepOptimizer(Optimizer):
         Factor on the learning rate, halved by every failed step.
     n_backtracks : int
         Failed steps so far.
+    gradient : ndarray or None
+        The gradient (or estimate) of the last iteration, as the step rule got it;
+        None before the first one or when it was not finite.
 
     Raises
     ------
@@ -171,6 +174,7 @@ class GradientStepOptimizer(Optimizer):
         self.step_rule_name = step_rule if isinstance(step_rule, str) else "custom"
         self.rule = get_step_rule(step_rule)
         self.x = self.x0.copy()
+        self.gradient: np.ndarray | None = None
         self.rule_state = self.rule.init(self.x)
         self.lr_scale = 1.0
         self.anchor = self.x.copy()  # the iterate with the lowest value so far
@@ -240,6 +244,7 @@ class GradientStepOptimizer(Optimizer):
         size in every coordinate), which lets a plain SGD step that cannot overflow
         skip the overflow check.
         """
+        self.gradient = grad
         bad = ""
         if grad is None or not math.isfinite(value) or not (finite or np.isfinite(grad).all()):
             bad = "non-finite value or gradient"

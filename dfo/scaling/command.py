@@ -14,13 +14,9 @@ import numpy as np
 
 from dfo.cli import argtypes
 from dfo.exceptions import InvalidOptionError
-from dfo.scaling.accuracy import fd_step_error_curve, spsa_cosine
-from dfo.scaling.costs import (
-    GradientCost,
-    fit_slopes,
-    measure_gradient_costs,
-    sweep_sizes,
-)
+from dfo.scaling.accuracy import estimate_cosine, fd_step_error_curve
+from dfo.scaling.costs import GradientTiming, fit_slopes, measure_gradient_costs
+from dfo.scaling.workload import sweep_sizes
 
 __all__ = ["add_arguments", "run"]
 
@@ -42,6 +38,7 @@ class _Settings:
     spsa_sizes: tuple[int, ...] = (100, 1_000, 10_000)
     spsa_qmax: int = 1024
     spsa_repeats: int = 3
+    cosine_repeats: int = 30
 
 
 _QUICK = _Settings(
@@ -58,6 +55,7 @@ _QUICK = _Settings(
     spsa_sizes=(85, 310),
     spsa_qmax=32,
     spsa_repeats=2,
+    cosine_repeats=8,
 )
 
 
@@ -204,18 +202,26 @@ def _blas_threads(threads: int) -> Iterator[str]:
 _CLOCK_NAMES = {"cpu": "process CPU time", "wall": "wall-clock time"}
 
 
-def _summary(records: Sequence[GradientCost]) -> str:
+def _summary(records: Sequence[GradientTiming]) -> str:
     """One sentence comparing FD and backprop at the largest size."""
     n = max(r.n_params for r in records)
     at = {r.method: r for r in records if r.n_params == n}
     fd, bp, loss = at["forward-fd"], at["backprop"], at["loss"]
+    fm = at.get("forward-mode")
     how = "extrapolated" if fd.extrapolated else "measured"
-    return (
+    text = (
         f"At n = {n}: one evaluation {loss.seconds * 1e3:.3g} ms; backprop gradient "
         f"{bp.seconds * 1e3:.3g} ms ({bp.forward_equivalents:.1f} evaluations' time); "
         f"forward-FD gradient {fd.seconds:.3g} s ({how}, {fd.forward_equivalents:.3g} "
-        f"evaluations' time), {fd.seconds / bp.seconds:.3g} times backprop."
+        f"evaluations' time), {fd.seconds / bp.seconds:.3g} times backprop"
     )
+    if fm is not None:
+        text += (
+            f"; forward-mode gradient (exact, error {fm.rel_error:.0e}) {fm.seconds:.3g} s, "
+            f"{fm.seconds / bp.seconds:.3g} times backprop: the same knowledge of the "
+            "function, propagated the other way"
+        )
+    return text + "."
 
 
 def _spsa_sizes(s: _Settings) -> list[int]:
@@ -263,13 +269,16 @@ def run(args: argparse.Namespace) -> int:
         errors = fd_step_error_curve(
             n_params=s.v_params, steps=steps, batch=s.batch, seed=args.seed, progress=progress
         )
-        cosines = spsa_cosine(
+        cosines = estimate_cosine(
             _spsa_sizes(s),
             qs,
             repeats=s.spsa_repeats,
             batch=s.batch,
             seed=args.seed,
             progress=progress,
+        )
+        cosines_n = estimate_cosine(
+            sizes, [1], repeats=s.cosine_repeats, batch=s.batch, seed=args.seed, progress=progress
         )
     slopes = fit_slopes(costs, fit_from=s.fit_from)
 
@@ -302,8 +311,17 @@ def run(args: argparse.Namespace) -> int:
         f"parameter network; float32 = point and steps in float32, loss rounded to float32)"
     )
     print(plots.step_error_table(errors))
-    print("\nSPSA: cosine between the estimate averaged over q directions and the gradient")
+    print(
+        "\nStochastic estimates: cosine between the estimate averaged over q directions and "
+        "the gradient (mean over repeats; theory sqrt(q/(q+n-1)) for SPSA, sqrt(q/(q+n+1)) "
+        "for the forward gradient)"
+    )
     print(plots.cosine_table(cosines))
+    print(
+        f"\nOne direction (q = 1) against n: root mean square of the cosine over "
+        f"{s.cosine_repeats} draws; theory 1/sqrt(n) for both"
+    )
+    print(plots.cosine_n_table(cosines_n))
 
     subtitle = (
         f"64-h-10 tanh network, cross-entropy on a fixed batch of {s.batch} digits; "
@@ -313,7 +331,8 @@ def run(args: argparse.Namespace) -> int:
         plots.write_csv(out / "gradient_costs.csv", costs),
         plots.write_csv(out / "slopes.csv", slopes),
         plots.write_csv(out / "fd_step_error.csv", errors),
-        plots.write_csv(out / "spsa_cosine.csv", cosines),
+        plots.write_csv(out / "estimate_cosine.csv", cosines),
+        plots.write_csv(out / "estimate_cosine_vs_n.csv", cosines_n),
     ]
     if not getattr(args, "no_plots", False):
         written += [
@@ -321,7 +340,8 @@ def run(args: argparse.Namespace) -> int:
                 costs, slopes, out / "gradient_costs.png", subtitle=subtitle
             ),
             plots.plot_step_error(errors, out / "fd_step_error.png"),
-            plots.plot_spsa_cosine(cosines, out / "spsa_cosine.png"),
+            plots.plot_spsa_cosine(cosines, out / "estimate_cosine.png"),
+            plots.plot_cosine_vs_n(cosines_n, out / "estimate_cosine_vs_n.png"),
         ]
     elapsed = time.perf_counter() - start
     print(

@@ -1,4 +1,4 @@
-"""The cost of one gradient as the network grows: finite differences, SPSA, backprop.
+"""The cost of one gradient as the network grows: forward methods against reverse mode.
 
 Measurements behind ``dfo scaling`` (see :mod:`dfo.scaling`). On a family of
 ``64-h-10`` networks (the bundled 8x8 digits, a fixed batch of rows,
@@ -8,13 +8,20 @@ times one gradient by
 - a forward difference, :func:`dfo.finite_difference` with ``scheme="forward"``:
   ``n + 1`` evaluations, the probes in batched ``evaluate_batch`` calls;
 - a central difference: ``2 n`` evaluations;
-- SPSA: 2 evaluations along one random +-1 direction (an estimate, not the gradient);
+- forward mode, :meth:`dfo.MLP.jvp` along the ``n`` unit vectors (``fd_block`` of
+  them per pass): ``n`` directional derivatives, the exact gradient;
+- a forward gradient, one iteration of dfo's ``forward-gradient`` method (ask, one
+  :meth:`~dfo.objective.Objective.value_and_jvp` along a random direction, tell): an
+  unbiased estimate from one forward pass with a tangent;
+- SPSA, one iteration of dfo's ``spsa`` method (ask, 2 evaluations along one random
+  +-1 direction, tell): an estimate, not the gradient;
 - backpropagation, :meth:`~dfo.objective.Objective.value_and_grad`: one forward and
   one backward pass;
 
 and one evaluation of the loss, the common unit. An evaluation on a fixed batch
-costs ``O(n)`` (every weight is used once per row), so finite differences cost
-``O(n^2)`` per gradient, backprop and SPSA ``O(n)``. :func:`fit_slopes` fits the
+costs ``O(n)`` (every weight is used once per row), so finite differences and forward
+mode cost ``O(n^2)`` per gradient (``n`` passes, exact or not), backprop ``O(n)`` (one
+reverse pass), and the one-direction estimates ``O(n)``. :func:`fit_slopes` fits the
 log-log slopes.
 
 Finite-difference probes are evaluated in blocks of ``fd_block`` rows (64 by
@@ -24,8 +31,9 @@ gradient is computed in full or not. For large ``n`` a whole gradient would take
 minutes, so a forward and a central block are timed on sampled coordinates
 (full-length probe rows, built as :func:`dfo.finite_difference` builds them); their
 rows are the same work, so the faster time per row of the two, times the number of
-rows (``n + 1`` or ``2 n``), is the estimate. Such records have
-``extrapolated=True``. Where the whole gradient is timed, the sampled estimate is
+rows (``n + 1`` or ``2 n``), is the estimate; forward mode likewise times one pass
+of ``fd_block`` sampled unit vectors and scales it by ``n / fd_block``. Such records
+have ``extrapolated=True``. Where the whole gradient is timed, the sampled estimate is
 computed too, as a check of the extrapolation.
 
 Each time is measured on two clocks: the process's CPU time
@@ -43,7 +51,7 @@ Examples
 >>> from dfo.scaling.costs import measure_gradient_costs
 >>> records = measure_gradient_costs([85, 760], batch=32, repeats=1, min_time=0.0)
 >>> sorted({r.method for r in records})
-['backprop', 'central-fd', 'forward-fd', 'loss', 'spsa']
+['backprop', 'central-fd', 'forward-fd', 'forward-gradient', 'forward-mode', 'loss', 'spsa']
 >>> [r.evaluations for r in records if r.method == "forward-fd"]
 [86, 761]
 """
@@ -53,25 +61,32 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
-from dfo.datasets import load_digits
 from dfo.exceptions import InvalidOptionError
-from dfo.nn.network import MLP
 from dfo.nn.network_objective import NetworkObjective
 from dfo.numdiff import finite_difference
-from dfo.objective import Objective
+from dfo.optimizers import make_optimizer
+from dfo.scaling.workload import (
+    CoordinateSample,
+    digits_batch,
+    int_option,
+    network_for,
+    real_option,
+    rel_error,
+    sizes_option,
+    sweep_sizes,
+)
 
 __all__ = [
     "CLOCKS",
     "EXPECTED_SLOPES",
     "METHODS",
-    "GradientCost",
+    "GradientTiming",
     "Slope",
     "fit_slopes",
     "measure_gradient_costs",
@@ -82,20 +97,29 @@ __all__ = [
 CLOCKS = ("cpu", "wall")
 """Clocks every time is measured on; see the module docstring."""
 
-N_IN, N_OUT = 64, 10
-"""Input and output widths of the network family (8x8 digits, 10 classes)."""
-
-METHODS = ("loss", "forward-fd", "central-fd", "spsa", "backprop")
+METHODS = (
+    "loss",
+    "forward-fd",
+    "central-fd",
+    "forward-mode",
+    "forward-gradient",
+    "spsa",
+    "backprop",
+)
 """Methods timed per size; ``"loss"`` is one evaluation, the common unit."""
 
 EXPECTED_SLOPES: dict[tuple[str, str], float] = {
     ("forward-fd", "evaluations"): 1.0,
     ("central-fd", "evaluations"): 1.0,
+    ("forward-mode", "evaluations"): 1.0,
+    ("forward-gradient", "evaluations"): 0.0,
     ("spsa", "evaluations"): 0.0,
     ("backprop", "evaluations"): 0.0,
     ("loss", "seconds"): 1.0,
     ("forward-fd", "seconds"): 2.0,
     ("central-fd", "seconds"): 2.0,
+    ("forward-mode", "seconds"): 2.0,
+    ("forward-gradient", "seconds"): 1.0,
     ("spsa", "seconds"): 1.0,
     ("backprop", "seconds"): 1.0,
 }
@@ -104,7 +128,7 @@ EXPECTED_SLOPES: dict[tuple[str, str], float] = {
 
 # -- records ----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class GradientCost:
+class GradientTiming:
     """The cost of one gradient by one method at one network size.
 
     Attributes
@@ -117,6 +141,7 @@ class GradientCost:
         One of :data:`METHODS`.
     evaluations : int
         Loss evaluations per gradient: ``n + 1`` (forward FD), ``2 n`` (central),
+        ``n`` (forward mode: forward passes with a tangent), 1 (forward gradient),
         2 (SPSA), 1 (backprop: one forward pass, plus one backward pass), 1 (loss).
     seconds : float
         Time per gradient on the analysis clock (``clock``); extrapolated for
@@ -129,7 +154,7 @@ class GradientCost:
         ``seconds`` divided by the time of one loss evaluation (same clock).
     rel_error : float
         ``||g - g_backprop|| / ||g_backprop||`` over the coordinates computed
-        (finite differences; nan for the other methods).
+        (finite differences and forward mode; nan for the other methods).
     sample_estimate : float
         Finite differences timed in full: the time (analysis clock) estimated from
         one sampled block, a check of the extrapolation; nan otherwise.
@@ -195,136 +220,6 @@ class Slope:
     def ok(self, tolerance: float = 0.25) -> bool:
         """Whether the slope is within ``tolerance`` of the expected one."""
         return abs(self.slope - self.expected) <= tolerance
-
-
-# -- validation -------------------------------------------------------------------------
-def _int_option(value: Any, name: str, minimum: int = 1) -> int:
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
-        raise InvalidOptionError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def _real_option(value: Any, name: str, minimum: float = 0.0, strict: bool = False) -> float:
-    bad = not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value)
-    if bad or value < minimum or (strict and value == minimum):
-        relation = ">" if strict else ">="
-        raise InvalidOptionError(
-            f"{name} must be a finite number {relation} {minimum}; got {value!r}"
-        )
-    return float(value)
-
-
-def _sizes_option(sizes: Any, name: str = "sizes") -> list[int]:
-    if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence | np.ndarray):
-        raise TypeError(f"{name} must be a sequence of parameter counts; got {sizes!r:.60}")
-    if len(sizes) == 0:
-        raise InvalidOptionError(f"{name} must not be empty")
-    return [_int_option(s, f"{name}[{i}]") for i, s in enumerate(sizes)]
-
-
-# -- workload ---------------------------------------------------------------------------
-def network_for(n_params: int, *, activation: str = "tanh") -> MLP:
-    """The ``64-h-10`` network of the sweep with about ``n_params`` parameters.
-
-    ``h = max(1, round((n_params - 10) / 75))``, so the smallest has 85 parameters.
-
-    Parameters
-    ----------
-    n_params : int
-        Approximate number of parameters wanted.
-    activation : str, default "tanh"
-        Hidden-layer activation.
-
-    Returns
-    -------
-    MLP
-
-    Examples
-    --------
-    >>> network_for(100_000).sizes, network_for(100_000).n_params
-    ((64, 1333, 10), 99985)
-    """
-    n_params = _int_option(n_params, "n_params")
-    hidden = max(1, round((n_params - N_OUT) / (N_IN + 1 + N_OUT)))
-    return MLP([N_IN, hidden, N_OUT], activation=activation)
-
-
-def sweep_sizes(max_params: int = 100_000, *, count: int = 12, min_params: int = 85) -> list[int]:
-    """Parameter counts spaced evenly in ``log n`` from ``min_params`` to ``max_params``.
-
-    Parameters
-    ----------
-    max_params : int, default 100000
-        Largest size (at least 85).
-    count : int, default 12
-        Number of sizes asked for.
-    min_params : int, default 85
-        Smallest size.
-
-    Returns
-    -------
-    list of int
-        The distinct actual sizes of :func:`network_for`, ascending (fewer than
-        ``count`` when the range is too narrow for distinct widths).
-
-    Examples
-    --------
-    >>> sweep_sizes(10_000, count=4)
-    [85, 385, 2035, 9985]
-    """
-    max_params = _int_option(max_params, "max_params", N_IN + 1 + 2 * N_OUT)
-    count = _int_option(count, "count", 2)
-    min_params = _int_option(min_params, "min_params")
-    min_params = min(min_params, max_params)
-    targets = np.geomspace(min_params, max_params, count)
-    return sorted({network_for(round(float(t))).n_params for t in targets})
-
-
-def _batch(batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed, seeded batch of ``batch`` digit images and labels."""
-    X, y = load_digits()
-    batch = _int_option(batch, "batch")
-    if batch > X.shape[0]:
-        raise InvalidOptionError(f"batch must be at most {X.shape[0]} (the digits); got {batch}")
-    rows = np.random.default_rng(seed).permutation(X.shape[0])[:batch]
-    return X[rows], y[rows]
-
-
-class _CoordinateSample(Objective):
-    """``z -> f(x with x[coords] = z)``: ``f`` as a function of a few coordinates.
-
-    A finite difference of this objective at ``x[coords]`` evaluates exactly the
-    probe rows of the full finite difference that belong to those coordinates
-    (full-length rows, built like :func:`dfo.finite_difference` builds them), so its
-    time per row is the full computation's.
-    """
-
-    def __init__(self, objective: Objective, x: np.ndarray, coords: np.ndarray) -> None:
-        super().__init__(coords.size)
-        self.objective, self.x, self.coords = objective, x, coords
-
-    def _evaluate_batch(self, Z: np.ndarray) -> np.ndarray:
-        rows = np.empty((Z.shape[0], self.x.size))
-        rows[:] = self.x
-        rows[:, self.coords] = Z
-        return self.objective.evaluate_batch(rows)
-
-
-def _spsa_estimate(
-    objective: Objective, x: np.ndarray, directions: np.ndarray, c: float
-) -> np.ndarray:
-    """Sum over the rows ``d`` of ``directions`` of ``(f(x + c d) - f(x - c d)) / (2c) d``."""
-    q = directions.shape[0]
-    probes = np.empty((2 * q, x.size))
-    np.multiply(directions, c, out=probes[:q])
-    np.subtract(x, probes[:q], out=probes[q:])
-    probes[:q] += x
-    values = objective.evaluate_batch(probes)
-    return ((values[:q] - values[q:]) / (2.0 * c)) @ directions
-
-
-def _rademacher(rng: np.random.Generator, q: int, n: int) -> np.ndarray:
-    return 2.0 * rng.integers(0, 2, size=(q, n), dtype=np.int8) - 1.0
 
 
 class _Timer:
@@ -393,19 +288,6 @@ def _run_timers(
             bar.close()
 
 
-def _rel_error(g: np.ndarray, ref: np.ndarray) -> float:
-    g = np.asarray(g, dtype=np.float64)
-    return float(np.linalg.norm(g - ref) / max(np.linalg.norm(ref), np.finfo(float).tiny))
-
-
-def _progress(iterable: Sequence[Any], desc: str, progress: bool) -> Iterator[Any]:
-    if not progress:
-        return iter(iterable)
-    from tqdm.auto import tqdm
-
-    return iter(tqdm(iterable, desc=desc, leave=False, file=sys.stderr))
-
-
 # -- the sweep --------------------------------------------------------------------------
 def measure_gradient_costs(
     sizes: Sequence[int],
@@ -419,7 +301,7 @@ def measure_gradient_costs(
     clock: str = "cpu",
     seed: int = 0,
     progress: bool = False,
-) -> list[GradientCost]:
+) -> list[GradientTiming]:
     """Time one gradient by each method at each network size.
 
     Parameters
@@ -453,7 +335,7 @@ def measure_gradient_costs(
 
     Returns
     -------
-    list of GradientCost
+    list of GradientTiming
         One record per size and method of :data:`METHODS`, sizes ascending.
 
     Raises
@@ -461,15 +343,15 @@ def measure_gradient_costs(
     InvalidOptionError
         If an option is out of range.
     """
-    sizes = sorted({network_for(n).n_params for n in _sizes_option(sizes)})
-    repeats = _int_option(repeats, "repeats")
-    min_time = _real_option(min_time, "min_time")
-    fd_exact_max = _int_option(fd_exact_max, "fd_exact_max", 0)
-    fd_block = _int_option(fd_block, "fd_block", 2)
-    spsa_c = _real_option(spsa_c, "spsa_c", strict=True)
+    sizes = sorted({network_for(n).n_params for n in sizes_option(sizes)})
+    repeats = int_option(repeats, "repeats")
+    min_time = real_option(min_time, "min_time")
+    fd_exact_max = int_option(fd_exact_max, "fd_exact_max", 0)
+    fd_block = int_option(fd_block, "fd_block", 2)
+    spsa_c = real_option(spsa_c, "spsa_c", strict=True)
     if clock not in CLOCKS:
         raise InvalidOptionError(f"clock must be one of {list(CLOCKS)}; got {clock!r}")
-    Xb, yb = _batch(batch, seed)
+    Xb, yb = digits_batch(batch, seed)
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     plans = [
         _SizePlan(NetworkObjective(network_for(n), Xb, yb), rng, fd_exact_max, fd_block, spsa_c)
@@ -480,6 +362,57 @@ def measure_gradient_costs(
         timers, repeats=repeats, min_time=min_time, progress=progress, desc="gradient costs"
     )
     return [r for plan in plans for r in plan.records(clock)]
+
+
+#: forward mode pushes the tangents of this many bytes at most through one pass
+_TANGENT_BYTES = 16 * 2**20
+
+#: learning rate of the timed iterations: the iterate stays (to rounding) where it is
+_STILL = 1e-300
+
+
+def _spsa_iteration(
+    obj: NetworkObjective, theta: np.ndarray, seed: int, c: float
+) -> Callable[[], Any]:
+    """One iteration of dfo's ``spsa`` (ask, 2 evaluations, tell) at ``theta``."""
+    opt = make_optimizer("spsa", theta, seed=seed, a=_STILL, c=c)
+
+    def iteration() -> Any:
+        X = opt.ask()
+        opt.tell(X, obj.evaluate_batch(X))
+        return opt.gradient
+
+    return iteration
+
+
+def _forward_gradient_iteration(
+    obj: NetworkObjective, theta: np.ndarray, seed: int
+) -> Callable[[], Any]:
+    """One iteration of dfo's ``forward-gradient`` (ask, one JVP, tell) at ``theta``."""
+    opt = make_optimizer("forward-gradient", theta, seed=seed, learning_rate=_STILL)
+
+    def iteration() -> Any:
+        X = opt.ask()
+        value, dderiv = obj.value_and_jvp(X[0], opt.directions()[0])
+        opt.tell(X, [value], [dderiv])
+        return opt.gradient
+
+    return iteration
+
+
+def _forward_mode(
+    obj: NetworkObjective, theta: np.ndarray, coords: np.ndarray, block: int
+) -> np.ndarray:
+    """The gradient's entries ``coords`` by forward mode, ``block`` unit vectors a pass."""
+    out = np.empty(coords.size)
+    for start in range(0, coords.size, block):
+        rows = coords[start : start + block]
+        V = np.zeros((rows.size, obj.dim))
+        V[np.arange(rows.size), rows] = 1.0
+        out[start : start + rows.size] = obj.net.jvp(
+            theta, V, obj.X, obj.y, obj.loss, check=False
+        )[1]
+    return out
 
 
 class _SizePlan:
@@ -498,13 +431,12 @@ class _SizePlan:
         theta = net.init_params(rng)
         self.n, self.hidden = n, net.sizes[1]
         self.g_ref = obj.value_and_grad(theta)[1]
-        spsa_rng = np.random.default_rng(rng.integers(2**63))
+        seed = int(rng.integers(2**63))
         timers = {
             "loss": _Timer(lambda: obj(theta)),
             "backprop": _Timer(lambda: obj.value_and_grad(theta)),
-            "spsa": _Timer(
-                lambda: _spsa_estimate(obj, theta, _rademacher(spsa_rng, 1, n), spsa_c)
-            ),
+            "spsa": _Timer(_spsa_iteration(obj, theta, seed, spsa_c)),
+            "forward-gradient": _Timer(_forward_gradient_iteration(obj, theta, seed)),
         }
         # One block of probe rows on sampled coordinates: fd_block - 1 coordinates
         # and the center (forward), fd_block // 2 coordinates (central).
@@ -512,7 +444,7 @@ class _SizePlan:
         for s, k in (("forward", fd_block - 1), ("central", fd_block // 2)):
             if k < n:
                 coords = np.sort(rng.choice(n, size=k, replace=False))
-                sub = _CoordinateSample(obj, theta, coords)
+                sub = CoordinateSample(obj, theta, coords)
                 x_sub = theta[coords]
                 self.coords[s] = coords
                 timers[f"{s}-sample"] = _Timer(
@@ -521,14 +453,25 @@ class _SizePlan:
                     )
                 )
         self.exact = n <= fd_exact_max or len(self.coords) < 2
+        # forward mode: k unit vectors per pass (k bounded by the tangents' memory)
+        self.jvp_block = max(
+            1, min(fd_block, _TANGENT_BYTES // (8 * obj.X.shape[0] * sum(net.sizes[1:])))
+        )
+        self.jvp_coords = np.sort(rng.choice(n, size=min(n, self.jvp_block), replace=False))
+        timers["forward-mode-sample"] = _Timer(
+            lambda: _forward_mode(obj, theta, self.jvp_coords, self.jvp_block)
+        )
         if self.exact:
             for s in ("forward", "central"):
                 timers[f"{s}-fd"] = _Timer(
                     lambda s=s: finite_difference(obj, theta, scheme=s, chunk_size=fd_block)
                 )
+            timers["forward-mode"] = _Timer(
+                lambda: _forward_mode(obj, theta, np.arange(n), self.jvp_block)
+            )
         self.timers = timers
 
-    def records(self, clock: str) -> list[GradientCost]:
+    def records(self, clock: str) -> list[GradientTiming]:
         n, timers = self.n, self.timers
 
         def times(timer: _Timer) -> dict[str, float]:
@@ -536,10 +479,12 @@ class _SizePlan:
 
         loss = times(timers["loss"])
 
-        def record(method: str, evaluations: int, t: dict[str, float], **kw: Any) -> GradientCost:
+        def record(
+            method: str, evaluations: int, t: dict[str, float], **kw: Any
+        ) -> GradientTiming:
             kw.setdefault("extrapolated", False)
             kw.setdefault("probes_timed", evaluations)
-            return GradientCost(
+            return GradientTiming(
                 n,
                 self.hidden,
                 method,
@@ -563,7 +508,7 @@ class _SizePlan:
             estimate = {c: per_row[c] * rows for c in CLOCKS} if samples else None
             if self.exact:
                 full = timers[f"{s}-fd"]
-                error = _rel_error(full.result.grad, self.g_ref)
+                error = rel_error(full.result.grad, self.g_ref)
                 out.append(
                     record(
                         f"{s}-fd",
@@ -575,7 +520,7 @@ class _SizePlan:
                 )
             elif estimate is not None:  # not exact: both sampled blocks exist
                 sample = samples[s]
-                error = _rel_error(sample.result.grad, self.g_ref[self.coords[s]])
+                error = rel_error(sample.result.grad, self.g_ref[self.coords[s]])
                 out.append(
                     record(
                         f"{s}-fd",
@@ -586,17 +531,43 @@ class _SizePlan:
                         rel_error=error,
                     )
                 )
+        sample = timers["forward-mode-sample"]
+        per_direction = {c: sample.seconds(c) / self.jvp_coords.size for c in CLOCKS}
+        estimate = {c: per_direction[c] * n for c in CLOCKS}
+        if self.exact:
+            full = timers["forward-mode"]
+            out.append(
+                record(
+                    "forward-mode",
+                    n,
+                    times(full),
+                    rel_error=rel_error(full.result, self.g_ref),
+                    sample_estimate=estimate[clock],
+                )
+            )
+        else:
+            out.append(
+                record(
+                    "forward-mode",
+                    n,
+                    estimate,
+                    extrapolated=True,
+                    probes_timed=self.jvp_coords.size,
+                    rel_error=rel_error(sample.result, self.g_ref[self.jvp_coords]),
+                )
+            )
+        out.append(record("forward-gradient", 1, times(timers["forward-gradient"])))
         out.append(record("spsa", 2, times(timers["spsa"])))
         out.append(record("backprop", 1, times(timers["backprop"])))
         return out
 
 
-def fit_slopes(records: Sequence[GradientCost], *, fit_from: int = 3_000) -> list[Slope]:
+def fit_slopes(records: Sequence[GradientTiming], *, fit_from: int = 3_000) -> list[Slope]:
     """Least-squares log-log slopes of evaluations and time against ``n``.
 
     Parameters
     ----------
-    records : sequence of GradientCost
+    records : sequence of GradientTiming
         From :func:`measure_gradient_costs`.
     fit_from : int, default 3000
         The fit range is the sizes ``n >= fit_from``: below it a call's fixed
@@ -609,7 +580,7 @@ def fit_slopes(records: Sequence[GradientCost], *, fit_from: int = 3_000) -> lis
     list of Slope
         One per (method, quantity) of :data:`EXPECTED_SLOPES` present in ``records``.
     """
-    fit_from = _int_option(fit_from, "fit_from", 0)
+    fit_from = int_option(fit_from, "fit_from", 0)
     slopes = []
     for (method, quantity), expected in EXPECTED_SLOPES.items():
         recs = sorted((r for r in records if r.method == method), key=lambda r: r.n_params)
@@ -619,7 +590,7 @@ def fit_slopes(records: Sequence[GradientCost], *, fit_from: int = 3_000) -> lis
         if len(upper) < 2:
             upper = recs[-2:]
 
-        def slope(rs: Sequence[GradientCost], quantity: str = quantity) -> float:
+        def slope(rs: Sequence[GradientTiming], quantity: str = quantity) -> float:
             y = np.array([float(getattr(r, quantity)) for r in rs])
             if not np.all(np.isfinite(y) & (y > 0)):
                 return math.nan  # e.g. a clock too coarse for a fast call

@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 
 from dfo.scaling.accuracy import CosineRecord, StepErrorRecord
-from dfo.scaling.costs import GradientCost, Slope
+from dfo.scaling.costs import GradientTiming, Slope
 
 __all__ = [
+    "cosine_n_table",
     "cosine_table",
     "cost_table",
     "extrapolation_check",
+    "plot_cosine_vs_n",
     "plot_gradient_costs",
     "plot_spsa_cosine",
     "plot_step_error",
@@ -35,17 +37,30 @@ LABELS = {
     "loss": "one evaluation",
     "forward-fd": "forward FD",
     "central-fd": "central FD",
+    "forward-mode": "forward mode",
+    "forward-gradient": "forward gradient",
     "spsa": "SPSA (q=1)",
     "backprop": "backprop",
 }
+# forward and exact (n passes): blues; reverse (one pass): red; one-direction estimates: greens
 COLORS = {
     "loss": "0.45",
-    "forward-fd": "C0",
-    "central-fd": "C1",
-    "spsa": "C2",
-    "backprop": "C3",
+    "forward-fd": "#1f77b4",
+    "central-fd": "#6baed6",
+    "forward-mode": "#08306b",
+    "forward-gradient": "#31a354",
+    "spsa": "#a1d99b",
+    "backprop": "#d62728",
 }
-MARKERS = {"loss": "s", "forward-fd": "o", "central-fd": "D", "spsa": "^", "backprop": "v"}
+MARKERS = {
+    "loss": "s",
+    "forward-fd": "o",
+    "central-fd": "D",
+    "forward-mode": "P",
+    "forward-gradient": "X",
+    "spsa": "^",
+    "backprop": "v",
+}
 
 
 # -- CSV --------------------------------------------------------------------------------
@@ -90,18 +105,18 @@ def _csv_value(v: Any) -> Any:
 
 
 # -- text tables ------------------------------------------------------------------------
-def _by_size(records: Sequence[GradientCost]) -> dict[int, dict[str, GradientCost]]:
-    table: dict[int, dict[str, GradientCost]] = {}
+def _by_size(records: Sequence[GradientTiming]) -> dict[int, dict[str, GradientTiming]]:
+    table: dict[int, dict[str, GradientTiming]] = {}
     for r in records:
         table.setdefault(r.n_params, {})[r.method] = r
     return dict(sorted(table.items()))
 
 
-def _ms(r: GradientCost) -> str:
+def _ms(r: GradientTiming) -> str:
     return f"{r.seconds * 1e3:.3g}{'*' if r.extrapolated else ''}"
 
 
-def cost_table(records: Sequence[GradientCost]) -> str:
+def cost_table(records: Sequence[GradientTiming]) -> str:
     """The cost of one gradient per size and method, as aligned text.
 
     Times are milliseconds; ``*`` marks finite-difference times extrapolated from
@@ -110,7 +125,7 @@ def cost_table(records: Sequence[GradientCost]) -> str:
 
     Parameters
     ----------
-    records : sequence of GradientCost
+    records : sequence of GradientTiming
         From :func:`dfo.scaling.measure_gradient_costs`.
 
     Returns
@@ -121,31 +136,31 @@ def cost_table(records: Sequence[GradientCost]) -> str:
     fd_head = f"{'evals':>7} {'rows':>6} {'ms':>10} {'err':>7}"
     head = (
         f"{'':>13} {'':>8} | {'forward FD':^{len(fd_head)}} | {'central FD':^{len(fd_head)}} | "
-        f"{'SPSA':^13} | {'backprop':^13}\n"
-        f"{'n':>7} {'h':>5} {'eval ms':>8} | {fd_head} | {fd_head} | "
-        f"{'evals':>5} {'ms':>7} | {'ms':>6} {'x eval':>6}"
+        f"{'forward mode':^{len(fd_head)}} | {'fwd grad':^8} | {'SPSA':^8} | {'backprop':^13}\n"
+        f"{'n':>7} {'h':>5} {'eval ms':>8} | {fd_head} | {fd_head} | {fd_head} | "
+        f"{'ms':>8} | {'ms':>8} | {'ms':>6} {'x eval':>6}"
     )
     lines = [head, "-" * len(head.splitlines()[1])]
     for n, row in _by_size(records).items():
-        loss, spsa, bp = row["loss"], row["spsa"], row["backprop"]
+        loss, bp = row["loss"], row["backprop"]
         fd = " | ".join(
             f"{r.evaluations:>7} {r.probes_timed:>6} {_ms(r):>10} {r.rel_error:>7.1e}"
-            for r in (row["forward-fd"], row["central-fd"])
+            for r in (row["forward-fd"], row["central-fd"], row["forward-mode"])
         )
         lines.append(
             f"{n:>7} {loss.hidden:>5} {loss.seconds * 1e3:>8.3g} | {fd} | "
-            f"{spsa.evaluations:>5} {spsa.seconds * 1e3:>7.3g} | "
+            f"{row['forward-gradient'].seconds * 1e3:>8.3g} | {row['spsa'].seconds * 1e3:>8.3g} | "
             f"{bp.seconds * 1e3:>6.3g} {bp.forward_equivalents:>6.2f}"
         )
     return "\n".join(lines)
 
 
-def extrapolation_check(records: Sequence[GradientCost]) -> str:
+def extrapolation_check(records: Sequence[GradientTiming]) -> str:
     """One line per scheme: sampled estimate over measured time where both exist.
 
     Parameters
     ----------
-    records : sequence of GradientCost
+    records : sequence of GradientTiming
 
     Returns
     -------
@@ -153,7 +168,7 @@ def extrapolation_check(records: Sequence[GradientCost]) -> str:
         Empty when no size was timed both ways.
     """
     out = []
-    for method in ("forward-fd", "central-fd"):
+    for method in ("forward-fd", "central-fd", "forward-mode"):
         pairs = [
             (r.n_params, r.sample_estimate / r.seconds)
             for r in records
@@ -237,8 +252,37 @@ def step_error_table(records: Sequence[StepErrorRecord]) -> str:
     return "\n".join(lines)
 
 
+def cosine_n_table(records: Sequence[CosineRecord]) -> str:
+    """Root mean square cosine of each method's one-direction estimate against ``n``.
+
+    Parameters
+    ----------
+    records : sequence of CosineRecord
+        From :func:`dfo.scaling.estimate_cosine` with one ``q``.
+
+    Returns
+    -------
+    str
+        A header and one line per size: each method's RMS cosine, and the theory.
+    """
+    methods = list(dict.fromkeys(r.method for r in records))
+    cell = {(r.n_params, r.method): r for r in records}
+    head = (
+        f"{'n':>7}"
+        + "".join(f"{LABELS.get(m, m).replace(' (q=1)', ''):>18}" for m in methods)
+        + f"{'theory':>10}"
+    )
+    lines = [head, "-" * len(head)]
+    for n in sorted({r.n_params for r in records}):
+        rs = [cell[n, m] for m in methods if (n, m) in cell]
+        lines.append(
+            f"{n:>7}" + "".join(f"{r.cosine_rms:>18.4f}" for r in rs) + f"{rs[0].theory:>10.4f}"
+        )
+    return "\n".join(lines)
+
+
 def cosine_table(records: Sequence[CosineRecord]) -> str:
-    """Mean cosine per size (rows) and number of directions (columns), theory below.
+    """Mean cosine per size and method (rows) and number of directions (columns), theory below.
 
     Parameters
     ----------
@@ -252,18 +296,26 @@ def cosine_table(records: Sequence[CosineRecord]) -> str:
     """
     qs = sorted({r.q for r in records})
     sizes = sorted({r.n_params for r in records})
-    cell = {(r.n_params, r.q): r for r in records}
-    head = f"{'n':>7} {'':<8}" + "".join(f"{f'q={q}':>8}" for q in qs)
+    methods = list(dict.fromkeys(r.method for r in records))
+    cell = {(r.n_params, r.method, r.q): r for r in records}
+    head = f"{'n':>7} {'method':<17} {'':<8}" + "".join(f"{f'q={q}':>8}" for q in qs)
     lines = [head, "-" * len(head)]
     for n in sizes:
-        for what in ("measured", "theory"):
-            values = [
-                cell[n, q].cosine_mean if what == "measured" else cell[n, q].theory
-                for q in qs
-                if (n, q) in cell
-            ]
-            label = f"{n:>7}" if what == "measured" else " " * 7
-            lines.append(f"{label} {what:<8}" + "".join(f"{v:>8.3f}" for v in values))
+        for method in methods:
+            for what in ("measured", "theory"):
+                values = [
+                    cell[n, method, q].cosine_mean
+                    if what == "measured"
+                    else cell[n, method, q].theory
+                    for q in qs
+                    if (n, method, q) in cell
+                ]
+                label = (
+                    f"{n:>7} {LABELS.get(method, method).replace(' (q=1)', ''):<17}"
+                    if what == "measured"
+                    else " " * 25
+                )
+                lines.append(f"{label} {what:<8}" + "".join(f"{v:>8.3f}" for v in values))
     return "\n".join(lines)
 
 
@@ -282,7 +334,11 @@ def _figure(ncols: int = 1, width: float = 7.0) -> Any:
 
 
 def _scatter(
-    ax: Any, records: Sequence[GradientCost], method: str, values: Sequence[float]
+    ax: Any,
+    records: Sequence[GradientTiming],
+    method: str,
+    values: Sequence[float],
+    label: str | None = None,
 ) -> None:
     n = np.array([r.n_params for r in records])
     v = np.asarray(values, dtype=float)
@@ -290,13 +346,13 @@ def _scatter(
     color = COLORS[method]
     ax.plot(n, v, "-", color=color, lw=1.2, alpha=0.6)
     kw = {"marker": MARKERS[method], "linestyle": "none", "markersize": 6}
-    ax.plot(n[~ext], v[~ext], color=color, label=LABELS[method], **kw)
+    ax.plot(n[~ext], v[~ext], color=color, label=label or LABELS[method], **kw)
     if ext.any():
         ax.plot(n[ext], v[ext], color=color, markerfacecolor="none", **kw)
 
 
 def plot_gradient_costs(
-    records: Sequence[GradientCost],
+    records: Sequence[GradientTiming],
     slopes: Sequence[Slope],
     path: str | Path,
     *,
@@ -311,7 +367,7 @@ def plot_gradient_costs(
 
     Parameters
     ----------
-    records : sequence of GradientCost
+    records : sequence of GradientTiming
     slopes : sequence of Slope
     path : str or Path
         PNG file to write.
@@ -324,14 +380,21 @@ def plot_gradient_costs(
     """
     from matplotlib.lines import Line2D
 
-    fig, (ax_e, ax_t) = _figure(2, 13.0)
+    fig, (ax_e, ax_t) = _figure(2, 14.0)
     clock = records[0].clock if records else "cpu"
     clock_name = "CPU time" if clock == "cpu" else "wall-clock time"
     by_method = {
         m: sorted((r for r in records if r.method == m), key=lambda r: r.n_params) for m in LABELS
     }
     fitted = {(s.method, s.quantity): s for s in slopes}
-    for method in ("forward-fd", "central-fd", "spsa", "backprop"):
+    for method in (
+        "forward-fd",
+        "central-fd",
+        "forward-mode",
+        "forward-gradient",
+        "spsa",
+        "backprop",
+    ):
         rs = by_method[method]
         if rs:
             _scatter(ax_e, rs, method, [r.evaluations for r in rs])
@@ -349,31 +412,67 @@ def plot_gradient_costs(
         yscale="log",
         xlabel="parameters n",
         ylabel="loss evaluations per gradient",
-        title="Evaluations per gradient: FD ~ n, SPSA and backprop constant",
+        title="Passes per gradient: forward methods n, backprop and estimates constant",
     )
     ax_e.grid(True, which="major", alpha=0.3)
     ax_e.legend(fontsize=8, loc="upper left")
 
-    for method in ("loss", "forward-fd", "central-fd", "spsa", "backprop"):
+    all_n = np.array(sorted({r.n_params for r in records}), dtype=float)
+    # wide grey guides: what ~n^2 (through forward mode's largest point) and ~n (through
+    # backprop's) look like on these axes
+    for method, power, name in (
+        ("forward-mode", 2, "∝ n²: n passes"),
+        ("backprop", 1, "∝ n: one pass"),
+    ):
+        rs = by_method[method]
+        if not (rs and all_n.size):
+            continue
+        n1, t1 = float(rs[-1].n_params), float(rs[-1].seconds) * (2.0 if power == 2 else 0.5)
+        guide = np.geomspace(all_n[0], all_n[-1], 20)
+        ax_t.plot(
+            guide,
+            t1 * (guide / n1) ** power,
+            color="0.5",
+            lw=9,
+            alpha=0.18,
+            solid_capstyle="round",
+            zorder=0,
+        )
+        ax_t.annotate(
+            name,
+            (guide[-1], t1),
+            fontsize=11,
+            color="0.3",
+            ha="right",
+            va="top",
+            xytext=(-4, -10),
+            textcoords="offset points",
+            fontweight="bold",
+        )
+    for method in (
+        "loss",
+        "forward-fd",
+        "central-fd",
+        "forward-mode",
+        "forward-gradient",
+        "spsa",
+        "backprop",
+    ):
         rs = by_method[method]
         if not rs:
             continue
-        _scatter(ax_t, rs, method, [r.seconds for r in rs])
         s = fitted.get((method, "seconds"))
+        label = LABELS[method] + (
+            "" if s is None else f": slope {s.slope:.2f} (theory {s.expected:g})"
+        )
+        _scatter(ax_t, rs, method, [r.seconds for r in rs], label=label)
         if s is not None:
             fit = [r for r in rs if s.n_min <= r.n_params <= s.n_max]
             x = np.array([r.n_params for r in fit], dtype=float)
             y = np.array([r.seconds for r in fit])
             intercept = np.mean(np.log(y) - s.slope * np.log(x))
             xs = np.geomspace(x[0], x[-1], 20)
-            ax_t.plot(
-                xs,
-                np.exp(intercept) * xs**s.slope,
-                "--",
-                color=COLORS[method],
-                lw=1,
-                label=f"fit: {LABELS[method]} ~ n^{s.slope:.2f} (expected {s.expected:g})",
-            )
+            ax_t.plot(xs, np.exp(intercept) * xs**s.slope, "--", color=COLORS[method], lw=1)
     handles, _ = ax_t.get_legend_handles_labels()
     handles += [
         Line2D([], [], marker="o", color="k", linestyle="none", label="measured"),
@@ -393,7 +492,7 @@ def plot_gradient_costs(
         yscale="log",
         xlabel="parameters n",
         ylabel=f"{clock_name} per gradient [s]",
-        title="Time per gradient: FD ~ n², SPSA and backprop ~ n",
+        title="Time per gradient: forward ~ n², reverse (backprop) ~ n",
     )
     ax_t.grid(True, which="major", alpha=0.3)
     if subtitle:
@@ -486,40 +585,85 @@ def plot_spsa_cosine(records: Sequence[CosineRecord], path: str | Path) -> Path:
     Path
     """
     fig, ax = _figure(1, 8.0)
+    methods = list(dict.fromkeys(r.method for r in records))
     for i, n in enumerate(sorted({r.n_params for r in records})):
-        rs = sorted((r for r in records if r.n_params == n), key=lambda r: r.q)
-        q = np.array([r.q for r in rs])
-        mean = np.array([r.cosine_mean for r in rs])
-        std = np.array([r.cosine_std for r in rs])
         color = f"C{i}"
-        ax.errorbar(
-            q,
-            mean,
-            yerr=std,
-            marker="o",
-            markersize=4,
-            capsize=2,
-            color=color,
-            label=f"n = {n} (measured)",
-        )
+        for method in methods:
+            rs = sorted(
+                (r for r in records if r.n_params == n and r.method == method), key=lambda r: r.q
+            )
+            if not rs:
+                continue
+            ax.errorbar(
+                [r.q for r in rs],
+                [r.cosine_mean for r in rs],
+                yerr=[r.cosine_std for r in rs],
+                marker=MARKERS.get(method, "o"),
+                markersize=4,
+                capsize=2,
+                color=color,
+                ls="-" if method == "spsa" else "--",
+                label=f"n = {n}, {LABELS.get(method, method)}",
+            )
         ax.plot(
-            q,
+            [r.q for r in rs],
             [r.theory for r in rs],
             ":",
             color=color,
             lw=1.2,
-            label=f"n = {n}: √(q / (q + n − 1))",
+            label=f"n = {n}: √(q / (q + n))",
         )
     ax.set(
         xscale="log",
         yscale="log",
         xlabel="directions q averaged (2q evaluations)",
-        ylabel="cosine(SPSA estimate, true gradient)",
-        title="SPSA estimate quality: it needs q ~ n directions to point the right way",
+        ylabel="cosine(estimate, true gradient)",
+        title="SPSA and forward gradient: q ~ n directions to point the right way",
     )
     ax.set_ylim(top=1.05)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right", ncol=2)
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_cosine_vs_n(records: Sequence[CosineRecord], path: str | Path) -> Path:
+    """Root mean square cosine of one-direction estimates against ``n``, with theory.
+
+    Parameters
+    ----------
+    records : sequence of CosineRecord
+        From :func:`dfo.scaling.estimate_cosine` with one ``q``.
+    path : str or Path
+        PNG file to write.
+
+    Returns
+    -------
+    Path
+    """
+    fig, ax = _figure(1, 8.0)
+    for method in dict.fromkeys(r.method for r in records):
+        rs = sorted((r for r in records if r.method == method), key=lambda r: r.n_params)
+        ax.plot(
+            [r.n_params for r in rs],
+            [r.cosine_rms for r in rs],
+            marker=MARKERS.get(method, "o"),
+            color=COLORS.get(method, "k"),
+            label=f"{LABELS.get(method, method)}, measured (RMS over {rs[0].repeats} draws)",
+        )
+    theory = sorted({(r.n_params, r.theory) for r in records})
+    q = records[0].q if records else 1
+    ax.plot([n for n, _ in theory], [t for _, t in theory], "k:", lw=1.5, label="theory √(q / (q + n))")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="parameters n",
+        ylabel=f"cosine(estimate from q = {q} direction{'s' * (q > 1)}, true gradient)",
+        title="One random direction says less and less about the gradient: ~1/√n",
+    )
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path
