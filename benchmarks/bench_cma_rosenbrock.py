@@ -35,9 +35,9 @@ def evals_through_dfo(seed: int, budget: int) -> float:
     f = Rosenbrock(10)
     reached: list[int] = []
 
-    def stop_at_target(res: dfo.Result) -> None:
-        if res.fun < TARGET:
-            reached.append(res.nfev)
+    def stop_at_target(intermediate_result: dfo.Result) -> None:
+        if intermediate_result.fun < TARGET:
+            reached.append(intermediate_result.nfev)
             raise StopIteration
 
     dfo.minimize(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from enum import IntEnum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,6 +128,48 @@ class Result(dict):
         return "\n".join(lines)
 
     __str__ = __repr__
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write this result to ``path`` as JSON; read it back with :func:`dfo.load_result`.
+
+        Arrays are written as lists (with dtype and shape), the status by name,
+        nothing is pickled; the layout is described in :mod:`dfo.result_io`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write. An existing file is replaced only if it is a dfo
+            result file: dfo does not overwrite files it did not write.
+
+        Returns
+        -------
+        Path
+            ``path``.
+
+        Raises
+        ------
+        FileExistsError
+            If ``path`` exists and is not a dfo result file.
+        """
+        from dfo.result_io import save_result
+
+        return save_result(self, path)
+
+    def plot(self, ax: Any = None) -> Any:
+        """Draw the best and current value against evaluations; see :func:`dfo.plot_result`.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Draw into these axes instead of a new figure.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from dfo.result_plot import plot_result
+
+        return plot_result(self, ax=ax)
 
 
 def is_success(status: Status, fun: float) -> bool:

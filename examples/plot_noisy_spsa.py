@@ -51,7 +51,8 @@ for h in (None, 0.3):
 # * ``average=True``: report the average of the iterates of the second half of the
 #   run (Polyak–Ruppert averaging), at no extra measurement.
 #
-# A callback records the noise-free loss of the method's current recommendation after
+# A callback (scipy's convention: its parameter ``intermediate_result`` receives the
+# intermediate result) records the noise-free loss of the method's current recommendation after
 # every iteration; those extra evaluations are ours, not the method's, and are not
 # charged to its budget.
 
@@ -68,9 +69,9 @@ for name, options in variants.items():
     for seed in SEEDS:
         trace_nfev, trace_loss = [], []
 
-        def record(r, trace_nfev=trace_nfev, trace_loss=trace_loss):
-            trace_nfev.append(r.nfev)
-            trace_loss.append(true_loss(r.recommendation))
+        def record(intermediate_result, trace_nfev=trace_nfev, trace_loss=trace_loss):
+            trace_nfev.append(intermediate_result.nfev)
+            trace_loss.append(true_loss(intermediate_result.recommendation))
 
         res = dfo.minimize(
             noisy, x0, method="spsa", budget=BUDGET, seed=seed, callback=record, **options

@@ -138,7 +138,7 @@ def test_checkpoint_every_n_iterations(tmp_path):
     path = tmp_path / "run.ckpt"
     seen = []
 
-    def callback(r):
+    def callback(intermediate_result):
         state = pickle.loads(path.read_bytes()) if path.exists() else None
         seen.append(None if state is None else state["optimizer"].nit)
 
@@ -271,7 +271,8 @@ y = (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int)
 net = dfo.MLP([3, 4, 2], activation="tanh")
 obj = dfo.NetworkObjective(net, X, y, batch_size=16)
 
-def callback(res):
+def callback(intermediate_result):
+    res = intermediate_result
     if mode == "kill" and res.nit == 23:
         os.kill(os.getpid(), signal.SIGKILL)
     if mode == "sigint" and res.nit == 3:

@@ -100,8 +100,12 @@ def test_result_prints_readably():
 @pytest.mark.parametrize("method", METHODS)
 def test_callback_gets_the_intermediate_result_every_iteration(method):
     seen = []
+
+    def callback(intermediate_result):
+        seen.append(intermediate_result)
+
     res = dfo.minimize(
-        _objective(method), np.zeros(3), method=method, budget=150, seed=0, callback=seen.append
+        _objective(method), np.zeros(3), method=method, budget=150, seed=0, callback=callback
     )
     assert len(seen) == res.nit > 0
     assert all(isinstance(r, Result) for r in seen)
@@ -112,8 +116,8 @@ def test_callback_gets_the_intermediate_result_every_iteration(method):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_stop_iteration_in_the_callback_ends_the_run_cleanly(method):
-    def stop_at_five(res):
-        if res.nit == 5:
+    def stop_at_five(intermediate_result):
+        if intermediate_result.nit == 5:
             raise StopIteration
 
     res = dfo.minimize(
@@ -127,6 +131,83 @@ def test_stop_iteration_in_the_callback_ends_the_run_cleanly(method):
     assert res.status == Status.CALLBACK and res.success
     assert res.nit == 5 and "callback" in res.message
     assert np.isfinite(res.fun) and res.fun <= res.history["best"][-1]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_callback_of_xk_gets_a_copy_of_the_best_point_as_scipy_does(method):
+    # scipy >= 1.11: a callback whose parameter is not named intermediate_result gets xk
+    points, results = [], []
+    res = dfo.minimize(
+        _objective(method),
+        np.zeros(3),
+        method=method,
+        budget=150,
+        seed=0,
+        callback=points.append,
+    )
+    again = dfo.minimize(
+        _objective(method),
+        np.zeros(3),
+        method=method,
+        budget=150,
+        seed=0,
+        callback=lambda intermediate_result: results.append(intermediate_result),
+    )
+    assert len(points) == res.nit == again.nit > 0
+    assert all(isinstance(p, np.ndarray) and p.shape == (3,) for p in points)
+    np.testing.assert_array_equal(points, [r.x for r in results])
+    assert all(p is not r.x for p, r in zip(points, results, strict=True))
+    # the best point so far: its value is the history's running best
+    f = problems.get("rosenbrock", 3)
+    np.testing.assert_allclose([f(p) for p in points], res.history["best"], rtol=1e-12)
+
+    def stop_at_three(xk):
+        if len(points) >= 3:
+            raise StopIteration
+        points.append(xk)
+
+    points.clear()
+    res = dfo.minimize(
+        _objective(method),
+        np.zeros(3),
+        method=method,
+        budget=10_000,
+        seed=0,
+        callback=stop_at_three,
+    )
+    assert res.status == Status.CALLBACK and res.nit == 4
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_history_x_records_the_recommendation_after_every_iteration(method):
+    recs = []
+
+    def callback(intermediate_result):
+        recs.append(np.array(intermediate_result.recommendation))
+
+    plain = dfo.minimize(_objective(method), np.zeros(3), method=method, budget=150, seed=0)
+    res = dfo.minimize(
+        _objective(method),
+        np.zeros(3),
+        method=method,
+        budget=150,
+        seed=0,
+        history_x=True,
+        callback=callback,
+    )
+    assert "x" not in plain.history
+    assert res.history["x"].shape == (res.nit, 3) and res.history["x"].dtype == np.float64
+    np.testing.assert_array_equal(res.history["x"], recs)
+    # recording the path changes nothing else
+    np.testing.assert_array_equal(res.x, plain.x)
+    for name in HISTORY_FIELDS:
+        if name != "time":
+            np.testing.assert_array_equal(res.history[name], plain.history[name])
+
+
+def test_history_x_must_be_a_flag():
+    with pytest.raises(TypeError, match="history_x must be True or False; got 'yes'"):
+        dfo.minimize(lambda x: float(x @ x), np.zeros(2), history_x="yes")
 
 
 def test_other_callback_errors_propagate():

@@ -560,9 +560,9 @@ def test_cma_es_rosenbrock_10d_matches_pycma_performance():
     for seed in range(3):
         reached: list[int] = []
 
-        def stop_at_target(res, reached=reached):
-            if res.fun < 1e-8:
-                reached.append(res.nfev)
+        def stop_at_target(intermediate_result, reached=reached):
+            if intermediate_result.fun < 1e-8:
+                reached.append(intermediate_result.nfev)
                 raise StopIteration
 
         dfo.minimize(

@@ -220,7 +220,7 @@ def test_objective_error_propagates_with_a_note(method):
             method=method,
             budget=500,
             seed=0,
-            callback=lambda r: iterations.append(r.nit),
+            callback=lambda intermediate_result: iterations.append(intermediate_result.nit),
         )
     assert type(info.value) is SimulationCrashed
     note = info.value.__notes__[0]

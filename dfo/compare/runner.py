@@ -333,7 +333,8 @@ class Monitor:
         self.n_points += 1
         self.rows.append((int(nfev), int(ngev), int(nit), float(elapsed), loss, metric))
 
-    def __call__(self, res: Result) -> None:
+    def __call__(self, intermediate_result: Result) -> None:
+        res = intermediate_result
         if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
             raise ParentGone("the compare process that started this run has exited")
         if self.next >= len(self.marks) or res.nfev < self.marks[self.next]:

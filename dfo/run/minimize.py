@@ -27,6 +27,7 @@ from dfo.optimizers import build_optimizer, get_method, method_options, methods
 from dfo.optimizers.base import Optimizer, check_seed, check_x0
 from dfo.result import HISTORY_FIELDS, Result, Status, is_success
 from dfo.run import preflight
+from dfo.run.callbacks import as_result_callback
 from dfo.run.evaluation import BudgetExhausted, Evaluator, OnError
 
 __all__ = ["minimize"]
@@ -80,12 +81,15 @@ class _Run:
         evaluator: Evaluator,
         obj_rng: np.random.Generator,
         config: dict[str, Any],
+        history_x: bool = False,
     ):
         self.optimizer = optimizer
         self.evaluator = evaluator
         self.obj_rng = obj_rng
         self.config = config
         self.history: list[tuple[int, int, int, float, float, float]] = []
+        #: the method's recommendation after each iteration (``history_x=True``)
+        self.xs: list[np.ndarray] | None = [] if history_x else None
         self.elapsed_before = 0.0
         self.sample: Objective | None = None
         self.sample_state: dict[str, Any] | None = None
@@ -106,6 +110,7 @@ class _Run:
             "evaluator": self.evaluator.state(),
             "obj_rng": self.obj_rng,
             "history": self.history,
+            "xs": self.xs,
             "elapsed": self.elapsed_before,
             "sample_state": self.sample_state,
             "sample_key": self.sample_key,
@@ -116,6 +121,8 @@ class _Run:
         """Take over the counters, history and realization of a checkpoint."""
         self.evaluator.restore(state["evaluator"])
         self.history = list(state["history"])
+        if self.xs is not None:
+            self.xs = list(state["xs"])
         self.elapsed_before = state["elapsed"]
         self.sample_key = state["sample_key"]
         self.sample_state = state["sample_state"]
@@ -149,14 +156,19 @@ def _load_checkpoint(path: Path, config: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def _run_config(method: str, dim: int, seed: Any, options: dict[str, Any]) -> dict[str, Any]:
+def _run_config(
+    method: str, dim: int, seed: Any, options: dict[str, Any], history_x: bool = False
+) -> dict[str, Any]:
     """What must match between a checkpointed run and the call that resumes it."""
-    return {
+    config = {
         "method": repr(method),
         "dim": str(dim),
         "seed": repr(seed),
         "options": repr(sorted(options.items())),
     }
+    if history_x:
+        config["history_x"] = "True"
+    return config
 
 
 class _InterruptGuard:
@@ -221,6 +233,7 @@ def minimize(
     checkpoint_every: int = 100,
     resume: bool = False,
     progress: bool = False,
+    history_x: bool = False,
     **options: Any,
 ) -> Result:
     """Minimize ``objective`` from ``x0`` with ``method`` within ``budget`` evaluations.
@@ -241,8 +254,10 @@ def minimize(
         Seeds every random choice of the run (the method's and the objective's
         minibatches or noise): the same seed gives the same result, bit for bit.
     callback : callable, optional
-        Called after every iteration with the intermediate :class:`Result`;
-        raising ``StopIteration`` ends the run cleanly.
+        Called after every iteration, as :func:`scipy.optimize.minimize` calls it:
+        ``callback(intermediate_result)`` (the parameter named so) gets the
+        intermediate :class:`Result`, any other ``callback(xk)`` a copy of the best
+        point so far. Raising ``StopIteration`` ends the run cleanly.
     max_time : float, optional
         Wall-clock limit in seconds, checked between iterations.
     max_iter : int, optional
@@ -271,6 +286,10 @@ def minimize(
         iteration limits may change (a larger budget continues the run).
     progress : bool, default False
         Show a progress bar (tqdm) over the budget.
+    history_x : bool, default False
+        Also record the method's recommendation (its iterate, CMA-ES mean, best
+        simplex vertex) after every iteration, as ``history["x"]``, shape
+        ``(nit, dim)``.
     **options
         The method's hyperparameters (see :func:`dfo.optimizers.method_options`).
 
@@ -319,7 +338,12 @@ def minimize(
         raise TypeError(f"checkpoint_every must be a positive integer; got {checkpoint_every!r}")
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be a positive integer; got {checkpoint_every}")
-    flags = {"catch_interrupt": catch_interrupt, "resume": resume, "progress": progress}
+    flags = {
+        "catch_interrupt": catch_interrupt,
+        "resume": resume,
+        "progress": progress,
+        "history_x": history_x,
+    }
     for name, flag in flags.items():
         if not isinstance(flag, bool | np.bool_):
             raise TypeError(f"{name} must be True or False; got {flag!r}")
@@ -327,6 +351,8 @@ def minimize(
         raise ValueError("resume=True needs checkpoint= (the file to resume from)")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable; got {type(callback).__name__}")
+    if callback is not None:
+        callback = as_result_callback(callback)
 
     cls = get_method(method)
     if (cls.needs_gradient and not objective.has_gradient) or (
@@ -340,14 +366,14 @@ def minimize(
     path = preflight.check_checkpoint(checkpoint)
     if objective.dtype != np.float64 and "dtype" in method_options(method):
         options.setdefault("dtype", objective.dtype.name)  # e.g. fd-sgd's steps
-    config = _run_config(method, objective.dim, seed, options)
+    config = _run_config(method, objective.dim, seed, options, bool(history_x))
     if resume and path is not None and path.exists():
         state = _load_checkpoint(path, config)
-        run = _Run(state["optimizer"], evaluator, state["obj_rng"], config)
+        run = _Run(state["optimizer"], evaluator, state["obj_rng"], config, bool(history_x))
         run.restore(state, objective)
     else:
         optimizer = build_optimizer(method, x0, seed=seeds[0], budget=budget, **options)
-        run = _Run(optimizer, evaluator, np.random.default_rng(seeds[1]), config)
+        run = _Run(optimizer, evaluator, np.random.default_rng(seeds[1]), config, bool(history_x))
 
     bar = None
     if progress:
@@ -478,6 +504,8 @@ def _run_ask_tell(
                     opt.best_f,
                 )
             )
+            if run.xs is not None:
+                run.xs.append(np.array(opt.recommend(), dtype=np.float64))
             before = None
             guard.release()
             if bar is not None:
@@ -597,6 +625,8 @@ def _final_result(
     extra: dict[str, Any] = {}
     if getattr(opt, "noise", None) is not None:
         extra["noise"] = dict(opt.noise)  # type: ignore[attr-defined]
+    if run.xs is not None:
+        hist["x"] = np.array(run.xs, dtype=np.float64).reshape(-1, opt.dim)
     return Result(
         **extra,
         x=np.array(x, copy=True),

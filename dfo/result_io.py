@@ -1,0 +1,207 @@
+"""Results as JSON files: :meth:`dfo.Result.save` and :func:`dfo.load_result`.
+
+A result file is one JSON object::
+
+    {"format": "dfo-result", "version": 1, "dfo": "0.1.0", "result": {...}}
+
+``result`` holds every field of the :class:`~dfo.Result`. Arrays are nested lists
+(``{"__ndarray__": [...], "dtype": "float64", "shape": [...]}``, so that dtype and
+shape come back), the status is its name, tuples are tagged so that they come
+back as tuples; non-finite numbers are written as ``NaN`` and ``Infinity`` (as
+Python's :mod:`json` does). Nothing is pickled: a file is data, never code.
+``dfo compare`` stores the same document, as ``"result"``, in every line of its
+``runs.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dfo.result import Result, Status
+
+__all__ = ["FORMAT", "VERSION", "load_result", "result_from_document", "result_to_document"]
+
+#: the ``format`` entry of a result file
+FORMAT = "dfo-result"
+#: the version of the layout written by this dfo
+VERSION = 1
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Status):
+        return {"__status__": value.name}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype), "shape": value.shape}
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value)
+    if value is None or isinstance(value, str):
+        return value
+    lb, ub = getattr(value, "lb", None), getattr(value, "ub", None)
+    if lb is not None and ub is not None:  # scipy.optimize.Bounds
+        return {"__bounds__": [_encode(np.asarray(lb)), _encode(np.asarray(ub))]}
+    return {"__repr__": repr(value)}  # an option JSON cannot hold: kept as text
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__ndarray__" in value:
+        array = np.array(value["__ndarray__"], dtype=np.dtype(value["dtype"]))
+        return array.reshape(value["shape"])
+    if "__status__" in value:
+        return Status[value["__status__"]]
+    if "__tuple__" in value:
+        return tuple(_decode(v) for v in value["__tuple__"])
+    if "__bounds__" in value:
+        from scipy.optimize import Bounds
+
+        return Bounds(*(_decode(v) for v in value["__bounds__"]))
+    if "__repr__" in value:
+        return value["__repr__"]
+    return {k: _decode(v) for k, v in value.items()}
+
+
+def result_to_document(result: Result) -> dict[str, Any]:
+    """The JSON-ready document of ``result`` (what :meth:`Result.save` writes).
+
+    Parameters
+    ----------
+    result : Result
+
+    Returns
+    -------
+    dict
+        ``{"format": "dfo-result", "version": 1, "dfo": <version>, "result": {...}}``.
+    """
+    from dfo import __version__
+
+    return {"format": FORMAT, "version": VERSION, "dfo": __version__, "result": _encode(result)}
+
+
+def _check_document(doc: Any, where: str) -> None:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"{where} is not a dfo result (expected 'format': {FORMAT!r})")
+    version = doc.get("version")
+    if not isinstance(version, int) or not 1 <= version <= VERSION:
+        raise ValueError(
+            f"{where} has result format version {version!r}; this dfo reads versions "
+            f"1 to {VERSION} (a newer dfo wrote it?)"
+        )
+    if not isinstance(doc.get("result"), dict):
+        raise ValueError(f"{where} holds no 'result' object")
+
+
+def result_from_document(doc: dict[str, Any]) -> Result:
+    """The :class:`Result` of a document made by :func:`result_to_document`.
+
+    Parameters
+    ----------
+    doc : dict
+        A parsed result file, or the ``"result"`` entry of a ``runs.jsonl`` line.
+
+    Returns
+    -------
+    Result
+
+    Raises
+    ------
+    ValueError
+        If ``doc`` is not a dfo result document, or one of a newer format version.
+    """
+    _check_document(doc, "the document")
+    return Result(_decode(doc["result"]))
+
+
+def _is_result_file(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == FORMAT
+
+
+def save_result(result: Result, path: str | os.PathLike[str]) -> Path:
+    """Write ``result`` to ``path`` as JSON (see :meth:`dfo.Result.save`)."""
+    path = Path(path)
+    if path.exists() and not (path.is_file() and _is_result_file(path)):
+        raise FileExistsError(
+            f"{path} exists and is not a dfo result file; dfo does not overwrite it "
+            "(choose another path or remove it)"
+        )
+    text = json.dumps(result_to_document(result), indent=1) + "\n"
+    # an exclusive temporary file beside the target, then a rename: never half a file
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            os.replace(tmp, path)  # an earlier dfo result, checked above
+        else:
+            os.link(tmp, path)  # fails if another writer created the file meanwhile
+            os.unlink(tmp)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_result(path: str | os.PathLike[str]) -> Result:
+    """Read a result written by :meth:`dfo.Result.save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A JSON result file.
+
+    Returns
+    -------
+    Result
+        Every field as it was saved: arrays with their dtype and shape, the
+        status as :class:`~dfo.result.Status`, the history as arrays.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ValueError
+        If the file is not JSON, or not a dfo result, or of a newer format version.
+
+    Examples
+    --------
+    >>> import numpy as np, dfo
+    >>> res = dfo.minimize(lambda x: float(x @ x), np.ones(2), budget=100, seed=0)
+    >>> _ = res.save("run.json")
+    >>> back = dfo.load_result("run.json")
+    >>> bool(np.array_equal(back.x, res.x)), back.status == res.status
+    (True, True)
+    """
+    path = Path(path)
+    with open(path, encoding="utf-8") as fh:
+        try:
+            doc = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not a dfo result file (not JSON: {exc})") from exc
+    _check_document(doc, str(path))
+    return Result(_decode(doc["result"]))
