@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from dfo.files import atomic_write, check_output_file
 from dfo.result import Result, Status
 
 __all__ = ["FORMAT", "VERSION", "load_result", "result_from_document", "result_to_document"]
@@ -148,22 +149,21 @@ def save_result(result: Result, path: str | os.PathLike[str]) -> Path:
             "(choose another path or remove it)"
         )
     text = json.dumps(result_to_document(result), indent=1) + "\n"
-    # an exclusive temporary file beside the target, then a rename: never half a file
+    if path.exists():  # an earlier dfo result, checked above
+        atomic_write(path, text)
+        return path
+    # a new file: written beside, then linked in place, which fails if another
+    # writer created the file meanwhile (never overwrites it)
+    check_output_file(path, "result file")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        if path.exists():
-            os.replace(tmp, path)  # an earlier dfo result, checked above
-        else:
-            os.link(tmp, path)  # fails if another writer created the file meanwhile
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
     return path
 
 
