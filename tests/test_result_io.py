@@ -19,7 +19,7 @@ METHODS = dfo.methods()
 
 def _objective(method, dim=3):
     base = problems.get("rosenbrock", dim)
-    if get_method(method).needs_gradient:
+    if get_method(method).needs_gradient or get_method(method).needs_jvp:
         return dfo.as_objective(base, dim=dim, grad=lambda x: base.value_and_grad(x)[1])
     return dfo.as_objective(base, dim=dim)
 

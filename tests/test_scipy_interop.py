@@ -14,8 +14,13 @@ from dfo.optimizers import get_method
 METHODS = dfo.methods()
 
 
+def _derivatives(method):
+    cls = get_method(method)
+    return cls.needs_gradient or cls.needs_jvp
+
+
 def _jac(method):
-    return rosen_der if get_method(method).needs_gradient else None
+    return rosen_der if _derivatives(method) else None
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -52,7 +57,7 @@ def test_scipy_callbacks_args_and_maxiter(method):
         if intermediate_result.nit == 4:
             raise StopIteration
 
-    jac = (lambda x, a, b: rosen_der(x - a)) if get_method(method).needs_gradient else None
+    jac = (lambda x, a, b: rosen_der(x - a)) if _derivatives(method) else None
     res = scipy.optimize.minimize(
         shifted,
         np.zeros(2),
