@@ -137,7 +137,7 @@ def test_budget_is_never_exceeded(method, budget):
     res = dfo.minimize(obj, np.zeros(3), method=method, budget=budget, seed=1)
     assert counter.calls <= budget
     assert counter.calls == res.nfev
-    if get_method(method).needs_gradient:
+    if get_method(res.auto["method"] if method == "auto" else method).needs_gradient:
         assert res.ngev == res.nit <= res.nfev
     else:
         assert res.ngev == 0

@@ -77,6 +77,7 @@ def register(name: str):
 def _load_builtins() -> None:
     # importing the modules registers the built-in methods
     from dfo.optimizers import (  # noqa: F401
+        auto,
         cma_es,
         forward_gradient,
         gradient,

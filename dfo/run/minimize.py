@@ -361,6 +361,12 @@ def minimize(
         raise _gradient_error(method, objective)
     preflight.check_hooks(objective, needs_gradient=cls.needs_gradient)
     preflight.check_picklable(objective, executor)
+    if method == "auto":  # what auto needs to know of the objective
+        options = {
+            "gradient": bool(objective.has_gradient),
+            "stochastic": bool(objective.is_stochastic),
+            **options,
+        }
     seeds = np.random.SeedSequence(seed).spawn(2)
     evaluator = Evaluator(budget, method=method, executor=executor, on_error=on_error)
     path = preflight.check_checkpoint(checkpoint)
@@ -627,6 +633,11 @@ def _final_result(
         extra["noise"] = dict(opt.noise)  # type: ignore[attr-defined]
     if run.xs is not None:
         hist["x"] = np.array(run.xs, dtype=np.float64).reshape(-1, opt.dim)
+    if hasattr(opt, "describe"):
+        extra["auto"] = opt.describe()
+        inner_noise = getattr(getattr(opt, "inner", None), "noise", None)
+        if inner_noise is not None:
+            extra["noise"] = dict(inner_noise)
     return Result(
         **extra,
         x=np.array(x, copy=True),

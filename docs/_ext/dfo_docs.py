@@ -9,6 +9,8 @@
 - ``dfo-options`` directive: a table of a method's options with the defaults
   read from its signature (:func:`dfo.optimizers.method_options`) and the
   meanings from its docstring.
+- ``dfo-decision-guide`` directive: the decision table of ``method="auto"``
+  (:data:`dfo.optimizers.auto.RULES`), rendered as the guide's table.
 - ``build-finished``: check that every gallery page and every page listed in
   ``dfo_docs_required_images`` shows its figures; a missing one fails the build.
 - :func:`example_order`: the order of the gallery.
@@ -229,6 +231,24 @@ class OptionsDirective(SphinxDirective):
         return row
 
 
+# -- the decision guide ----------------------------------------------------------------
+
+
+class DecisionGuideDirective(SphinxDirective):
+    """``.. dfo-decision-guide::``: the table ``method="auto"`` runs, as the guide shows it.
+
+    Rendered from :data:`dfo.optimizers.auto.RULES` (:func:`decision_table`), so the
+    page and ``auto`` cannot disagree.
+    """
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        from dfo.optimizers.auto import decision_table
+
+        return self.parse_text_to_nodes(decision_table())
+
+
 # -- checks after the build ----------------------------------------------------------
 
 
@@ -267,6 +287,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("dfo_docs_timeout", 600, "env", types=[int])
     app.add_config_value("dfo_docs_required_images", {}, "env", types=[dict])
     app.add_directive("dfo-options", OptionsDirective)
+    app.add_directive("dfo-decision-guide", DecisionGuideDirective)
     app.connect("builder-inited", run_tools)
     app.connect("build-finished", check_figures)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
