@@ -73,6 +73,7 @@ TARGETS = {
         "nelder-mead": (1000, {}),
         "random-search": (2000, {}),
         "forward-gradient": (1000, {"learning_rate": 0.1}),
+        "auto": (300, {}),  # a gradient: a gradient method
     },
     "rosenbrock": {
         "backprop-sgd": (5000, {"step_rule": "momentum", "learning_rate": 1e-3}),
@@ -82,6 +83,7 @@ TARGETS = {
         "nelder-mead": (1000, {}),
         "random-search": (5000, {}),
         "forward-gradient": (5000, {"step_rule": "momentum", "learning_rate": 1e-3}),
+        "auto": (5000, {}),
     },
     "xor": {
         "backprop-sgd": (500, {"step_rule": "momentum", "learning_rate": 0.5}),
@@ -99,6 +101,7 @@ THRESHOLDS = {
     ("rosenbrock", "spsa"): 1e-2,
     ("rosenbrock", "fd-sgd"): 1e-6,  # forward differences: error ~ sqrt(eps)
     ("rosenbrock", "forward-gradient"): 1e-4,  # one random direction a step
+    ("rosenbrock", "auto"): 1e-3,  # backprop-sgd's default rate, while it is the choice
 }
 CASES = [(target, method) for target, table in TARGETS.items() for method in table]
 
