@@ -10,10 +10,12 @@ along a random unit direction ``p`` and build the difference table
 is the noise level at the first order ``k`` whose differences change sign and
 where ``sigma_k, sigma_{k+1}, sigma_{k+2}`` agree within a factor 4. Too many
 zero first differences mean ``h`` is too small for the function's resolution
-(``h`` is multiplied by 100 and the table redone); a spread of values above 10%
-of their size, or no agreement, means ``h`` is too large (or there is no noise
-at that scale): ``h`` is divided by 100. After ``max_tries`` tables without an
-estimate, :class:`NoiseEstimate` says ``reliable=False``.
+(``h`` is multiplied by 100 and the table redone); a monotone spread of values
+above 10% of their size (Moré & Wild test the spread alone, which refuses every
+table of a noisy function near the value 0), or no agreement, means ``h`` is too
+large (or there is no noise at that scale): ``h`` is divided by 100. After
+``max_tries`` tables without an estimate, :class:`NoiseEstimate` says
+``reliable=False``.
 
 **Step** (Moré & Wild, 2012, "Estimating derivatives of noisy simulations"). With
 noise ``eps_f`` and second derivative ``mu`` along ``p``, the forward-difference
@@ -106,8 +108,9 @@ def ecnoise(values: Any) -> tuple[float, int]:
     fmax, fmin = float(f.max()), float(f.min())
     if not np.isfinite(f).all():
         return 0.0, _H_TOO_LARGE
-    if (fmax - fmin) > 0.1 * max(abs(fmax), abs(fmin)):
-        return 0.0, _H_TOO_LARGE
+    first = np.diff(f)
+    if (fmax - fmin) > 0.1 * max(abs(fmax), abs(fmin)) and first.min() * first.max() >= 0:
+        return 0.0, _H_TOO_LARGE  # the values change a lot, and smoothly
     levels = np.zeros(nf - 1)
     sign_change = np.zeros(nf - 1, dtype=bool)
     gamma = 1.0
@@ -178,6 +181,9 @@ class NoiseProbe:
         Tables before giving up.
     with_curvature : bool, default True
         Also estimate the curvature (for :func:`noise_aware_step`).
+    box : dfo.bounds.Box, optional
+        Keep every point inside: each round is centred at the point nearest ``x``
+        from which it fits, its spacing shrunk if the box is too narrow for it.
     """
 
     def __init__(
@@ -189,6 +195,7 @@ class NoiseProbe:
         n_points: int = 9,
         max_tries: int = 3,
         with_curvature: bool = True,
+        box: Any = None,
     ) -> None:
         if isinstance(h, bool) or not isinstance(h, int | float) or not 0 < h < math.inf:
             raise InvalidOptionError(f"h must be a finite positive number; got {h!r}")
@@ -203,6 +210,8 @@ class NoiseProbe:
         self.n_points = n_points
         self.tries_left = max_tries
         self.with_curvature = with_curvature
+        self.box = box
+        self.center = self.x  # the middle of the last table (where f0 was measured)
         self.nfev = 0
         self.f0 = math.nan  # the value at x (the middle of the table)
         self.estimate: NoiseEstimate | None = None
@@ -213,11 +222,26 @@ class NoiseProbe:
     def ask(self) -> np.ndarray:
         """The points of the next round, shape ``(k, n)``."""
         if self.estimate is None:
-            offsets = (np.arange(self.n_points) - (self.n_points - 1) / 2.0) * self.h
+            half = (self.n_points - 1) / 2.0
+            self.h = self._fit(self.h * half) / half
+            self.center = self._inset(self.x, self.h * half)
+            offsets = (np.arange(self.n_points) - half) * self.h
         else:
-            h = self._curvature_step()
+            h = self._fit(self._curvature_step())
             offsets = np.array([-h, h])
-        return self.x + offsets[:, None] * self.p
+        X = self.center + offsets[:, None] * self.p
+        return X if self.box is None else self.box.clip(X)  # clip: rounding only
+
+    def _fit(self, span: float) -> float:
+        """``span`` shrunk so that ``+-span * p`` fits in the box."""
+        if self.box is None:
+            return span
+        with np.errstate(divide="ignore"):
+            room = 0.5 * (self.box.upper - self.box.lower) / np.abs(self.p)
+        return float(min(span, 0.999 * float(np.min(room))))
+
+    def _inset(self, x: np.ndarray, span: float) -> np.ndarray:
+        return x if self.box is None else self.box.inset(x, span * np.abs(self.p))
 
     def _curvature_step(self) -> float:
         assert self.estimate is not None
@@ -261,7 +285,7 @@ class NoiseProbe:
 
     def _tell_curvature(self, values: np.ndarray) -> None:
         assert self.estimate is not None
-        h = self._curvature_step()
+        h = self._fit(self._curvature_step())
         eps_f = self.estimate.level
         minus, plus = values.tolist()
         second = plus - 2.0 * self.f0 + minus

@@ -178,3 +178,23 @@ def test_exact_zero_gradient_is_not_a_stall_for_backprop():
     obj = dfo.as_objective(lambda x: float(x @ x), dim=2, grad=lambda x: 2 * x)
     res = dfo.minimize(obj, np.zeros(2), method="backprop-sgd", budget=50)
     assert res.success and res.status != Status.STALLED
+
+
+def test_probe_keeps_inside_a_box():
+    from dfo.bounds import parse_bounds
+
+    box = parse_bounds([(0.0, 0.05)] + [(-1.0, 1.0)] * 3, 4)
+    rng = np.random.default_rng(0)
+    probe = NoiseProbe(np.zeros(4), np.random.default_rng(1), box=box)
+    while not probe.done:
+        X = probe.ask()
+        assert box.contains(X)
+        probe.tell(1.5 * np.sum(X**2, axis=1) + 1e-3 * rng.standard_normal(len(X)))
+    assert probe.estimate.reliable and 1e-3 / 3 < probe.estimate.level < 3e-3
+
+
+def test_noise_around_the_value_zero_is_measured():
+    # the values' spread is far above 10% of their size: noise, not a too large h
+    rng = np.random.default_rng(5)
+    est = dfo.estimate_noise(lambda x: float(x @ x) + 1e-3 * rng.standard_normal(), np.zeros(3))
+    assert est.reliable and 1e-3 / 3 < est.level < 3e-3
