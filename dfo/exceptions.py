@@ -32,12 +32,15 @@ from typing import TypeVar
 T = TypeVar("T")
 
 __all__ = [
+    "AskTellError",
+    "AskTellShapeError",
     "GradientNotAvailableError",
     "InvalidOptionError",
     "NotAskTellError",
     "NotPicklableError",
     "ObjectiveOutputError",
     "ObjectiveOutputTypeError",
+    "OptionTypeError",
     "OutputPathError",
     "RunFolderError",
     "ShapeError",
@@ -52,6 +55,32 @@ class ShapeError(ValueError):
 
 class InvalidOptionError(ValueError):
     """An option name is unknown, or its value is out of range."""
+
+
+class OptionTypeError(InvalidOptionError, TypeError):
+    """An option or argument has the wrong type (a string for a number, 1 for a flag).
+
+    Both an :class:`InvalidOptionError` and a :class:`TypeError`.
+    """
+
+
+class AskTellError(ValueError, RuntimeError):
+    """``ask``/``tell`` used out of order or with what was not asked.
+
+    Raised by :meth:`dfo.Optimizer.tell` for a ``tell`` without a pending ``ask``
+    (before the first one, or twice for one ask), for points other than those the
+    last ``ask`` returned, for a number of values or gradients that does not match
+    them, and for a ``tell`` that would exceed the budget. The optimizer is left as
+    it was: ask again (the same points) or tell again correctly. Both a
+    :class:`ValueError` and a :class:`RuntimeError`.
+    """
+
+
+class AskTellShapeError(AskTellError, ShapeError):
+    """An :class:`AskTellError` about the number or shape of the told points or values.
+
+    Also a :class:`ShapeError`.
+    """
 
 
 class ObjectiveOutputError(ValueError):

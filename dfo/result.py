@@ -26,6 +26,7 @@ class Status(IntEnum):
     INTERRUPTED = 5  #: KeyboardInterrupt (Ctrl-C)
     NONFINITE = 6  #: no finite value was found, or the run diverged
     STALLED = 7  #: the gradient estimate was exactly zero several times in a row
+    RUNNING = 8  #: the run is in progress (:meth:`dfo.Optimizer.result` before it stops)
 
 
 _SUCCESS = {Status.CONVERGED, Status.BUDGET, Status.MAX_TIME, Status.CALLBACK, Status.MAX_ITER}

@@ -246,8 +246,8 @@ def test_pickled_optimizer_continues_identically_across_restarts():
         ({"restarts": 1.5}, "restarts must be None"),
         ({"restarts": True}, "restarts must be None"),
         ({"restart_regime": "bipoop"}, "Did you mean 'bipop'"),
-        ({"restart_regime": None}, r"restart_regime must be one of \['bipop', 'ipop'\]"),
-        ({"sigma0": -1.0}, "sigma0 must be None or a finite positive number"),
+        ({"restart_regime": None}, r"restart_regime must be 'bipop' or 'ipop'"),
+        ({"sigma0": -1.0}, "sigma0 must be None or a positive number"),
     ],
 )
 def test_bad_restart_options_are_refused_before_any_evaluation(options, match):

@@ -433,7 +433,11 @@ BAD_CALLS = [
     ),
     ({"method": "fd-sgd", "learning_rate": -0.1}, InvalidOptionError, r"learning_rate.*-0.1"),
     ({"method": "fd-sgd", "learning_rate": 0.0}, InvalidOptionError, r"learning_rate.*0.0"),
-    ({"method": "cma-es", "popsize": 1}, InvalidOptionError, r"popsize must be an integer >= 2"),
+    (
+        {"method": "cma-es", "popsize": 1},
+        InvalidOptionError,
+        r"popsize must be None or an integer >= 2",
+    ),
     ({"method": "cma-es", "sigma0": -1.0}, InvalidOptionError, r"sigma0.*-1.0"),
     ({"method": "cma-es", "sigma0": np.inf}, InvalidOptionError, r"sigma0.*inf"),
     ({"method": "cma-es", "tolfun": -1.0}, InvalidOptionError, r"tolfun.*-1.0"),

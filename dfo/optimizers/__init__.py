@@ -7,13 +7,13 @@ True
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
 
 from dfo.exceptions import InvalidOptionError, suggest
 from dfo.optimizers.base import Optimizer
+from dfo.options import Kind, Options, check_budget, check_real
 
 __all__ = [
     "Optimizer",
@@ -21,11 +21,11 @@ __all__ = [
     "make_optimizer",
     "method_options",
     "methods",
+    "option_kinds",
     "register",
 ]
 
 _REGISTRY: dict[str, type[Optimizer]] = {}
-_BASE_ARGS = {"self", "x0", "seed", "budget"}
 
 
 def register(name: str):
@@ -134,9 +134,9 @@ def get_method(method: str) -> type[Optimizer]:
 def method_options(method: str) -> dict[str, Any]:
     """The options of ``method`` and their defaults.
 
-    The options are the keyword-only parameters of the method's ``__init__``
-    other than ``seed`` and ``budget``: what :func:`make_optimizer` and
-    :func:`dfo.minimize` accept as ``**options``.
+    Read from the method's one declaration, its ``Options`` dataclass (see
+    :mod:`dfo.options`): what :func:`make_optimizer` and :func:`dfo.minimize`
+    accept as ``**options``.
 
     Parameters
     ----------
@@ -146,7 +146,7 @@ def method_options(method: str) -> dict[str, Any]:
     Returns
     -------
     dict
-        Option name to default value, in the order of the signature.
+        Option name to default value, in the order of the declaration.
 
     Raises
     ------
@@ -160,24 +160,37 @@ def method_options(method: str) -> dict[str, Any]:
     >>> method_options("random-search")
     {'sigma': 0.1, 'popsize': None, 'bounds': None}
     """
-    cls = get_method(method)
-    params = inspect.signature(cls.__init__).parameters
-    return {
-        name: p.default
-        for name, p in params.items()
-        if name not in _BASE_ARGS and p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
+    return get_method(method).Options.defaults()
 
 
-def check_options(method: str, options: dict[str, Any]) -> None:
-    """Raise :class:`InvalidOptionError` for option names ``method`` does not take."""
-    valid = method_options(method)
-    for key in options:
-        if key not in valid:
-            raise InvalidOptionError(
-                f"unknown option {key!r} for method {method!r}; valid options are "
-                f"{sorted(valid)}." + suggest(key, valid)
-            )
+def option_kinds(method: str) -> dict[str, Kind]:
+    """The :class:`~dfo.options.Kind` of each option of ``method`` (what it accepts).
+
+    Parameters
+    ----------
+    method : str
+        A name from :func:`methods`.
+
+    Returns
+    -------
+    dict
+        Option name to its kind; ``kind.expected`` describes the valid values.
+
+    Examples
+    --------
+    >>> option_kinds("random-search")["sigma"].expected
+    'a positive number'
+    """
+    return get_method(method).Options.kinds()
+
+
+def check_options(method: str, options: dict[str, Any]) -> Options:
+    """The checked options of ``method``, or :class:`InvalidOptionError`.
+
+    Checks names and values against the method's declaration (values whose check
+    needs the dimension, such as bounds, are checked when the optimizer is built).
+    """
+    return get_method(method).Options.build(options, method)
 
 
 def build_optimizer(
@@ -189,9 +202,7 @@ def build_optimizer(
     **options: Any,
 ) -> Optimizer:
     """Make an optimizer (what :func:`make_optimizer` and ``minimize`` call)."""
-    cls = get_method(method)
-    check_options(method, options)
-    return cls(x0, seed=seed, budget=budget, **options)
+    return get_method(method)(x0, seed=seed, budget=budget, **options)
 
 
 def make_optimizer(
@@ -200,6 +211,8 @@ def make_optimizer(
     *,
     seed: int | None = None,
     budget: int | None = None,
+    max_iter: int | None = None,
+    target: float | None = None,
     **options: Any,
 ) -> Optimizer:
     """Make an ask/tell optimizer.
@@ -213,7 +226,13 @@ def make_optimizer(
     seed : int, optional
         Seed of the optimizer's random generator.
     budget : int, optional
-        Evaluation budget the caller plans to spend (some defaults derive from it).
+        Maximum number of evaluations: :meth:`~Optimizer.stop` returns
+        ``{"budget": ...}`` before an ask that would exceed it, so the documented loop
+        ends by itself (some defaults derive from it too).
+    max_iter : int, optional
+        Iteration limit: ``stop()`` then returns ``{"max_iter": ...}``.
+    target : float, optional
+        A value ``<= target`` told ends the run: ``stop()`` returns ``{"target": ...}``.
     **options
         The method's hyperparameters; see :func:`method_options`.
 
@@ -225,7 +244,8 @@ def make_optimizer(
     Raises
     ------
     InvalidOptionError
-        Unknown method or option, or an option value out of range.
+        Unknown method or option, or an option value out of range (a value of the
+        wrong type raises :class:`~dfo.exceptions.OptionTypeError`, also a TypeError).
 
     Examples
     --------
@@ -235,5 +255,16 @@ def make_optimizer(
     >>> opt.tell(X, (X**2).sum(axis=1))
     >>> opt.nit
     1
+    >>> opt = make_optimizer("spsa", np.zeros(2), seed=0, budget=9, a=0.1)
+    >>> while not opt.stop():
+    ...     X = opt.ask()
+    ...     opt.tell(X, (X**2).sum(axis=1))
+    >>> opt.nfev, opt.stop()
+    (8, {'budget': '8 of 9 evaluations spent; the next iteration needs 2, 1 is left'})
     """
-    return build_optimizer(method, x0, seed=seed, budget=budget, **options)
+    opt = build_optimizer(method, x0, seed=seed, budget=budget, **options)
+    if max_iter is not None:
+        opt.ledger.max_iter = check_budget(max_iter, "max_iter")
+    if target is not None:
+        opt.ledger.target = check_real("target", target, allow_inf=True)
+    return opt

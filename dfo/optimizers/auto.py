@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError
 from dfo.noise import NoiseProbe
 from dfo.optimizers import build_optimizer, get_method, methods, register
 from dfo.optimizers.base import Optimizer
+from dfo.options import BOUNDS, Flag, Optional, Options, RealRange, declare_options, option
 
 __all__ = ["RULES", "Auto", "Facts", "Rule", "choose", "decision_table"]
 
@@ -271,6 +271,16 @@ def decision_table(rules: tuple[Rule, ...] = RULES) -> str:
     return "\n".join(lines)
 
 
+@declare_options
+class AutoOptions(Options):
+    """Options of :class:`Auto`."""
+
+    gradient: bool = option(False, Flag())
+    stochastic: bool = option(False, Flag())
+    cost: float | None = option(None, Optional(RealRange(0.0)))
+    bounds: Any = option(None, BOUNDS)
+
+
 @register("auto")
 class Auto(Optimizer):
     """Choose a method from the facts of the run (see :data:`RULES`) and run it.
@@ -293,25 +303,22 @@ class Auto(Optimizer):
         Passed to the chosen method.
     """
 
+    Options = AutoOptions
+    config: AutoOptions
+    #: until the method is chosen (and then as the chosen method says)
+    recommends_unevaluated: bool = True  # type: ignore[misc]
+
     def __init__(
         self,
         x0: Any,
         *,
-        seed: int | None = None,
+        seed: int | np.random.SeedSequence | None = None,
         budget: int | None = None,
-        gradient: bool = False,
-        stochastic: bool = False,
-        cost: float | None = None,
-        bounds: Any = None,
+        **options: Any,
     ) -> None:
-        super().__init__(x0, seed=seed, budget=budget)
-        for name, flag in (("gradient", gradient), ("stochastic", stochastic)):
-            if not isinstance(flag, bool | np.bool_):
-                raise InvalidOptionError(f"{name} must be True or False; got {flag!r}")
-        if cost is not None and (
-            isinstance(cost, bool) or not isinstance(cost, int | float) or not cost >= 0
-        ):
-            raise InvalidOptionError(f"cost must be None or seconds >= 0; got {cost!r}")
+        super().__init__(x0, seed=seed, budget=budget, **options)
+        cfg = self.config
+        gradient, stochastic, cost, bounds = cfg.gradient, cfg.stochastic, cfg.cost, cfg.bounds
         self.facts = Facts(
             dim=self.dim,
             budget=budget,
@@ -325,6 +332,7 @@ class Auto(Optimizer):
         self.choice: dict[str, Any] | None = None
         self._probe: NoiseProbe | None = None
         self._asked_at = 0.0
+        self._probe_fresh = True
         if not gradient and self.facts.per_dim >= PROBE_FROM:
             self._probe = NoiseProbe(self.x0, self.rng, with_curvature=False)
         else:
@@ -341,6 +349,7 @@ class Auto(Optimizer):
         self.inner = build_optimizer(method, self.x0, seed=seed, budget=budget, **options)
         # the run loop reads it from the instance: gradients if the chosen method needs them
         self.needs_gradient = self.inner.needs_gradient  # type: ignore[misc]
+        self.recommends_unevaluated = self.inner.recommends_unevaluated
         self.choice = {
             "method": method,
             "rule": rule.situation,
@@ -351,13 +360,17 @@ class Auto(Optimizer):
 
     def _ask(self) -> np.ndarray:
         if self._probe is not None:
-            self.new_sample = self._probe.nfev == 0
+            self._probe_fresh = self._probe.nfev == 0
             self._asked_at = time.perf_counter()
             return self._probe.ask()
         assert self.inner is not None
-        X = self.inner.ask()
-        self.new_sample = self.inner.new_sample
-        return X
+        return self.inner.ask()
+
+    def wants_new_sample(self) -> bool:
+        if self._probe is not None:
+            return self._probe_fresh
+        assert self.inner is not None
+        return self.inner.wants_new_sample()
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         probe = self._probe
@@ -382,14 +395,14 @@ class Auto(Optimizer):
                 self.facts.noise_level = est.level if est.reliable else None
             self._probe = None
             self._start()
-            self.new_sample = True
         return probe.f0
 
-    def recommend(self) -> np.ndarray:
+    def _recommend(self) -> np.ndarray:
         if self.inner is None:
             return self.x0
-        rec = self.inner.recommend()
-        return self.best_x if rec is self.inner.best_x else rec
+        if not self.inner.recommends_unevaluated:
+            return self.ledger.best_x  # the best point, the probes' included
+        return self.inner.recommend()
 
     def _stop(self) -> dict[str, Any]:
         return {} if self.inner is None else self.inner.stop()
@@ -400,13 +413,8 @@ class Auto(Optimizer):
             notes = [f"auto chose {self.choice['method']}: {self.choice['reason']}", *notes]
         return notes
 
-    def options(self) -> dict[str, Any]:
-        return {
-            "gradient": self.facts.gradient,
-            "stochastic": self.facts.stochastic,
-            "cost": self.facts.cost,
-            "bounds": self.bounds,
-        }
+    def _resolved_options(self) -> dict[str, Any]:
+        return {"cost": self.facts.cost}
 
     def describe(self) -> dict[str, Any] | None:
         """The choice with the chosen method's options (what ``Result.auto`` records)."""

@@ -1,34 +1,110 @@
-"""The ask/tell contract every iterative method in dfo implements.
+"""The ask/tell contract every method in dfo implements.
 
-The whole contract is this loop (written once, in :func:`dfo.minimize`)::
+The whole contract is this loop (:func:`dfo.minimize` runs it, and so can you)::
 
-    opt = dfo.make_optimizer("spsa", x0, seed=0)
-    while not opt.stop():
+    opt = dfo.make_optimizer("spsa", x0, seed=0, budget=2_000)
+    while not opt.stop():                  # {} while the run goes on, else the reasons
         X = opt.ask()                      # (k, dim) points to evaluate
-        values = objective.evaluate_batch(X)
+        values = [f(x) for x in X]
         opt.tell(X, values)                # or tell(X, values, grads) for gradient methods
-    opt.result()
+    res = opt.result()
 
-The public :meth:`Optimizer.ask` and :meth:`Optimizer.tell` do the bookkeeping
-(validation, iteration count, best so far, non-finite values); subclasses fill
-the small hooks :meth:`Optimizer._ask`, :meth:`Optimizer._tell` and
-:meth:`Optimizer.recommend`. Optimizers hold all their state (random
-generator included) as plain attributes, so they pickle.
+It ends by itself: ``stop()`` returns ``{"budget": ...}`` before an ask whose
+points would not fit in the budget, so at most ``budget`` evaluations are told.
+``stop()`` returns every reason that applies, as pycma does: ``"budget"``,
+``"max_iter"``, ``"target"``, ``"nonfinite"`` (the method gave up on nan/inf values)
+or the method's own convergence tests (``"tolfun"``, ``"converged"``, ...);
+``result()`` before that says the run is in progress (``Status.RUNNING``).
+
+**The ledger.** The public :meth:`Optimizer.ask`, :meth:`Optimizer.tell` and
+:meth:`Optimizer.stop` do all the bookkeeping in one object,
+:class:`dfo.run.ledger.Ledger` (``opt.ledger``), which :func:`dfo.minimize`
+shares: it counts evaluations, gradients, non-finite values and failures,
+enforces the budget, keeps the best point and the history. A method never
+counts: its ``_tell`` updates only its own state.
+
+**Hooks.** A method is a subclass that fills these (and is registered with
+:func:`dfo.register`):
+
+``Options`` (class attribute)
+    A frozen dataclass of :func:`dfo.options.option` fields: the method's
+    options, declared once (defaults, kinds, ranges). ``self.config`` holds the
+    checked values; ``__init__(x0, *, seed=None, budget=None, **options)`` of the
+    subclass calls ``super().__init__`` first and then builds its state from
+    ``self.config``, ``self.x0``, ``self.dim``, ``self.rng`` and ``self.budget``.
+``_ask() -> ndarray (k, dim)``
+    The next points; a new array (a view of the method's state is copied).
+    Called once per iteration: ``ask()`` repeats the same points until ``tell``.
+``_tell(X, values, grads) -> float``
+    Update the method's state from the values at its own copy ``X`` of the asked
+    points (``values`` float64 ``(k,)``, possibly nan or inf; ``grads`` ``(k, dim)``
+    or None). Return the value to report for the iteration (the history's
+    ``value``).
+``_recommend() -> ndarray (dim,)``
+    The method's estimate of the minimizer (default: the best point told).
+``_stop() -> dict``
+    The method's own reasons to stop (default: none).
+``notes() -> list[str]``
+    Remarks for the result's message (such as backtracking).
+``extra() -> dict``
+    Method-specific fields of the Result (such as CMA-ES's ``restarts``).
+``close()``
+    Release what the optimizer holds besides its state (a worker thread);
+    :func:`dfo.minimize` calls it when the run ends.
+``_resolved_options() -> dict``
+    Options whose value the method chose (a default of None made concrete).
+``_budget_changed()``
+    Called when a resumed run gets a new budget (recompute budget-derived
+    schedules).
+
+and declares what the run loop needs to know as class attributes:
+
+``needs_gradient``
+    ``tell`` needs gradients: the run loop calls the objective's ``value_and_grad``.
+``needs_jvp``
+    ``tell`` needs directional derivatives along ``directions()`` (forward mode):
+    the run loop calls the objective's ``value_and_jvp`` and tells them in place
+    of gradients.
+``recommends_unevaluated``
+    ``_recommend()`` may be a point the method has not evaluated (an SGD iterate,
+    a CMA-ES mean): :func:`dfo.minimize` keeps one evaluation of the budget to
+    evaluate it at the end.
+``wants_new_sample()`` (a method; default True)
+    Whether the next ask starts a new estimate that gets a new realization
+    (minibatch, noise) of a stochastic objective. FD-SGD answers False for the
+    later blocks of one gradient's probes, which share one realization.
+
+**Misuse.** ``tell`` without a pending ask (before the first ask, or twice), with
+other points than asked, with a number of values or gradients that does not match,
+or beyond the budget raises :class:`~dfo.exceptions.AskTellError` and changes
+nothing. Points handed out by ``ask`` are copies the optimizer never reads again;
+``recommend()``, ``best_x`` and ``result().x`` are copies too; ``x0`` is never
+changed. Optimizers hold all their state (random generator and ledger included)
+as plain attributes, so they pickle.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
 
-from dfo.exceptions import GradientNotAvailableError, ShapeError
+from dfo.exceptions import (
+    AskTellError,
+    AskTellShapeError,
+    GradientNotAvailableError,
+    InvalidOptionError,
+    ShapeError,
+)
 from dfo.objective import as_float64, check_batch
-from dfo.result import Result, Status
+from dfo.optimizers.step_rules import StepRule, describe
+from dfo.options import Options, check_budget
+from dfo.result import Result
+from dfo.run.ledger import Ledger, build_result, stop_status
 
-__all__ = ["Optimizer", "check_seed", "check_x0"]
+__all__ = ["NoOptions", "Optimizer", "check_seed", "check_x0"]
 
 
 def check_seed(seed: Any) -> int | np.random.SeedSequence | None:
@@ -84,7 +160,7 @@ def _check_values(values: Any, k: int) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"values must be real numbers; got an array of dtype {arr.dtype}")
     if arr.shape != (k,):
-        raise ShapeError(
+        raise AskTellShapeError(
             f"values must have shape ({k},), one per point of X; got shape {arr.shape}"
         )
     return arr.astype(np.float64, copy=False)
@@ -136,50 +212,75 @@ def check_x0(x0: Any) -> np.ndarray:
     return x
 
 
+@dataclasses.dataclass(frozen=True)
+class NoOptions(Options):
+    """The options of a method that has none."""
+
+
 class Optimizer:
-    """Base class of ask/tell optimizers.
+    """Base class of ask/tell optimizers (see the module docstring for the contract).
 
     Parameters
     ----------
     x0 : array_like, shape (dim,)
-        Starting point.
-    seed : int or None
-        Seed of the optimizer's :class:`numpy.random.Generator`.
+        Starting point (copied; never modified).
+    seed : int, numpy.random.SeedSequence or None
+        Seed of the optimizer's :class:`numpy.random.Generator` ``rng``.
     budget : int or None
-        The run's evaluation budget, when known; some methods derive defaults from
-        it (SPSA's stability constant ``A``). It is not enforced here.
+        Maximum number of evaluations (see :func:`dfo.options.check_budget`);
+        ``stop()`` says ``"budget"`` before an ask that would not fit, and ``tell``
+        refuses evaluations beyond it. Some methods derive defaults from it.
+    **options
+        The method's options, checked against its ``Options`` declaration.
+
+    Raises
+    ------
+    InvalidOptionError, OptionTypeError
+        For an unknown option name (the message suggests the closest) or a bad
+        value, and a bad ``budget``.
+    TypeError, ShapeError, ValueError
+        For an invalid ``x0`` or ``seed``.
+
+    Attributes
+    ----------
+    config : Options
+        The checked options.
+    ledger : dfo.run.ledger.Ledger
+        Counters, best so far and history.
     """
 
     #: registered name, set by :func:`dfo.register`
     name: ClassVar[str] = ""
+    #: the method's options, declared once (a frozen dataclass of ``option`` fields)
+    Options: ClassVar[type[Options]] = NoOptions
     #: whether ``tell`` needs gradients (the runner then calls ``value_and_grad``)
     needs_gradient: ClassVar[bool] = False
     #: whether ``tell`` needs directional derivatives along :meth:`directions` (forward
     #: mode: the runner calls ``value_and_jvp`` and tells them in place of gradients)
     needs_jvp: ClassVar[bool] = False
+    #: whether ``_recommend()`` may return a point that was never evaluated
+    recommends_unevaluated: ClassVar[bool] = False
 
-    def __init__(self, x0: Any, *, seed: int | None = None, budget: int | None = None) -> None:
+    config: Options
+
+    def __init__(
+        self,
+        x0: Any,
+        *,
+        seed: int | np.random.SeedSequence | None = None,
+        budget: int | None = None,
+        **options: Any,
+    ) -> None:
         self.x0 = check_x0(x0)
         self.dim = self.x0.size
         self.seed = check_seed(seed)
-        if budget is not None:
-            if isinstance(budget, bool) or not isinstance(budget, Integral):
-                raise TypeError(f"budget must be None or a positive integer; got {budget!r}")
-            if budget < 1:
-                raise ValueError(f"budget must be None or a positive integer; got {budget}")
-            budget = int(budget)
-        self.budget = budget
+        self.config = self.Options.build(options, self.name)
         self.rng = np.random.default_rng(self.seed)
-        self.nit = 0
-        self.nfev = 0
-        self.n_nonfinite = 0
-        self.best_x = self.x0.copy()
-        self.best_f = np.inf
-        self.last_value = np.nan
-        self._pending: np.ndarray | None = None
-        self.new_sample = True
+        self.ledger = Ledger(self.x0, None if budget is None else check_budget(budget))
+        self._pending: np.ndarray | None = None  # the method's own copy of the asked points
+        self._handed: list[np.ndarray] = []  # the copies ask() handed out since the last tell
 
-    # -- hooks for subclasses -----------------------------------------------
+    # -- hooks for subclasses -----------------------------------------------------------
     def _ask(self) -> np.ndarray:
         raise NotImplementedError
 
@@ -187,90 +288,25 @@ class Optimizer:
         """Update from the told values; return the value to report for this iteration."""
         raise NotImplementedError
 
-    def recommend(self) -> np.ndarray:
-        """The method's current estimate of the minimizer (its iterate, mean, ...)."""
-        return self.best_x
+    def _recommend(self) -> np.ndarray:
+        return self.ledger.best_x
 
     def _stop(self) -> dict[str, Any]:
+        return {}
+
+    def _resolved_options(self) -> dict[str, Any]:
         return {}
 
     def directions(self) -> np.ndarray:
         """For ``needs_jvp`` methods: one tangent direction per point asked, ``(k, dim)``."""
         raise NotImplementedError
 
-    # -- public API ---------------------------------------------------------
-    def ask(self) -> np.ndarray:
-        """Points to evaluate next, shape ``(k, dim)``.
+    def _budget_changed(self) -> None:
+        """Hook: the budget changed (a resumed run); recompute what derives from it."""
 
-        Asking again before telling returns the same points, so a caller whose
-        evaluation failed can retry.
-        """
-        if self._pending is None:
-            self._pending = self._ask()
-        return self._pending
-
-    def tell(self, X: Any, values: Any, grads: Any = None) -> None:
-        """Report the values (and gradients, for gradient methods) at the points ``X``.
-
-        Raises
-        ------
-        ShapeError
-            If ``X`` or ``values`` do not match each other or the dimension.
-        GradientNotAvailableError
-            If the method needs gradients and ``grads`` is None.
-        """
-        X = check_batch(X, self.dim)
-        values = _check_values(values, X.shape[0])
-        if self.needs_gradient:
-            if grads is None:
-                raise GradientNotAvailableError(
-                    f"{self.name} needs gradients: call tell(X, values, grads)"
-                )
-            grads = check_batch(grads, self.dim, "grads")
-            if grads.shape[0] != X.shape[0]:
-                raise ShapeError(
-                    f"grads must have one row per point ({X.shape[0]}); got {grads.shape[0]}"
-                )
-        if self.needs_jvp:
-            if grads is None:
-                raise GradientNotAvailableError(
-                    f"{self.name} needs directional derivatives along directions(): call "
-                    "tell(X, values, dderivs)"
-                )
-            grads = _check_values(grads, X.shape[0])
-        if self._pending is not None and X.shape != self._pending.shape:
-            raise ShapeError(
-                f"tell expects the {self._pending.shape[0]} points that ask returned; "
-                f"got {X.shape[0]}"
-            )
-        # best so far; the common case (all values finite) costs one or two reductions
-        if values.size <= 16:  # small batches (an SPSA pair): cheaper in Python
-            listed = values.tolist()
-            all_finite = all(map(math.isfinite, listed))
-            i = listed.index(min(listed)) if all_finite and listed else -1
-        else:
-            i = int(values.argmin())  # the first nan, if any
-            all_finite = math.isfinite(values[i]) and math.isfinite(values.max())
-        if not all_finite and values.size:
-            finite = np.isfinite(values)
-            n_bad = X.shape[0] - int(np.count_nonzero(finite))
-            self.n_nonfinite += n_bad
-            i = int(np.argmin(np.where(finite, values, np.inf))) if n_bad < X.shape[0] else -1
-        if i >= 0 and values[i] < self.best_f:
-            self.best_f = float(values[i])
-            self.best_x = X[i].copy()
-        self.last_value = self._tell(X, values, grads)
-        self._pending = None
-        self.nfev += X.shape[0]
-        self.nit += 1
-
-    def stop(self) -> dict[str, Any]:
-        """Reasons to stop, as a dict (empty while the method wants to go on)."""
-        return self._stop()
-
-    def options(self) -> dict[str, Any]:
-        """The hyperparameters this optimizer runs with."""
-        return {}
+    def wants_new_sample(self) -> bool:
+        """Whether the next ask gets a new realization of a stochastic objective."""
+        return True
 
     def close(self) -> None:
         """Release what the optimizer holds besides its state (a worker thread).
@@ -287,23 +323,220 @@ class Optimizer:
         """Method-specific fields of the Result (such as CMA-ES's ``restarts``)."""
         return {}
 
+    # -- what the ledger knows ------------------------------------------------------------
+    @property
+    def budget(self) -> int | None:
+        """The evaluation budget (None: no limit); setting it calls :meth:`set_budget`."""
+        return self.ledger.budget
+
+    @budget.setter
+    def budget(self, budget: Any) -> None:
+        self.set_budget(budget)
+
+    @property
+    def nit(self) -> int:
+        """Iterations told so far."""
+        return self.ledger.nit
+
+    @property
+    def nfev(self) -> int:
+        """Evaluations told so far."""
+        return self.ledger.nfev
+
+    @property
+    def n_nonfinite(self) -> int:
+        """Told evaluations whose value (or gradient) was nan or inf."""
+        return self.ledger.n_nonfinite
+
+    @property
+    def best_x(self) -> np.ndarray:
+        """A copy of the point with the lowest finite value told (``x0`` before any)."""
+        return self.ledger.best_x.copy()
+
+    @property
+    def best_f(self) -> float:
+        """The lowest finite value told (inf before any)."""
+        return self.ledger.best_f
+
+    @property
+    def last_value(self) -> float:
+        """What the method reported for the last iteration (nan before any)."""
+        return self.ledger.value
+
+    # -- public API -----------------------------------------------------------------------
+    def _pending_points(self) -> np.ndarray:
+        """The pending points, asking the method for them if there are none."""
+        if self._pending is None:
+            X = self._ask()
+            self._pending = X if X.flags.owndata else X.copy()
+        return self._pending
+
+    def ask(self) -> np.ndarray:
+        """Points to evaluate next, shape ``(k, dim)``: a new array, yours to change.
+
+        Asking again before telling returns the same points (the same array, unless
+        it was changed), so a caller whose evaluation failed can retry.
+        """
+        pending = self._pending_points()
+        if self._handed and np.array_equal(self._handed[-1], pending):
+            return self._handed[-1]
+        self._handed.append(pending.copy())
+        return self._handed[-1]
+
+    def tell(self, X: Any, values: Any, grads: Any = None) -> None:
+        """Report the values (and gradients, for gradient methods) at the asked points.
+
+        Parameters
+        ----------
+        X : array_like, shape (k, dim)
+            The points the last :meth:`ask` returned (an objective may have changed
+            the array: the optimizer uses its own copy).
+        values : array_like, shape (k,)
+            Their values; nan and inf are allowed (they count as non-finite).
+        grads : array_like, shape (k, dim), optional
+            Their gradients, for methods with ``needs_gradient``; ignored otherwise.
+
+        Raises
+        ------
+        AskTellError
+            Without a pending ask, for other points than asked, or beyond the budget.
+        AskTellShapeError
+            If ``X``, ``values`` or ``grads`` do not have the asked number of rows or
+            the dimension (an :class:`AskTellError` and a :class:`ShapeError`).
+        GradientNotAvailableError
+            If the method needs gradients and ``grads`` is None.
+        TypeError
+            If ``values`` or ``grads`` are not real numbers.
+        """
+        pending = self._pending
+        if pending is None:
+            raise AskTellError(
+                f"tell without a pending ask ({self.nit} iterations told): call ask() "
+                "first, and tell the values of each ask once"
+            )
+        k = pending.shape[0]
+        if not any(X is h for h in self._handed):
+            try:
+                X = check_batch(X, self.dim)
+            except ShapeError as exc:
+                raise AskTellShapeError(str(exc)) from None
+            if X.shape[0] != k:
+                raise AskTellShapeError(
+                    f"tell expects the {k} points that ask returned; got {X.shape[0]}"
+                )
+            if not np.array_equal(X, pending):
+                raise AskTellError(
+                    "tell was given other points than the last ask returned; tell the "
+                    "values at the asked points (ask() returns them again)"
+                )
+        values = _check_values(values, k)
+        if self.needs_gradient:
+            if grads is None:
+                raise GradientNotAvailableError(
+                    f"{self.name} needs gradients: call tell(X, values, grads)"
+                )
+            try:
+                grads = check_batch(grads, self.dim, "grads")
+            except ShapeError as exc:
+                raise AskTellShapeError(str(exc)) from None
+            if grads.shape[0] != k:
+                raise AskTellShapeError(
+                    f"grads must have one row per point ({k}); got {grads.shape[0]}"
+                )
+        elif self.needs_jvp:
+            if grads is None:
+                raise GradientNotAvailableError(
+                    f"{self.name} needs directional derivatives along directions(): call "
+                    "tell(X, values, dderivs)"
+                )
+            grads = _check_values(grads, k)
+        else:
+            grads = None
+        ledger = self.ledger
+        if ledger.budget is not None and ledger.nfev + k > ledger.budget:
+            raise AskTellError(
+                f"telling {k} more evaluations would exceed the budget "
+                f"({ledger.nfev} of {ledger.budget} spent); stop() said so"
+            )
+        reported = self._tell(pending, values, grads)
+        self._pending = None
+        self._handed = []
+        if self.needs_jvp:
+            ledger.book(pending, values, dderivs=grads)
+        else:
+            ledger.book(pending, values, grads)
+        ledger.close_iteration(reported)
+
+    def stop(self) -> dict[str, Any]:
+        """Reasons to stop, as a dict (empty while the run goes on).
+
+        Every reason that applies: the method's own (``"nonfinite"``, convergence
+        tests), and the ledger's ``"budget"`` (the next ask would not fit; the next
+        points are asked to know their number), ``"max_iter"`` and ``"target"``.
+        """
+        reasons = {**self.ledger.limits(), **self._stop()}
+        if not reasons and self.ledger.budget is not None:
+            reasons = self.ledger.budget_reason(self._pending_points().shape[0])
+        return reasons
+
+    def recommend(self) -> np.ndarray:
+        """A copy of the method's current estimate of the minimizer (iterate, mean, ...)."""
+        return np.array(self._recommend(), dtype=np.float64, copy=True)
+
+    def options(self) -> dict[str, Any]:
+        """The options this optimizer runs with (chosen values in place of None).
+
+        A step rule given as an object is described by its name and parameters.
+        """
+        out = {**self.config.as_dict(), **self._resolved_options()}
+        return {k: describe(v) if isinstance(v, StepRule) else v for k, v in out.items()}
+
+    def set_budget(self, budget: Any) -> None:
+        """Change the budget of a run in progress (a resumed run).
+
+        Raises
+        ------
+        InvalidOptionError
+            If ``budget`` is not a positive integer or is less than the evaluations
+            already told.
+        """
+        budget = check_budget(budget)
+        if budget < self.ledger.nfev:
+            raise InvalidOptionError(
+                f"budget={budget} is less than the {self.ledger.nfev} evaluations this run "
+                f"has already spent; give a budget of at least {self.ledger.nfev}"
+            )
+        if budget != self.ledger.budget:
+            self.ledger.budget = budget
+            self._budget_changed()
+
     def result(self) -> Result:
-        """What the optimizer has found so far, from the values it was told."""
-        reasons = self.stop()
-        status = Status.CONVERGED if reasons else Status.MAX_ITER
-        return Result(
-            x=self.best_x.copy(),
-            fun=self.best_f,
-            nfev=self.nfev,
-            nit=self.nit,
-            n_nonfinite=self.n_nonfinite,
-            success=bool(np.isfinite(self.best_f)),
+        """What the optimizer has found so far, from the values it was told.
+
+        ``status`` is ``RUNNING`` while :meth:`stop` has no reason (without asking:
+        a pending ask is used to check the budget), else the status of the reasons.
+        """
+        reasons = {**self.ledger.limits(), **self._stop()}
+        if not reasons and self._pending is not None and self.ledger.budget is not None:
+            reasons = self.ledger.budget_reason(self._pending.shape[0])
+        status, message = stop_status(reasons, self.ledger)
+        res = build_result(
+            self.ledger,
+            x=self.ledger.best_x,
+            fun=self.ledger.best_f,
             status=status,
-            message="; ".join(f"{k}: {v}" for k, v in reasons.items()) or "running",
+            message=message,
             method=self.name,
             options=self.options(),
-            **self.extra(),
+            notes=self.notes(),
         )
+        res.update(self.extra())
+        return res
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handed"] = []  # the caller's copies: not part of the state
+        return state
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim}, nit={self.nit})"

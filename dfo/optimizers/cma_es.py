@@ -29,13 +29,27 @@ once per process.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from dfo.exceptions import InvalidOptionError, suggest
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
+from dfo.options import (
+    BOUNDS,
+    Choice,
+    Custom,
+    Either,
+    Flag,
+    Optional,
+    Options,
+    PositiveInt,
+    PositiveReal,
+    RealRange,
+    declare_options,
+    option,
+)
 
 __all__ = ["CMAES", "RESTART_REGIMES", "SEPARABLE_ABOVE"]
 
@@ -140,19 +154,26 @@ def _bounds(bounds: Any, dim: int) -> list[Any] | None:
     return [None if lo is None else lo.tolist(), None if hi is None else hi.tolist()]
 
 
-def _check_restarts(restarts: Any, regime: Any) -> None:
-    if restarts is not None and (
-        isinstance(restarts, bool) or not isinstance(restarts, int | np.integer) or restarts < 0
-    ):
-        raise InvalidOptionError(
-            f"restarts must be None (as many as the budget allows) or an integer >= 0; "
-            f"got {restarts!r}"
-        )
-    if regime not in RESTART_REGIMES:
-        raise InvalidOptionError(
-            f"restart_regime must be one of {list(RESTART_REGIMES)}; got {regime!r}"
-            + (suggest(regime, RESTART_REGIMES) if isinstance(regime, str) else "")
-        )
+def _check_cma_options_kind(name: str, value: Any) -> dict[str, Any] | None:
+    return _check_cma_options(value) or None
+
+
+@declare_options
+class CMAESOptions(Options):
+    """Options of :class:`CMAES`."""
+
+    sigma0: float | None = option(None, Optional(PositiveReal()))
+    popsize: int | None = option(None, Optional(PositiveInt(minimum=2)))
+    restarts: int | None = option(None, Optional(PositiveInt(minimum=0)))
+    restart_regime: str = option("bipop", Choice(*RESTART_REGIMES))
+    separable: bool | str = option("auto", Either(Flag(), Choice("auto")))
+    bounds: Any = option(None, BOUNDS)
+    tolfun: float | None = option(None, Optional(RealRange(0.0)))
+    tolx: float | None = option(None, Optional(RealRange(0.0)))
+    cma_options: dict[str, Any] | None = option(
+        None, Custom(_check_cma_options_kind, "None or a dict of pycma options")
+    )
+    verbose: bool = option(False, Flag())
 
 
 @register("cma-es")
@@ -216,46 +237,26 @@ class CMAES(Optimizer):
         Let pycma print (it is silent otherwise and writes no files).
     """
 
+    Options = CMAESOptions
+    config: CMAESOptions
+    recommends_unevaluated: ClassVar[bool] = True
+
     def __init__(
         self,
         x0: Any,
         *,
-        seed: int | None = None,
+        seed: int | np.random.SeedSequence | None = None,
         budget: int | None = None,
-        sigma0: float | None = None,
-        popsize: int | None = None,
-        restarts: int | None = None,
-        restart_regime: str = "bipop",
-        separable: bool | str = "auto",
-        bounds: Any = None,
-        tolfun: float | None = None,
-        tolx: float | None = None,
-        cma_options: dict[str, Any] | None = None,
-        verbose: bool = False,
+        **options: Any,
     ) -> None:
-        super().__init__(x0, seed=seed, budget=budget)
-        if sigma0 is not None and (
-            isinstance(sigma0, bool)
-            or not isinstance(sigma0, int | float)
-            or not 0 < sigma0 < np.inf
-        ):
-            raise InvalidOptionError(
-                f"sigma0 must be None or a finite positive number; got {sigma0!r}"
-            )
-        if popsize is not None and (
-            isinstance(popsize, bool) or not isinstance(popsize, int | np.integer) or popsize < 2
-        ):
-            raise InvalidOptionError(f"popsize must be an integer >= 2; got {popsize!r}")
-        _check_restarts(restarts, restart_regime)
-        if separable == "auto":
-            separable = self.dim > SEPARABLE_ABOVE
-        elif not isinstance(separable, bool):
-            raise InvalidOptionError(f"separable must be True, False or 'auto'; got {separable!r}")
-        if not isinstance(verbose, bool):
-            raise InvalidOptionError(f"verbose must be True or False; got {verbose!r}")
+        super().__init__(x0, seed=seed, budget=budget, **options)
+        cfg = self.config
+        sigma0, popsize, restarts = cfg.sigma0, cfg.popsize, cfg.restarts
+        restart_regime, bounds, verbose = cfg.restart_regime, cfg.bounds, cfg.verbose
+        separable = self.dim > SEPARABLE_ABOVE if cfg.separable == "auto" else cfg.separable
+        cma_options = cfg.cma_options
         self.verbose = verbose
-        cma_options = _check_cma_options(cma_options)
-        self.cma_options = cma_options
+        self.cma_options = cma_options = cma_options or {}
         self.separable = separable
         opts: dict[str, Any] = {
             "randn": GeneratorRandn(self.rng),
@@ -268,7 +269,7 @@ class CMAES(Optimizer):
             "maxfevals": np.inf,
         }
         if popsize is not None:
-            opts["popsize"] = int(popsize)
+            opts["popsize"] = popsize
         if separable:
             opts["CMA_diagonal"] = True
         bnds = _bounds(bounds, self.dim)
@@ -293,24 +294,10 @@ class CMAES(Optimizer):
             np.maximum(lower, self.x0 - 2 * self.sigma0),
             np.minimum(upper, self.x0 + 2 * self.sigma0),
         )
-        for name, tol in (("tolfun", tolfun), ("tolx", tolx)):
-            if tol is None:
-                continue
-            if isinstance(tol, bool) or not isinstance(tol, int | float) or not tol >= 0:
-                raise InvalidOptionError(f"{name} must be a number >= 0 or None; got {tol!r}")
-            opts[name] = float(tol)
-        if cma_options:
-            opts.update(cma_options)
-        self.user_options = {
-            "popsize": popsize,
-            "restarts": restarts,
-            "restart_regime": restart_regime,
-            "separable": separable,
-            "bounds": bounds,
-            "tolfun": tolfun,
-            "tolx": tolx,
-            **(cma_options or {}),
-        }
+        for name, tol in (("tolfun", cfg.tolfun), ("tolx", cfg.tolx)):
+            if tol is not None:
+                opts[name] = tol
+        opts.update(cma_options)
         self.opts = opts
         self.es = self._new_run(self.x0, self.sigma0, {})
         self.popsize = int(self.es.popsize)
@@ -414,7 +401,7 @@ class CMAES(Optimizer):
         """The mean of the current run in the user's space, inside the bounds (a copy)."""
         return np.array(self.es.to_phenotype(self.es.mean), dtype=np.float64)
 
-    def recommend(self) -> np.ndarray:
+    def _recommend(self) -> np.ndarray:
         # the mean of the run that found the best value so far
         if self.best_run_mean is not None and any(r["best"] < self.run["best"] for r in self.runs):
             return self.best_run_mean.copy()
@@ -440,8 +427,8 @@ class CMAES(Optimizer):
         # without a restart left, a run goes on past pycma's iteration limit
         return {k: v for k, v in self._pycma_stop().items() if k not in _PYCMA_IGNORED}
 
-    def options(self) -> dict[str, Any]:
-        return {"sigma0": self.sigma0, **self.user_options, "popsize": self.popsize}
+    def _resolved_options(self) -> dict[str, Any]:
+        return {"sigma0": self.sigma0, "popsize": self.popsize, "separable": self.separable}
 
     def _runs_told(self) -> list[dict[str, Any]]:
         """The runs that evaluated something (the last one may not have, on its budget)."""

@@ -22,12 +22,23 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError
 from dfo.optimizers import register
-from dfo.optimizers.gradient import GradientStepOptimizer
+from dfo.optimizers.gradient import STEP_RULE, GradientStepOptimizer
 from dfo.optimizers.step_rules import StepRule
+from dfo.options import Options, PositiveInt, PositiveReal, declare_options, option
 
-__all__ = ["ForwardGradient"]
+__all__ = ["ForwardGradient", "ForwardGradientOptions"]
+
+
+@declare_options
+class ForwardGradientOptions(Options):
+    """Options of :class:`ForwardGradient`."""
+
+    learning_rate: float = option(0.01, PositiveReal())
+    n_directions: int = option(1, PositiveInt())
+    step_rule: str | StepRule = option("sgd", STEP_RULE)
+    patience: int = option(10, PositiveInt())
+    divergence: float = option(1e4, PositiveReal(allow_inf=True))
 
 
 @register("forward-gradient")
@@ -58,38 +69,20 @@ class ForwardGradient(GradientStepOptimizer):
     1
     """
 
+    Options = ForwardGradientOptions
+    config: ForwardGradientOptions
     needs_jvp: ClassVar[bool] = True
 
     def __init__(
         self,
         x0: Any,
         *,
-        seed: int | None = None,
+        seed: int | np.random.SeedSequence | None = None,
         budget: int | None = None,
-        learning_rate: float = 0.01,
-        n_directions: int = 1,
-        step_rule: str | StepRule = "sgd",
-        patience: int = 10,
-        divergence: float = 1e4,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            x0,
-            seed=seed,
-            budget=budget,
-            learning_rate=learning_rate,
-            step_rule=step_rule,
-            patience=patience,
-            divergence=divergence,
-        )
-        if not isinstance(n_directions, int | np.integer) or isinstance(n_directions, bool):
-            raise InvalidOptionError(
-                f"n_directions must be a positive integer; got {n_directions!r}"
-            )
-        if n_directions < 1:
-            raise InvalidOptionError(
-                f"n_directions must be a positive integer; got {n_directions!r}"
-            )
-        self.q = int(n_directions)
+        super().__init__(x0, seed=seed, budget=budget, **options)
+        self.q = self.config.n_directions
         self._V = np.empty((0, self.dim))
 
     def _ask(self) -> np.ndarray:
@@ -105,6 +98,3 @@ class ForwardGradient(GradientStepOptimizer):
             return self._step(float(values[0]), None)
         g = grads @ self._V / self.q  # mean_j d_j v_j
         return self._step(float(values[0]), g)
-
-    def options(self) -> dict[str, Any]:
-        return {**super().options(), "n_directions": self.q}

@@ -6,14 +6,34 @@ from typing import Any
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError
 from dfo.optimizers import register
 from dfo.optimizers.recast import RecastOptimizer, Request
+from dfo.options import (
+    Choice,
+    Either,
+    Flag,
+    Optional,
+    Options,
+    PositiveReal,
+    RealRange,
+    declare_options,
+    option,
+)
 
 __all__ = ["ADAPTIVE_ABOVE", "NelderMead"]
 
 #: above this dimension ``adaptive="auto"`` uses Gao & Han's dimension-dependent parameters
 ADAPTIVE_ABOVE = 5
+
+
+@declare_options
+class NelderMeadOptions(Options):
+    """Options of :class:`NelderMead`."""
+
+    simplex_scale: float | None = option(None, Optional(PositiveReal()))
+    adaptive: bool | str = option("auto", Either(Flag(), Choice("auto")))
+    xatol: float = option(1e-8, RealRange(0.0))
+    fatol: float = option(1e-8, RealRange(0.0))
 
 
 @register("nelder-mead")
@@ -37,36 +57,22 @@ class NelderMead(RecastOptimizer):
         scipy's convergence tolerances on the simplex and its values.
     """
 
+    Options = NelderMeadOptions
+    config: NelderMeadOptions
+
     def __init__(
         self,
         x0: Any,
         *,
-        seed: int | None = None,
+        seed: int | np.random.SeedSequence | None = None,
         budget: int | None = None,
-        simplex_scale: float | None = None,
-        adaptive: bool | str = "auto",
-        xatol: float = 1e-8,
-        fatol: float = 1e-8,
+        **options: Any,
     ) -> None:
-        super().__init__(x0, seed=seed, budget=budget)
-        if simplex_scale is not None and (
-            isinstance(simplex_scale, bool)
-            or not isinstance(simplex_scale, int | float)
-            or not 0 < simplex_scale < np.inf
-        ):
-            raise InvalidOptionError(
-                f"simplex_scale must be a positive number or None; got {simplex_scale!r}"
-            )
-        if adaptive == "auto":
-            adaptive = self.dim > ADAPTIVE_ABOVE
-        elif not isinstance(adaptive, bool):
-            raise InvalidOptionError(f"adaptive must be True, False or 'auto'; got {adaptive!r}")
-        for name, value in (("xatol", xatol), ("fatol", fatol)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                raise InvalidOptionError(f"{name} must be a number >= 0; got {value!r}")
-        self.simplex_scale = simplex_scale
-        self.adaptive = adaptive
-        self.xatol, self.fatol = float(xatol), float(fatol)
+        super().__init__(x0, seed=seed, budget=budget, **options)
+        cfg = self.config
+        self.simplex_scale = cfg.simplex_scale
+        self.adaptive = self.dim > ADAPTIVE_ABOVE if cfg.adaptive == "auto" else cfg.adaptive
+        self.xatol, self.fatol = cfg.xatol, cfg.fatol
 
     def settings(self) -> dict[str, Any]:
         settings: dict[str, Any] = {
@@ -96,10 +102,5 @@ class NelderMead(RecastOptimizer):
             return {"converged": "simplex converged (xatol and fatol met)"}
         return {"stopped": str(res.message)}  # pragma: no cover - maxfev, maxiter are inf
 
-    def options(self) -> dict[str, Any]:
-        return {
-            "simplex_scale": self.simplex_scale,
-            "adaptive": self.adaptive,
-            "xatol": self.xatol,
-            "fatol": self.fatol,
-        }
+    def _resolved_options(self) -> dict[str, Any]:
+        return {"adaptive": self.adaptive}

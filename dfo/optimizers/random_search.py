@@ -10,8 +10,26 @@ from dfo.exceptions import InvalidOptionError
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
 from dfo.optimizers.cma_es import _bounds
+from dfo.options import (
+    BOUNDS,
+    Optional,
+    Options,
+    PositiveInt,
+    PositiveReal,
+    declare_options,
+    option,
+)
 
 __all__ = ["RandomSearch"]
+
+
+@declare_options
+class RandomSearchOptions(Options):
+    """Options of :class:`RandomSearch`."""
+
+    sigma: float = option(0.1, PositiveReal())
+    popsize: int | None = option(None, Optional(PositiveInt()))
+    bounds: Any = option(None, BOUNDS)
 
 
 @register("random-search")
@@ -32,34 +50,28 @@ class RandomSearch(Optimizer):
         Sample uniformly inside this box instead.
     """
 
+    Options = RandomSearchOptions
+    config: RandomSearchOptions
+
     def __init__(
         self,
         x0: Any,
         *,
-        seed: int | None = None,
+        seed: int | np.random.SeedSequence | None = None,
         budget: int | None = None,
-        sigma: float = 0.1,
-        popsize: int | None = None,
-        bounds: Any = None,
+        **options: Any,
     ) -> None:
-        super().__init__(x0, seed=seed, budget=budget)
-        if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not 0 < sigma < np.inf:
-            raise InvalidOptionError(f"sigma must be a finite positive number; got {sigma!r}")
-        if popsize is None:
-            popsize = 4 + int(3 * np.log(self.dim))
-        if isinstance(popsize, bool) or not isinstance(popsize, int | np.integer) or popsize < 1:
-            raise InvalidOptionError(f"popsize must be a positive integer; got {popsize!r}")
-        self.sigma = float(sigma)
-        self.popsize = int(popsize)
-        bnds = _bounds(bounds, self.dim)
+        super().__init__(x0, seed=seed, budget=budget, **options)
+        cfg = self.config
+        self.popsize = 4 + int(3 * np.log(self.dim)) if cfg.popsize is None else cfg.popsize
+        bnds = _bounds(cfg.bounds, self.dim)
         if bnds is not None and (bnds[0] is None or bnds[1] is None):
             raise InvalidOptionError("random-search bounds need both lower and upper values")
         if bnds is not None and not (np.isfinite(bnds[0]).all() and np.isfinite(bnds[1]).all()):
             raise InvalidOptionError(
                 "random-search samples inside the bounds, which must be finite; "
-                f"got {bounds!r:.60}"
+                f"got {cfg.bounds!r:.60}"
             )
-        self.bounds = bounds
         self.lower = None if bnds is None else np.asarray(bnds[0])
         self.upper = None if bnds is None else np.asarray(bnds[1])
         self.first = True
@@ -70,8 +82,8 @@ class RandomSearch(Optimizer):
             X = self.rng.uniform(self.lower, self.upper, size=shape)
         else:
             X = self.rng.standard_normal(shape)
-            X *= self.sigma
-            X += self.best_x
+            X *= self.config.sigma
+            X += self.ledger.best_x
         if self.first:
             self.first = False
             inside = self.lower is None or bool(
@@ -85,5 +97,5 @@ class RandomSearch(Optimizer):
         finite = values[np.isfinite(values)]
         return float(finite.min()) if finite.size else np.nan
 
-    def options(self) -> dict[str, Any]:
-        return {"sigma": self.sigma, "popsize": self.popsize, "bounds": self.bounds}
+    def _resolved_options(self) -> dict[str, Any]:
+        return {"popsize": self.popsize}

@@ -211,8 +211,15 @@ class RecastOptimizer(Optimizer):
         The evaluation budget :meth:`stop` enforces.
     """
 
-    def __init__(self, x0: Any, *, seed: int | None = None, budget: int | None = None) -> None:
-        super().__init__(x0, seed=seed, budget=budget)
+    def __init__(
+        self,
+        x0: Any,
+        *,
+        seed: int | np.random.SeedSequence | None = None,
+        budget: int | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(x0, seed=seed, budget=budget, **options)
         self._told = _Told(self.dim, self.needs_gradient)  # every reply given to the loop
         self._digest = b""  # of the points asked so far
         self._worker: _Worker | None = None
@@ -304,7 +311,7 @@ class RecastOptimizer(Optimizer):
 
     # -- pickling: the thread is rebuilt by replay --------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state.update(_worker=None, _finalizer=None, _next=None, _told=self._told.copy())
         return state
 

@@ -27,7 +27,16 @@ import numpy as np
 
 from dfo.exceptions import InvalidOptionError, suggest
 
-__all__ = ["STEP_RULES", "StepRule", "adam", "get_step_rule", "momentum", "sgd"]
+__all__ = [
+    "STEP_RULES",
+    "StepRule",
+    "adam",
+    "describe",
+    "get_step_rule",
+    "is_plain_sgd",
+    "momentum",
+    "sgd",
+]
 
 
 class StepRule(NamedTuple):
@@ -244,3 +253,61 @@ def get_step_rule(rule: str | StepRule) -> StepRule:
             + suggest(str(rule), STEP_RULES)
         )
     return STEP_RULES[rule]()
+
+
+_UPDATES = {_sgd_update: "sgd", _momentum_update: "momentum", _adam_update: "adam"}
+
+
+def _qualified(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def describe(rule: str | StepRule) -> dict[str, Any]:
+    """A step rule as its name and parameters: the same in every process.
+
+    Parameters
+    ----------
+    rule : str or StepRule
+        A name from ``STEP_RULES`` (described with its default parameters) or a rule.
+
+    Returns
+    -------
+    dict
+        ``{"name": ..., **parameters}`` for the built-in rules; for a rule built by
+        hand, the qualified names of its ``init`` and ``update`` functions and the
+        keywords bound with :func:`functools.partial`.
+
+    Raises
+    ------
+    InvalidOptionError
+        If ``rule`` is neither a step rule nor the name of one.
+
+    Examples
+    --------
+    >>> describe(momentum(beta=0.5))
+    {'name': 'momentum', 'beta': 0.5, 'nesterov': False}
+    >>> describe("sgd")
+    {'name': 'sgd'}
+    """
+    rule = get_step_rule(rule)
+    update = rule.update
+    fn = update.func if isinstance(update, partial) else update
+    params = dict(update.keywords) if isinstance(update, partial) else {}
+    name = _UPDATES.get(fn)
+    if name is not None:
+        return {"name": name, **params}
+    return {"init": _qualified(rule.init), "update": _qualified(fn), **params}
+
+
+def is_plain_sgd(rule: StepRule) -> bool:
+    """Whether ``rule`` is plain gradient descent (its step is ``-lr * g``, no state).
+
+    Parameters
+    ----------
+    rule : StepRule
+
+    Returns
+    -------
+    bool
+    """
+    return rule.update is _sgd_update

@@ -1,17 +1,17 @@
-"""The one place where the objective is evaluated, counted and charged.
+"""The one place where :func:`dfo.minimize` calls the objective.
 
-:class:`Evaluator` sits between :func:`dfo.minimize` and the user's objective.
-It enforces the budget *before* calling (so the function never sees more than
-``budget`` points), counts evaluations (``nfev``), gradient evaluations
-(``ngev``), directional-derivative evaluations (``njvp``, forward mode), non-finite
-values and failures, and optionally spreads a batch over
-a :class:`concurrent.futures.Executor`.
+:class:`Evaluator` sits between the run loop and the user's objective. It checks
+the budget of the run's :class:`~dfo.run.ledger.Ledger` *before* calling (so the
+function never sees more than ``budget`` points), turns failures into nan
+values when asked to (``on_error="worst"``, counting them in ``errors``), names
+the failing point in the exception's notes, and optionally spreads a batch over
+a :class:`concurrent.futures.Executor`. It counts nothing itself: what the
+objective returned is booked in the ledger when it is told to the optimizer.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import pickle
 from concurrent.futures import Executor
 from typing import Literal
@@ -20,6 +20,7 @@ import numpy as np
 
 from dfo.exceptions import InvalidOptionError, ObjectiveOutputError
 from dfo.objective import Objective, mark_failed_row, to_values
+from dfo.run.ledger import Ledger
 
 __all__ = ["BudgetExhausted", "Evaluator", "executor_workers", "map_batches"]
 
@@ -157,12 +158,13 @@ def map_batches(
 
 
 class Evaluator:
-    """Counted, budgeted evaluation of an objective.
+    """Budgeted evaluation of an objective for the run loop.
 
     Parameters
     ----------
-    budget : int
-        Maximum number of points the objective may see.
+    ledger : Ledger or int
+        The run's ledger (its budget and counts decide what may be evaluated), or a
+        budget for a ledger of its own.
     method : str
         Name used in error notes.
     executor : Executor, optional
@@ -175,11 +177,19 @@ class Evaluator:
         An objective that returns something other than real numbers
         (:class:`~dfo.exceptions.ObjectiveOutputError`) always raises: that is a
         bug in the objective, not a failure at one point.
+
+    Attributes
+    ----------
+    errors : int
+        Points of the last call that raised (``on_error="worst"``); the run loop
+        books them in the ledger with the values.
+    nit : int
+        The iteration being evaluated, for error notes.
     """
 
     def __init__(
         self,
-        budget: int,
+        ledger: Ledger | int,
         *,
         method: str = "",
         executor: Executor | None = None,
@@ -193,37 +203,20 @@ class Evaluator:
                 "executor must be a concurrent.futures.Executor (an object with submit()); "
                 f"got {type(executor).__name__}"
             )
-        self.budget = budget
+        self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(np.zeros(0), ledger)
         self.method = method
         self.executor = executor
         self.n_chunks = n_chunks or (executor_workers(executor) if executor else 1)
         self.on_error = on_error
-        self.nfev = 0
-        self.ngev = 0
-        self.njvp = 0
-        self.n_nonfinite = 0
-        self.n_errors = 0
+        self.errors = 0
         self.nit = 0
 
-    def state(self) -> dict[str, int]:
-        """Counters, for checkpoints."""
-        return {
-            "nfev": self.nfev,
-            "ngev": self.ngev,
-            "njvp": self.njvp,
-            "n_nonfinite": self.n_nonfinite,
-            "n_errors": self.n_errors,
-        }
-
-    def restore(self, state: dict[str, int]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
-
     def _charge(self, k: int) -> None:
-        if self.nfev + k > self.budget:
+        ledger = self.ledger
+        if ledger.budget is not None and ledger.nfev + k > ledger.budget:
             raise BudgetExhausted(
                 f"{k} more evaluations would exceed the budget "
-                f"({self.nfev} of {self.budget} spent)"
+                f"({ledger.nfev} of {ledger.budget} spent)"
             )
 
     def _annotate(self, exc: BaseException, X: np.ndarray) -> None:
@@ -243,55 +236,39 @@ class Evaluator:
         if self.on_error == "raise" and not isinstance(exc, ObjectiveOutputError):
             exc.add_note("dfo: pass on_error='worst' to count such failures as non-finite values")
 
-    def _count_nonfinite(self, values: np.ndarray) -> None:
-        if values.size <= 16:  # small batches (SPSA pairs): cheaper in Python
-            if all(map(math.isfinite, values.tolist())):
-                return
-        elif np.isfinite(values).all():
-            return
-        self.n_nonfinite += values.size - int(np.count_nonzero(np.isfinite(values)))
-
     def _one_by_one(self, objective: Objective, X: np.ndarray) -> np.ndarray:
         values = np.empty(X.shape[0])
         for i in range(X.shape[0]):
-            self.nfev += 1
             try:
                 values[i] = objective.evaluate_batch(X[i : i + 1])[0]
             except ObjectiveOutputError as exc:
                 self._annotate(exc, X[i : i + 1])
                 raise
             except Exception:
-                self.n_errors += 1
+                self.errors += 1
                 values[i] = np.nan
         return values
 
     def evaluate(self, objective: Objective, X: np.ndarray) -> np.ndarray:
-        """Values at the rows of ``X``, counted and charged against the budget."""
+        """Values at the rows of ``X``, after checking the budget."""
         k = X.shape[0]
         self._charge(k)
+        self.errors = 0
         if self.on_error == "worst" and self.executor is None:
-            values = self._one_by_one(objective, X)
-            self._count_nonfinite(values)
-            return values
+            return self._one_by_one(objective, X)
         if self.executor is not None:
             return self._evaluate_parallel(objective, X)
         try:
-            values = objective.evaluate_batch(X)
+            return objective.evaluate_batch(X)
         except Exception as exc:
-            self.nfev += k
             if self.on_error == "worst" and not isinstance(exc, ObjectiveOutputError):
-                self.n_errors += k
-                values = np.full(k, np.nan)
-            else:
-                self._annotate(exc, X)
-                raise
-        else:
-            self.nfev += k
-        self._count_nonfinite(values)
-        return values
+                self.errors = k
+                return np.full(k, np.nan)
+            self._annotate(exc, X)
+            raise
 
     def _evaluate_parallel(self, objective: Objective, X: np.ndarray) -> np.ndarray:
-        """:meth:`evaluate` through the executor: same values and counts as serially."""
+        """:meth:`evaluate` through the executor: the same values as serially."""
         assert self.executor is not None
         k = X.shape[0]
         try:
@@ -299,40 +276,29 @@ class Evaluator:
                 self.executor, objective, X, self.n_chunks, worst=self.on_error == "worst"
             )
         except Exception as exc:
-            self.nfev += k
             if not _is_pickling_error(exc):  # the objective did run, and raised
                 self._annotate(exc, X)
             raise
-        self.nfev += k
-        self.n_errors += errors
-        values = to_values(values, k, "the objective")
-        self._count_nonfinite(values)
-        return values
+        self.errors = errors
+        return to_values(values, k, "the objective")
 
     def value_and_grad(self, objective: Objective, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Values and gradients at the rows of ``X``; each row costs one nfev and one ngev."""
+        """Values and gradients at the rows of ``X`` (each row: one evaluation, one gradient)."""
         k = X.shape[0]
         self._charge(k)
+        self.errors = 0
         values = np.empty(k)
         grads = np.empty_like(X)
         for i in range(k):
-            self.nfev += 1
-            self.ngev += 1
             try:
                 values[i], grads[i] = objective.value_and_grad(X[i])
             except Exception as exc:
                 if self.on_error != "worst" or isinstance(exc, ObjectiveOutputError):
                     self._annotate(exc, X[i : i + 1])
                     raise
-                self.n_errors += 1
+                self.errors += 1
                 values[i] = np.nan
                 grads[i] = np.nan
-        # a finite value with a non-finite gradient is a non-finite evaluation too
-        finite_grads = np.isfinite(grads).all(axis=1)
-        if not finite_grads.all():
-            self._count_nonfinite(np.where(finite_grads, values, np.nan))
-        else:
-            self._count_nonfinite(values)
         return values, grads
 
     def value_and_jvp(
@@ -340,21 +306,20 @@ class Evaluator:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Values at the rows of ``X`` and directional derivatives along the rows of ``V``.
 
-        Each row costs one nfev and one njvp (one forward pass with its tangent).
+        Each row is one evaluation with one directional derivative (one forward pass
+        with its tangent).
         """
         k = X.shape[0]
         self._charge(k)
+        self.errors = 0
         values, dderivs = np.empty(k), np.empty(k)
         for i in range(k):
-            self.nfev += 1
-            self.njvp += 1
             try:
                 values[i], dderivs[i] = objective.value_and_jvp(X[i], V[i])
             except Exception as exc:
                 if self.on_error != "worst" or isinstance(exc, ObjectiveOutputError):
                     self._annotate(exc, X[i : i + 1])
                     raise
-                self.n_errors += 1
+                self.errors += 1
                 values[i] = dderivs[i] = np.nan
-        self._count_nonfinite(np.where(np.isfinite(dderivs), values, np.nan))
         return values, dderivs

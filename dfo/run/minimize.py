@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import pickle
 import signal
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +22,18 @@ from dfo.exceptions import (
 )
 from dfo.files import atomic_write
 from dfo.objective import Objective, as_objective
-from dfo.optimizers import build_optimizer, get_method, method_options, methods
+from dfo.optimizers import build_optimizer, check_options, get_method, method_options, methods
 from dfo.optimizers.base import Optimizer, check_seed, check_x0
-from dfo.result import HISTORY_FIELDS, Result, Status, is_success
+from dfo.options import Options, canonical, check_budget, check_flag, check_real, digest, to_json
+from dfo.result import Result, Status
 from dfo.run import preflight
 from dfo.run.callbacks import as_result_callback
-from dfo.run.evaluation import BudgetExhausted, Evaluator, OnError
+from dfo.run.evaluation import Evaluator, OnError
+from dfo.run.ledger import build_result, stop_status
 
 __all__ = ["minimize"]
 
-_CHECKPOINT_VERSION = 2
-
-
-def _check_budget(budget: Any, name: str = "budget") -> int:
-    if isinstance(budget, bool) or not isinstance(budget, Integral):
-        if isinstance(budget, float) and budget.is_integer() and budget > 0:
-            return int(budget)
-        raise TypeError(f"{name} must be a positive integer; got {budget!r}")
-    if budget <= 0:
-        raise ValueError(f"{name} must be a positive integer; got {budget}")
-    return int(budget)
-
-
-def _check_positive(name: str, value: Any, kind: type = float) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a positive {kind.__name__}; got {value!r}")
-    if not value > 0:
-        raise ValueError(f"{name} must be a positive {kind.__name__}; got {value!r}")
+_CHECKPOINT_VERSION = 3
 
 
 def _gradient_error(method: str, objective: Objective) -> GradientNotAvailableError:
@@ -70,7 +52,8 @@ def _gradient_error(method: str, objective: Objective) -> GradientNotAvailableEr
 class _Run:
     """State of one run of :func:`minimize` (everything a checkpoint holds).
 
-    The objective's realization (minibatch, noise) of the current iteration is not
+    The counters, best point and history are the optimizer's ledger. The
+    objective's realization (minibatch, noise) of the current iteration is not
     stored: ``sample_state`` is the generator state it was drawn from, and
     ``sample_key`` the iteration it belongs to, so a resumed run draws it again.
     """
@@ -80,17 +63,12 @@ class _Run:
         optimizer: Optimizer,
         evaluator: Evaluator,
         obj_rng: np.random.Generator,
-        config: dict[str, Any],
-        history_x: bool = False,
+        identity: dict[str, Any],
     ):
         self.optimizer = optimizer
         self.evaluator = evaluator
         self.obj_rng = obj_rng
-        self.config = config
-        self.history: list[tuple[int, int, int, float, float, float]] = []
-        #: the method's recommendation after each iteration (``history_x=True``)
-        self.xs: list[np.ndarray] | None = [] if history_x else None
-        self.elapsed_before = 0.0
+        self.identity = identity
         self.sample: Objective | None = None
         self.sample_state: dict[str, Any] | None = None
         self.sample_key = -1
@@ -105,25 +83,16 @@ class _Run:
     def save(self, path: Path) -> None:
         state = {
             "version": _CHECKPOINT_VERSION,
-            "config": self.config,
+            "identity": canonical(self.identity),
             "optimizer": self.optimizer,
-            "evaluator": self.evaluator.state(),
             "obj_rng": self.obj_rng,
-            "history": self.history,
-            "xs": self.xs,
-            "elapsed": self.elapsed_before,
             "sample_state": self.sample_state,
             "sample_key": self.sample_key,
         }
         atomic_write(path, lambda fh: pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL))
 
     def restore(self, state: dict[str, Any], objective: Objective) -> None:
-        """Take over the counters, history and realization of a checkpoint."""
-        self.evaluator.restore(state["evaluator"])
-        self.history = list(state["history"])
-        if self.xs is not None:
-            self.xs = list(state["xs"])
-        self.elapsed_before = state["elapsed"]
+        """Take over the realization of a checkpoint."""
         self.sample_key = state["sample_key"]
         self.sample_state = state["sample_state"]
         if self.sample_state is not None:
@@ -132,8 +101,12 @@ class _Run:
             self.sample = objective.realization(rng)
 
 
-def _load_checkpoint(path: Path, config: dict[str, Any]) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`minimize` with the same ``config``, or raise."""
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`minimize` for the same run, or raise."""
     try:
         with open(path, "rb") as fh:
             state = pickle.load(fh)
@@ -141,30 +114,40 @@ def _load_checkpoint(path: Path, config: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"{path} is not a readable dfo checkpoint: {exc}") from exc
     if not isinstance(state, dict) or state.get("version") != _CHECKPOINT_VERSION:
         raise ValueError(f"{path} is not a dfo checkpoint (version {_CHECKPOINT_VERSION})")
-    saved = state["config"]
-    differ = [key for key in config if saved.get(key) != config[key]]
-    if differ:
-        details = "; ".join(
-            f"{key}: checkpoint has {saved.get(key)}, minimize was given {config[key]}"
-            for key in differ
-        )
+    saved = json.loads(state["identity"])
+    details = []
+    for key, given in identity.items():
+        had = saved.get(key)
+        if key == "options" and isinstance(had, dict) and had != given:
+            names = sorted(set(had) | set(given), key=str)
+            had = {k: had.get(k) for k in names if had.get(k) != given.get(k)}
+            given = {k: given.get(k) for k in names if k in had}
+        if had != given:
+            details.append(
+                f"{key}: checkpoint has {_show(had)}, minimize was given {_show(given)}"
+            )
+    if details:
         raise InvalidOptionError(
-            f"checkpoint {path} belongs to a different run ({details}); "
-            "pass the same method, seed, options and dimension to resume, "
+            f"checkpoint {path} belongs to a different run ({'; '.join(details)}); "
+            "pass the same method, seed, options, x0 and dimension to resume, "
             "or resume=False to start afresh"
         )
     return state
 
 
-def _run_config(
-    method: str, dim: int, seed: Any, options: dict[str, Any], history_x: bool = False
+def _run_identity(
+    method: str, x0: np.ndarray, seed: Any, config: Options, history_x: bool = False
 ) -> dict[str, Any]:
-    """What must match between a checkpointed run and the call that resumes it."""
-    config = {
-        "method": repr(method),
-        "dim": str(dim),
-        "seed": repr(seed),
-        "options": repr(sorted(options.items())),
+    """What must match between a checkpointed run and the call that resumes it (JSON)."""
+    if isinstance(seed, np.random.SeedSequence):
+        seed = {"entropy": str(seed.entropy), "spawn_key": list(seed.spawn_key)}
+    return {
+        "method": method,
+        "dim": int(x0.size),
+        "seed": to_json(seed),
+        "x0": digest(x0),
+        "options": config.identity(),
+        "history_x": history_x,
     }
     if history_x:
         config["history_x"] = "True"
@@ -329,15 +312,13 @@ def minimize(
     )
     if objective.dim != x0.size:
         raise ShapeError(f"x0 has {x0.size} entries; the objective has dimension {objective.dim}")
-    budget = _check_budget(budget)
-    _check_positive("max_time", max_time)
+    budget = check_budget(budget)
+    if max_time is not None:
+        max_time = check_real("max_time", max_time, low=0.0, low_open=True, allow_inf=True)
     if max_iter is not None:
-        _check_budget(max_iter, "max_iter")
+        max_iter = check_budget(max_iter, "max_iter")
     seed = check_seed(seed)
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, Integral):
-        raise TypeError(f"checkpoint_every must be a positive integer; got {checkpoint_every!r}")
-    if checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be a positive integer; got {checkpoint_every}")
+    checkpoint_every = check_budget(checkpoint_every, "checkpoint_every")
     flags = {
         "catch_interrupt": catch_interrupt,
         "resume": resume,
@@ -345,8 +326,7 @@ def minimize(
         "history_x": history_x,
     }
     for name, flag in flags.items():
-        if not isinstance(flag, bool | np.bool_):
-            raise TypeError(f"{name} must be True or False; got {flag!r}")
+        check_flag(name, flag)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint= (the file to resume from)")
     if callback is not None and not callable(callback):
@@ -355,49 +335,66 @@ def minimize(
         callback = as_result_callback(callback)
 
     cls = get_method(method)
-    if (cls.needs_gradient and not objective.has_gradient) or (
-        cls.needs_jvp and not objective.has_jvp
-    ):
-        raise _gradient_error(method, objective)
-    preflight.check_hooks(objective, needs_gradient=cls.needs_gradient)
-    preflight.check_picklable(objective, executor)
+    if objective.dtype != np.float64 and "dtype" in method_options(method):
+        options.setdefault("dtype", objective.dtype.name)  # e.g. fd-sgd's steps
     if method == "auto":  # what auto needs to know of the objective
         options = {
             "gradient": bool(objective.has_gradient),
             "stochastic": bool(objective.is_stochastic),
             **options,
         }
+    config = check_options(method, options)
+    if (cls.needs_gradient and not objective.has_gradient) or (
+        cls.needs_jvp and not objective.has_jvp
+    ):
+        raise _gradient_error(method, objective)
+    preflight.check_hooks(objective, needs_gradient=cls.needs_gradient)
+    preflight.check_picklable(objective, executor)
     seeds = np.random.SeedSequence(seed).spawn(2)
-    evaluator = Evaluator(budget, method=method, executor=executor, on_error=on_error)
     path = preflight.check_checkpoint(checkpoint)
-    if objective.dtype != np.float64 and "dtype" in method_options(method):
-        options.setdefault("dtype", objective.dtype.name)  # e.g. fd-sgd's steps
-    config = _run_config(method, objective.dim, seed, options, bool(history_x))
+    identity = _run_identity(method, x0, seed, config, bool(history_x))
     if resume and path is not None and path.exists():
-        state = _load_checkpoint(path, config)
-        run = _Run(state["optimizer"], evaluator, state["obj_rng"], config, bool(history_x))
-        run.restore(state, objective)
+        state = _load_checkpoint(path, identity)
+        optimizer = state["optimizer"]
+        optimizer.set_budget(budget)  # a larger budget continues the run
+        obj_rng = state["obj_rng"]
     else:
         optimizer = build_optimizer(method, x0, seed=seeds[0], budget=budget, **options)
-        run = _Run(optimizer, evaluator, np.random.default_rng(seeds[1]), config, bool(history_x))
+        obj_rng = np.random.default_rng(seeds[1])
+    ledger = optimizer.ledger
+    # one evaluation is kept for the final recommendation when it may not be evaluated
+    # (an SPSA or gradient iterate, a CMA-ES mean), or is a noisy objective's estimate;
+    # for a deterministic-looking objective, one more to re-measure the best point
+    # (noise shows as a second value that differs from the first)
+    if objective.is_stochastic:
+        ledger.reserve = 1
+    elif not optimizer.recommends_unevaluated:
+        ledger.reserve = 0
+    else:
+        ledger.reserve = 1 if optimizer.needs_gradient else 2
+    ledger.max_iter = max_iter
+    if history_x and ledger.xs is None:
+        ledger.xs = []
+    evaluator = Evaluator(ledger, method=method, executor=executor, on_error=on_error)
+    run = _Run(optimizer, evaluator, obj_rng, identity)
+    if resume and path is not None and path.exists():
+        run.restore(state, objective)
 
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=budget, unit="eval", desc=method, leave=False, dynamic_ncols=True)
-        bar.update(evaluator.nfev)
+        bar.update(ledger.nfev)
 
-    start = time.perf_counter() - run.elapsed_before
+    ledger.restart_clock()
     try:
         with _InterruptGuard() as guard:
-            status, message = _run_ask_tell(
+            reasons = _run_ask_tell(
                 run,
                 objective,
-                start,
                 callback,
                 max_time,
-                max_iter,
                 catch_interrupt,
                 bar,
                 path,
@@ -405,92 +402,74 @@ def minimize(
                 guard,
             )
             if path is not None and not run.dirty:
-                # the loop's state, before the final evaluation of the recommendation
-                run.elapsed_before = time.perf_counter() - start
-                run.save(path)
-            return _final_result(run, objective, start, status, message, catch_interrupt)
+                run.save(path)  # the loop's state, before the final evaluation
+            return _final_result(run, objective, reasons, catch_interrupt)
     finally:
         run.optimizer.close()
         if bar is not None:
             bar.close()
 
 
-def _intermediate(run: _Run, start: float) -> Result:
-    opt, ev = run.optimizer, run.evaluator
-    return Result(
-        x=opt.best_x,
-        fun=opt.best_f,
-        recommendation=opt.recommend(),
-        value=opt.last_value,
-        nfev=ev.nfev,
-        ngev=ev.ngev,
-        njvp=ev.njvp,
-        nit=opt.nit,
-        n_nonfinite=ev.n_nonfinite,
-        time=time.perf_counter() - start,
+def _intermediate(run: _Run) -> Result:
+    """The result so far, for the callback (no history: it grows with the run)."""
+    opt = run.optimizer
+    status, message = stop_status({}, opt.ledger)
+    return build_result(
+        opt.ledger,
+        x=opt.ledger.best_x,
+        fun=opt.ledger.best_f,
+        status=status,
+        message=message,
         method=opt.name,
+        options=opt.options(),
+        recommendation=opt.recommend(),
+        history=False,
     )
 
 
-def _stop_status(reasons: dict[str, Any]) -> tuple[Status, str]:
-    message = "; ".join(f"{key}: {value}" for key, value in reasons.items())
-    if "nonfinite" in reasons:
-        return Status.NONFINITE, message
-    if "stalled" in reasons:
-        return Status.STALLED, message
-    if "budget" in reasons:
-        return Status.BUDGET, message
-    return Status.CONVERGED, message
+def _interrupted(opt: Optimizer, path: Path | None) -> dict[str, Any]:
+    return {
+        "interrupted": f"interrupted (KeyboardInterrupt) after {opt.nit} iterations; the "
+        "result so far" + ("" if path is None else f" (resume from {path} with resume=True)")
+    }
 
 
 def _run_ask_tell(
     run: _Run,
     objective: Objective,
-    start: float,
     callback: Callable[[Result], Any] | None,
     max_time: float | None,
-    max_iter: int | None,
     catch_interrupt: bool,
     bar: Any,
     path: Path | None,
     checkpoint_every: int,
     guard: _InterruptGuard,
-) -> tuple[Status, str]:
-    opt, ev, history = run.optimizer, run.evaluator, run.history
+) -> dict[str, Any]:
+    """The documented ask/tell loop; returns the reasons it ended."""
+    opt, ev, ledger = run.optimizer, run.evaluator, run.optimizer.ledger
     needs_grad = opt.needs_gradient
-    # one evaluation is kept for the final recommendation when it may not be evaluated
-    # (an SPSA or gradient iterate, a CMA-ES mean: points the method never asked for)
-    # (and, for a deterministic-looking objective, one more to re-measure the best point:
-    # noise shows as a second value that differs from the first)
-    separate = opt.recommend() is not opt.best_x
-    reserve = 1 if objective.is_stochastic else 0 if not separate else 1 if needs_grad else 2
-    budget = ev.budget - reserve
     stochastic = objective.is_stochastic
-    # counters at the start of an iteration that has not been told yet: an iteration
-    # cut short (Ctrl-C, an error) is rolled back, so the state is that between steps
-    before: dict[str, int] | None = None
     try:
         while True:
-            reasons = opt.stop()
+            guard.hold()
+            reasons = opt.stop()  # budget, max_iter, the method's own (may ask)
+            guard.release()
             if reasons:
-                return _stop_status(reasons)
-            if max_iter is not None and opt.nit >= max_iter:
-                return Status.MAX_ITER, f"reached max_iter={max_iter} iterations"
-            if max_time is not None and time.perf_counter() - start >= max_time:
-                return Status.MAX_TIME, f"reached max_time={max_time} s"
-            before = ev.state()
+                return reasons
+            if max_time is not None and ledger.elapsed() >= max_time:
+                return {"max_time": f"reached max_time={max_time} s"}
             guard.hold()
             X = opt.ask()
-            if ev.nfev + X.shape[0] > budget:
-                guard.release()
-                return Status.BUDGET, (
-                    f"budget exhausted: {ev.nfev} of {ev.budget} evaluations spent"
-                )
             # a retried iteration (after an error or a resume) keeps its realization
-            if stochastic and run.sample_key != opt.nit and (opt.new_sample or run.sample is None):
+            if (
+                stochastic
+                and run.sample_key != opt.nit
+                and (opt.wants_new_sample() or run.sample is None)
+            ):
                 run.draw_sample(objective)
             guard.release()
             sample = run.sample if stochastic else objective
+            assert sample is not None
             ev.nit = opt.nit
             if needs_grad:
                 values, grads = ev.value_and_grad(sample, X)
@@ -500,43 +479,26 @@ def _run_ask_tell(
                 values, grads = ev.evaluate(sample, X), None
             guard.hold()
             opt.tell(X, values, grads)
-            history.append(
-                (
-                    opt.nit,
-                    ev.nfev,
-                    ev.ngev,
-                    time.perf_counter() - start,
-                    opt.last_value,
-                    opt.best_f,
-                )
-            )
-            if run.xs is not None:
-                run.xs.append(np.array(opt.recommend(), dtype=np.float64))
-            before = None
+            ledger.book_errors(ev.errors)
+            if ledger.xs is not None:
+                ledger.xs.append(opt.recommend())
             guard.release()
             if bar is not None:
                 bar.update(X.shape[0])
             if path is not None and opt.nit % checkpoint_every == 0:
-                run.elapsed_before = time.perf_counter() - start
                 run.save(path)
             if callback is not None:
                 try:
-                    callback(_intermediate(run, start))
+                    callback(_intermediate(run))
                 except StopIteration:
-                    return Status.CALLBACK, "stopped by the callback"
+                    return {"callback": "stopped by the callback"}
     except BaseException as exc:
         consistent = not guard.critical  # not raised from inside ask or tell
         guard.critical = guard.pending = False
-        if before is not None:
-            ev.restore(before)
         if isinstance(exc, KeyboardInterrupt) and catch_interrupt:
-            return Status.INTERRUPTED, (
-                f"interrupted (KeyboardInterrupt) after {opt.nit} iterations; the result so far"
-                + ("" if path is None else f" (resume from {path} with resume=True)")
-            )
+            return _interrupted(opt, path)
         run.dirty = not consistent
         if path is not None and consistent:
-            run.elapsed_before = time.perf_counter() - start
             run.save(path)
         raise
 
@@ -550,24 +512,28 @@ def _measured_noisy(opt: Optimizer, fun: float) -> bool:
     return bool(noise["level"] > 1e3 * np.finfo(np.float64).eps * scale)
 
 
-def _detect_noise(run: _Run, objective: Objective, value: float) -> str:
+def _detect_noise(run: _Run, objective: Objective, value: float, fun: float) -> str:
     """Re-measure the best point when the recommendation measured worse; "" if no noise.
 
     A deterministic objective gives the best point its value again; a noisy one
     shows that the best value was a lucky draw. Not for gradient methods (an exact
     gradient belongs to a deterministic objective) or when the budget is spent.
     """
-    opt, ev = run.optimizer, run.evaluator
-    fun = opt.best_f
+    opt, ev, ledger = run.optimizer, run.evaluator, run.optimizer.ledger
     if (
         objective.is_stochastic
         or opt.needs_gradient
         or not value > fun
-        or ev.nfev >= ev.budget
+        or ledger.budget is None
+        or ledger.nfev >= ledger.budget
         or _measured_noisy(opt, fun)
     ):
         return ""
-    again = float(ev.evaluate(objective, opt.best_x[None, :])[0])
+    best = ledger.best_x[None, :]
+    values = ev.evaluate(objective, best.copy())  # the objective's copy
+    ledger.book(best, values)
+    ledger.book_errors(ev.errors)
+    again = float(values[0])
     if again == fun or (np.isnan(again) and np.isnan(fun)):
         return ""
     return (
@@ -579,82 +545,62 @@ def _detect_noise(run: _Run, objective: Objective, value: float) -> str:
 def _final_result(
     run: _Run,
     objective: Objective,
-    start: float,
-    status: Status,
-    message: str,
+    reasons: dict[str, Any],
     catch_interrupt: bool = True,
 ) -> Result:
+    """Evaluate the recommendation if the method may not have, and build the Result."""
     opt, ev = run.optimizer, run.evaluator
-    x, fun = opt.best_x, opt.best_f
-    rec = opt.recommend()
-    detected = ""
+    ledger = opt.ledger
+    x, fun = ledger.best_x, ledger.best_f
+    interrupted = detected = ""
     if (
-        status is not Status.INTERRUPTED
-        and ev.nfev < ev.budget
-        and (rec is not opt.best_x or ev.nfev == 0)
+        "interrupted" not in reasons
+        and ledger.budget is not None
+        and ledger.nfev < ledger.budget
+        and (opt.recommends_unevaluated or ledger.nfev == 0)
     ):
         # evaluate the method's own recommendation (an SPSA iterate, a CMA-ES mean),
         # or x0 when the budget did not allow one iteration
+        rec = opt.recommend()
         try:
             sample = objective.realization(run.obj_rng) if objective.is_stochastic else objective
-            value = float(ev.evaluate(sample, rec[None, :])[0])
-            detected = _detect_noise(run, objective, value)
-        except BudgetExhausted:  # pragma: no cover - guarded above
-            value = np.inf
+            point = rec[None, :].copy()  # the objective's copy
+            values = ev.evaluate(sample, point)
+            ledger.book(rec[None, :], values)
+            ledger.book_errors(ev.errors)
+            value = float(values[0])
+            detected = _detect_noise(run, objective, value, fun)
         except KeyboardInterrupt:
             if not catch_interrupt:
                 raise
             value = np.inf
-            status = Status.INTERRUPTED
-            message = (
+            interrupted = (
                 "interrupted (KeyboardInterrupt) while evaluating the final recommendation; "
-                + message
             )
         noisy = objective.is_stochastic or _measured_noisy(opt, fun) or bool(detected)
-        if (noisy and np.isfinite(value)) or value <= fun:
+        if np.isfinite(value) and (noisy or value <= fun):
             x, fun = rec, value
-    if status is Status.BUDGET:  # counted after the final evaluation
-        message = f"budget exhausted: {ev.nfev} of {ev.budget} evaluations spent"
-    for note in opt.notes() + ([detected] if detected else []):
-        message += f"; {note}"
-    if ev.n_nonfinite:
-        message += f"; {ev.n_nonfinite} of {ev.nfev} evaluations were not finite (nan or inf)"
-        if ev.n_errors:
-            message += f", {ev.n_errors} of them raised errors"
-    if not np.isfinite(fun) and status is not Status.INTERRUPTED:
-        status = Status.NONFINITE
-        message = "no finite value was found; " + message
-    history = np.array(run.history, dtype=np.float64).reshape(-1, len(HISTORY_FIELDS))
-    hist = {name: history[:, i] for i, name in enumerate(HISTORY_FIELDS)}
-    for name in ("nit", "nfev", "ngev"):
-        hist[name] = hist[name].astype(np.int64)
-    extra: dict[str, Any] = {}
-    if getattr(opt, "noise", None) is not None:
-        extra["noise"] = dict(opt.noise)  # type: ignore[attr-defined]
-    if run.xs is not None:
-        hist["x"] = np.array(run.xs, dtype=np.float64).reshape(-1, opt.dim)
-    if hasattr(opt, "describe"):
-        extra["auto"] = opt.describe()
-        inner_noise = getattr(getattr(opt, "inner", None), "noise", None)
-        if inner_noise is not None:
-            extra["noise"] = dict(inner_noise)
-    return Result(
-        **extra,
-        x=np.array(x, copy=True),
-        fun=float(fun),
-        nfev=ev.nfev,
-        ngev=ev.ngev,
-        njvp=ev.njvp,
-        nit=opt.nit,
-        n_nonfinite=ev.n_nonfinite,
-        n_errors=ev.n_errors,
-        success=is_success(status, fun),
+    status, message = stop_status(reasons, ledger)
+    if interrupted:
+        status, message = Status.INTERRUPTED, interrupted + message
+    res = build_result(
+        ledger,
+        x=x,
+        fun=fun,
         status=status,
         message=message,
-        history=hist,
         method=opt.name,
         options=opt.options(),
-        time=time.perf_counter() - start,
-        dtype=objective.dtype.name,
-        **opt.extra(),
+        notes=opt.notes() + ([detected] if detected else []),
     )
+    res["dtype"] = objective.dtype.name
+    res.update(opt.extra())
+    noise = getattr(opt, "noise", None)
+    if noise is not None:
+        res["noise"] = dict(noise)
+    if hasattr(opt, "describe"):
+        res["auto"] = opt.describe()
+        inner_noise = getattr(getattr(opt, "inner", None), "noise", None)
+        if inner_noise is not None:
+            res["noise"] = dict(inner_noise)
+    return res

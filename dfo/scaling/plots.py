@@ -654,7 +654,9 @@ def plot_cosine_vs_n(records: Sequence[CosineRecord], path: str | Path) -> Path:
         )
     theory = sorted({(r.n_params, r.theory) for r in records})
     q = records[0].q if records else 1
-    ax.plot([n for n, _ in theory], [t for _, t in theory], "k:", lw=1.5, label="theory √(q / (q + n))")
+    ax.plot(
+        [n for n, _ in theory], [t for _, t in theory], "k:", lw=1.5, label="theory √(q / (q + n))"
+    )
     ax.set(
         xscale="log",
         yscale="log",
