@@ -108,13 +108,17 @@ def ecnoise(values: Any) -> tuple[float, int]:
     fmax, fmin = float(f.max()), float(f.min())
     if not np.isfinite(f).all():
         return 0.0, _H_TOO_LARGE
-    first = np.diff(f)
+    # scaled by a power of two (exactly) so that differences and their squares cannot
+    # overflow for values near the float64 limit; the levels are scaled back
+    exponent = math.frexp(max(abs(fmax), abs(fmin)))[1]
+    scaled = np.ldexp(f, -exponent)
+    first = np.diff(scaled)
     if (fmax - fmin) > 0.1 * max(abs(fmax), abs(fmin)) and first.min() * first.max() >= 0:
         return 0.0, _H_TOO_LARGE  # the values change a lot, and smoothly
     levels = np.zeros(nf - 1)
     sign_change = np.zeros(nf - 1, dtype=bool)
     gamma = 1.0
-    diff = f.copy()
+    diff = scaled
     for j in range(1, nf):
         diff = np.diff(diff)
         if j == 1 and np.count_nonzero(diff == 0.0) >= nf / 2:
@@ -125,7 +129,7 @@ def ecnoise(values: Any) -> tuple[float, int]:
     for k in range(nf - 3):
         window = levels[k : k + 3]
         if window.max() <= 4.0 * window.min() and sign_change[k]:
-            return float(levels[k]), _DETECTED
+            return math.ldexp(float(levels[k]), exponent), _DETECTED
     return 0.0, _H_TOO_LARGE
 
 

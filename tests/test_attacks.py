@@ -8,6 +8,7 @@ a run that goes on and reports what happened.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import subprocess
@@ -22,6 +23,7 @@ from dfo.cli.main import main
 from dfo.compare import folder, records
 from dfo.exceptions import NotPicklableError, OutputPathError
 from dfo.files import atomic_write
+from dfo.result import Status
 
 
 class Counting:
@@ -319,3 +321,135 @@ def test_a_damaged_runs_line_is_skipped_counted_and_run_again(finished, capsys, 
     assert status == 0, err
     assert "1 damaged line" in err and why in err
     assert results() == before  # the lost run was run again, with the same result
+
+
+# -- 8. no warnings from non-finite arithmetic near the float64 limit ------------------
+
+
+def near_limit(x):
+    """Values between 0 and 1.7e308, smooth, never overflowing in the objective itself."""
+    s = sum(min(float(v) * float(v), 1e300) for v in x)
+    return 1.7e308 * (0.5 + 0.5 * math.tanh(s - 3.0))
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [
+        ("spsa", {}),
+        ("spsa", {"n_directions": 4}),
+        ("spsa", {"c": 0.1}),
+        ("fd-sgd", {}),
+        ("fd-sgd", {"scheme": "central"}),
+        ("cma-es", {}),
+        ("random-search", {}),
+        ("nelder-mead", {}),
+    ],
+)
+def test_values_near_the_float64_limit_raise_no_warning(method, options):
+    # RuntimeWarning is an error in this suite (pyproject.toml)
+    res = dfo.minimize(near_limit, np.ones(3), method, budget=300, seed=0, **options)
+    assert np.isfinite(res.x).all() and np.isfinite(res.fun)
+    assert res.fun <= near_limit(np.ones(3))
+
+
+class Watching:
+    """Records every point it is given that holds inf or nan."""
+
+    def __init__(self) -> None:
+        self.bad_points = 0
+
+    def __call__(self, x):
+        if not np.isfinite(x).all():
+            self.bad_points += 1
+        return float(np.tanh(np.clip(x, -1, 1)).sum())
+
+
+@pytest.mark.parametrize(
+    ("x0", "options"),
+    [
+        (np.zeros(3), {"sigma": 1e308}),
+        (np.full(3, 1.7e308), {}),
+        (np.zeros(3), {"bounds": (-1.7e308, 1.7e308)}),
+    ],
+)
+def test_random_search_never_hands_a_non_finite_point_to_the_objective(x0, options):
+    f = Watching()
+    res = dfo.minimize(f, x0, "random-search", budget=49, seed=0, **options)
+    assert res.nfev == 49 and f.bad_points == 0 and res.n_nonfinite == 0
+
+
+def test_ecnoise_near_the_float64_limit_equals_the_scaled_estimate():
+    from dfo.noise import ecnoise
+
+    rng = np.random.default_rng(3)
+    base = 1.0 + 1e-3 * rng.standard_normal(9)
+    level, inform = ecnoise(base)
+    big_level, big_inform = ecnoise(base * 2.0**1020)  # values near 1e307
+    assert (big_inform, big_level) == (inform, level * 2.0**1020)  # exactly, by scaling
+
+
+# -- 10. non-finite regions: probes left out, the run goes on, the right diagnosis -----
+
+CENTER = np.array([0.3, -0.2, 0.1, 0.4, -0.5])
+START = CENTER + np.array([1.0, 0.5, -0.5, 0.5, 0.5])
+AXIS = math.atan2(CENTER[1] - START[1], CENTER[0] - START[0])
+
+
+def wedge(x):
+    """``||x - CENTER||^2``, nan on a third of every ball around the minimizer."""
+    d = np.asarray(x) - CENTER
+    angle = (math.atan2(d[1], d[0]) - AXIS + math.pi) % (2 * math.pi) - math.pi
+    return math.nan if abs(angle) < math.pi / 3 else float(d @ d)
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "seed"),
+    [("spsa", {}, 0), ("fd-sgd", {"learning_rate": 0.9}, 0), ("fd-sgd", {"scheme": "central"}, 0)],
+)
+def test_a_nan_region_does_not_stop_a_gradient_estimator(method, options, seed):
+    # before: spsa stopped after 105 of 1,000 evaluations, blaming the learning rate
+    res = dfo.minimize(wedge, START, method, budget=1000, seed=seed, **options)
+    assert res.status == Status.BUDGET and res.nfev >= 990, res.message
+    assert res.n_nonfinite > 0 and "learning rate may be" not in res.message
+    assert res.fun < 1e-3 * wedge(START)
+
+
+def test_fd_leaves_out_the_coordinate_whose_probe_is_not_finite():
+    x0 = np.array([1.0, 2.0, 3.0])
+
+    def f(x):  # nan just above x0 in coordinate 1
+        return math.nan if x[1] > x0[1] else float(x @ x)
+
+    opt = dfo.make_optimizer("fd-sgd", x0, learning_rate=0.1)
+    X = opt.ask()
+    opt.tell(X, [f(x) for x in X])
+    steps = X[1:].diagonal() - x0
+    fd = np.array([(f(X[1 + i]) - f(x0)) / steps[i] if i != 1 else 0.0 for i in range(3)])
+    np.testing.assert_array_equal(opt.x, x0 - 0.1 * fd)  # coordinate 1 did not move
+    assert opt.x[1] == x0[1] and opt.n_excluded == 1
+    assert opt.n_backtracks == 0 and opt.lr_scale == 1.0  # not a failed step
+
+
+def test_spsa_draws_a_new_direction_when_its_pair_is_not_finite():
+    opt = dfo.make_optimizer("spsa", np.zeros(4), seed=0, a=0.1, c=0.5, budget=1000)
+    X = opt.ask()
+    opt.tell(X, [math.nan, 1.0])  # the + probe met nan
+    assert opt.k == 0 and np.array_equal(opt.x, np.zeros(4))  # no step, same gain index
+    assert opt.n_excluded == 1 and opt.redraws == 1
+    Y = opt.ask()
+    np.testing.assert_allclose(np.abs(Y[0]), np.abs(X[0]) / 2)  # half as far
+    opt.tell(Y, [1.0, 0.5])
+    assert opt.k == 1 and opt.redraws == 0 and not np.array_equal(opt.x, np.zeros(4))
+
+
+@pytest.mark.parametrize("method", ["spsa", "fd-sgd"])
+def test_a_run_that_finds_no_finite_value_says_so(method):
+    x0 = np.ones(3)
+
+    def only_x0(x):  # finite at x0 alone
+        return 1.0 if np.array_equal(x, x0) else math.nan
+
+    res = dfo.minimize(only_x0, x0, method, budget=500, seed=0)
+    assert res.status == Status.NONFINITE, res.message
+    assert "not finite" in res.message and "learning rate may be" not in res.message
+    assert res.nfev < 500

@@ -19,6 +19,16 @@ the run (``n_backtracks`` counts these). ``patience`` failed steps in a row, or 
 learning rate halved 40 times, stop the run with reason ``"nonfinite"``. A
 learning rate that is too large thus costs a few evaluations, not the run.
 
+**Non-finite probes.** A probe of a gradient estimate whose value is not finite is
+left out of the estimate, not counted as a failed step: fd-sgd leaves out that
+coordinate (its component is 0 for this step), spsa that direction (when no
+direction of an iteration is usable, new ones are drawn at the same iterate, with
+half the perturbation ``c`` from then on: the iterate lies next to non-finite values).
+``n_excluded`` counts them and the result's message reports them. Only a run that
+cannot find finite values stops (``REDRAW_LIMIT`` draws in a row, or ``patience``
+iterates whose own value is not finite), and its reason says that the values were
+not finite.
+
 **Stall.** A gradient estimate that is exactly zero ``patience`` times in a row
 (fd-sgd, spsa: a flat or piecewise-constant objective, or a perturbation too small
 to change its value) stops the run with reason ``"stalled"`` (status
@@ -78,6 +88,13 @@ _DRAW_AHEAD_BYTES = 64 * 2**10
 #: a run stops when backtracking has divided the learning rate by more than this
 MIN_LR_SCALE = 2.0**-40
 
+#: spsa stops after this many draws in a row whose every direction met non-finite values
+#: (each one halves the perturbation)
+REDRAW_LIMIT = 40
+
+#: the reason of a failed step whose value or gradient was not finite
+_NONFINITE = "non-finite value or gradient"
+
 #: ``c="auto"``: SPSA's perturbation is this many noise standard deviations, at least
 #: :data:`C_MIN` (Spall's guideline: about the noise level, never below it)
 C_NOISE_FACTOR = 2.0
@@ -90,6 +107,18 @@ AUTO_MIN_BUDGET = 200
 def _check_step_rule(name: str, value: Any) -> str | StepRule:
     get_step_rule(value)  # raises for anything but a step rule or the name of one
     return value
+
+
+def _finite_mean(values: np.ndarray) -> float:
+    """The mean of the finite entries of ``values`` (nan if none), without overflow."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return math.nan
+    with np.errstate(over="ignore"):
+        mean = float(finite.mean())
+    if math.isinf(mean):  # values near the float64 limit: their sum overflowed
+        mean = float(np.sum(finite / finite.size))
+    return mean
 
 
 #: the option kind of ``step_rule``
@@ -220,6 +249,8 @@ class GradientStepOptimizer(Optimizer):
         self.n_backtracks = 0
         self.first_value: float | None = None
         self.last_bad = ""
+        self.n_excluded = 0  # probes left out of estimates for non-finite values
+        self.redraws = 0  # spsa: draws in a row without a usable direction
         self.zero_grads = 0  # exactly zero gradient estimates in a row
         self.noise: dict[str, Any] | None = None
         self._probe: NoiseProbe | None = None
@@ -285,7 +316,7 @@ class GradientStepOptimizer(Optimizer):
         self.gradient = grad
         bad = ""
         if grad is None or not math.isfinite(value) or not (finite or np.isfinite(grad).all()):
-            bad = "non-finite value or gradient"
+            bad = _NONFINITE
         elif self.first_value is None:
             self.first_value = value
         elif value - self.first_value > self.divergence * max(1.0, abs(self.first_value)):
@@ -338,25 +369,43 @@ class GradientStepOptimizer(Optimizer):
                 "piecewise constant). Try a larger perturbation (fd-sgd's h, spsa's c) or a "
                 "method that ranks values (cma-es, nelder-mead, random-search)"
             }
+        # a step that met nan or inf says nothing about the learning rate
+        why = (
+            "the objective's values (or gradients) were not finite (nan or inf) around the iterate"
+            if self.last_bad == _NONFINITE
+            else "the learning rate may be too large"
+        )
+        if self.redraws >= REDRAW_LIMIT:
+            return {
+                "nonfinite": f"{self.redraws} draws of perturbations in a row met "
+                "non-finite values (nan or inf) on every direction: no finite values were "
+                "found around the iterate"
+            }
         if self.bad_steps >= self.patience:
             return {
-                "nonfinite": f"{self.bad_steps} steps in a row failed ({self.last_bad}); "
-                "the learning rate may be too large"
+                "nonfinite": f"{self.bad_steps} steps in a row failed ({self.last_bad}); {why}"
             }
         if self.lr_scale < MIN_LR_SCALE:
+            why = "it may be far too large" if self.last_bad != _NONFINITE else why
             return {
                 "nonfinite": f"the learning rate was halved {self.n_backtracks} times "
-                f"(last: {self.last_bad}); it may be far too large"
+                f"(last: {self.last_bad}); {why}"
             }
         return {}
 
     def notes(self) -> list[str]:
-        if not self.n_backtracks:
-            return []
-        return [
-            f"{self.n_backtracks} failed steps sent the iterate back to the best one with "
-            f"half the learning rate (last: {self.last_bad})"
-        ]
+        out = []
+        if self.n_excluded:
+            out.append(
+                f"{self.n_excluded} probes gave non-finite values (or differences beyond "
+                "float64) and were left out of the gradient estimates"
+            )
+        if self.n_backtracks:
+            out.append(
+                f"{self.n_backtracks} failed steps sent the iterate back to the best one with "
+                f"half the learning rate (last: {self.last_bad})"
+            )
+        return out
 
 
 @register("backprop-sgd")
@@ -512,10 +561,17 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
         if stop < self.n_probes:
             return self.last_value
         grad = fd_gradient(self.values, self.steps, scheme=self.scheme)
-        # the value at x: f(x) (forward), or the mean of the +-h probes (central, O(h^2))
-        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: a failed step
-            value = float(self.values[0] if self.scheme == "forward" else self.values.mean())
-        ok = np.isfinite(value) and np.all(np.isfinite(grad))
+        # the value at x: f(x) (forward), or the mean of the finite +-h probes (central)
+        if self.scheme == "forward":
+            value = float(self.values[0])
+        else:
+            value = _finite_mean(self.values)
+        # a coordinate whose probe met a non-finite value is left out of this estimate
+        excluded = ~np.isfinite(grad)
+        if math.isfinite(value) and excluded.any() and not excluded.all():
+            self.n_excluded += int(np.count_nonzero(excluded))
+            grad[excluded] = 0.0
+        ok = math.isfinite(value) and not excluded.all()
         reported = self._step(value, grad if ok else None)
         self._start_estimate()
         return reported
@@ -619,6 +675,7 @@ class SPSA(GradientStepOptimizer):
         # the running sum of iterates, only when averaging (one vector less otherwise)
         self.x_sum = np.zeros(self.dim) if self.average else np.zeros(0)
         self.n_avg = 0
+        self.c_scale = 1.0  # halved by draws that met non-finite values on every direction
         self._delta: np.ndarray | None = None  # the directions between ask and tell
         self._delta_seed = 0
         self._ck = 0.0
@@ -655,7 +712,7 @@ class SPSA(GradientStepOptimizer):
         if self._probe is not None:
             return self._probe_ask()
         q = self.calibration if self.a is None else self.q
-        self._ck = self.c / (self.k + 1) ** self.gamma  # c_k = c / (k + 1)^gamma
+        self._ck = self.c * self.c_scale / (self.k + 1) ** self.gamma  # c_k = c / (k + 1)^gamma
         if self.regenerate:  # keep a seed, not the directions, until tell
             self._delta_seed = int(self.rng.integers(2**63))
         delta = self._directions(q)  # (q, n) Rademacher +-1
@@ -674,18 +731,23 @@ class SPSA(GradientStepOptimizer):
             diff = (values[:q] - values[q:]) / (2.0 * self._ck)  # f'(x; d_j), estimated
             ok = np.isfinite(diff)
             finite = np.isfinite(values)
-            value = float(values[finite].mean()) if finite.any() else np.nan
+        value = _finite_mean(values)
         if not ok.any():
             return self._failed_pairs(finite, q, value)
-        if not ok.all():
+        self.redraws = 0
+        if not ok.all():  # the directions that met non-finite values are left out
+            self.n_excluded += q - int(np.count_nonzero(ok))
             diff, delta = diff[ok], delta[ok]
-        if self.a is None:
-            self._calibrate(float(np.mean(np.abs(diff))))
-        grad = diff @ delta  # g = mean_j f'(x; d_j) d_j
-        if diff.size > 1:
-            grad /= diff.size
-        # the step -a_k g (or the step rule's with rate a_k); |g_i| <= mean_j |f'(x; d_j)|
-        bound = float(np.abs(diff).mean())
+        with np.errstate(over="ignore"):  # derivatives near the float64 limit
+            bound = float(np.abs(diff).mean())  # |g_i| <= mean_j |f'(x; d_j)|
+            if not math.isfinite(bound):
+                bound = float(np.abs(diff).max())
+            if self.a is None:
+                self._calibrate(bound)
+            grad = diff @ delta  # g = mean_j f'(x; d_j) d_j
+            if diff.size > 1:
+                grad = grad / diff.size if np.isfinite(grad).all() else (diff / diff.size) @ delta
+        # the step -a_k g (or the step rule's with rate a_k)
         reported = self._step(value, grad, finite=diff.size == 1, grad_bound=bound)
         self._advance()
         return reported
@@ -722,12 +784,13 @@ class SPSA(GradientStepOptimizer):
 
     def _failed_pairs(self, finite: np.ndarray, q: int, value: float) -> float:
         """No pair gave a finite difference: skip the step or backtrack."""
+        self.n_excluded += q
         if np.all(finite[:q] | finite[q:]):
-            # finite values on one side of every perturbation: the iterate is near
-            # non-finite values, not in them, and a smaller step would not move the
-            # probes (they are c_k away): skip the step, draw new directions
-            self.bad_steps += 1
-            self.last_bad = "non-finite values on one side of every perturbation"
+            # finite values on one side of every perturbation: the iterate is next to
+            # non-finite values, not in them: skip the step, draw new directions half
+            # as far away (a smaller learning rate would not move the probes)
+            self.redraws += 1
+            self.c_scale *= 0.5
             return value
         return self._step(np.nan, None)
 

@@ -22,6 +22,10 @@ from dfo.options import (
 
 __all__ = ["RandomSearch"]
 
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+#: no standard normal draw of numpy exceeds this (the tail beyond it is below 1e-300)
+_NORMAL_MAX = 40.0
+
 
 @declare_options
 class RandomSearchOptions(Options):
@@ -75,15 +79,28 @@ class RandomSearch(Optimizer):
         self.lower = None if bnds is None else np.asarray(bnds[0])
         self.upper = None if bnds is None else np.asarray(bnds[1])
         self.first = True
+        with np.errstate(over="ignore"):
+            self._wide = bnds is not None and not np.isfinite(self.upper - self.lower).all()
 
     def _ask(self) -> np.ndarray:
         shape = (self.popsize, self.dim)
-        if self.lower is not None:
+        if self.lower is not None and self._wide:
+            # upper - lower beyond float64: the midpoint and half-width cannot overflow
+            mid, half = self.lower / 2 + self.upper / 2, self.upper / 2 - self.lower / 2
+            X = mid + half * self.rng.uniform(-1.0, 1.0, size=shape)
+        elif self.lower is not None:
             X = self.rng.uniform(self.lower, self.upper, size=shape)
         else:
             X = self.rng.standard_normal(shape)
-            X *= self.config.sigma
-            X += self.ledger.best_x
+            sigma, best = self.config.sigma, self.ledger.best_x
+            if sigma * _NORMAL_MAX + float(np.abs(best).max()) < _FLOAT_MAX:
+                X *= sigma
+                X += best
+            else:  # a sigma or a point near the float64 limit: candidates are kept finite
+                with np.errstate(over="ignore"):
+                    X *= sigma
+                    X += best
+                np.clip(X, -_FLOAT_MAX, _FLOAT_MAX, out=X)
         if self.first:
             self.first = False
             inside = self.lower is None or bool(
