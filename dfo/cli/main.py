@@ -279,7 +279,12 @@ def _run_compare(args: argparse.Namespace) -> int:
     if not args.quiet:
         files = [rec.TABLE_TEXT_FILE, rec.TABLE_CSV_FILE, rec.RUNS_FILE, rec.CONFIG_FILE]
         if not args.no_plots:
-            files += ["loss_vs_cost.png", "loss_vs_time.png", "final_metric.png"]
+            files += [
+                "loss_vs_cost.png",
+                "loss_vs_time.png",
+                "final_metric.png",
+                "runtime_distribution.png",
+            ]
         print(f"\nrun folder: {out}/ ({', '.join(files)})")
     return 0
 

@@ -5,11 +5,14 @@ objective at one point (on one minibatch for a minibatch task). A gradient
 evaluation (``value_and_grad``, backpropagation for a network) costs ``ratio``
 units, where ``ratio`` is *measured*: the median time of ``value_and_grad(x)``
 divided by the median time of ``evaluate_batch(x[None])`` on the same
-minibatch at the same point, timed alternately. A run's cost is then::
+minibatch at the same point, timed alternately; a directional derivative (forward
+mode, ``value_and_jvp``) costs ``jvp_ratio`` units, measured the same way. A run's
+cost is then::
 
-    cost = (nfev - ngev) + ratio * ngev
+    cost = (nfev - ngev - njvp) + ratio * ngev + jvp_ratio * njvp
 
-(``nfev`` counts every evaluation, those that also returned a gradient included).
+(``nfev`` counts every evaluation, those that also returned a gradient or a
+directional derivative included).
 """
 
 from __future__ import annotations
@@ -44,6 +47,12 @@ class GradientCost:
         Rows of the minibatch the timings used (None: the full objective).
     source : {"measured", "given"}
         Whether the ratio was timed or given by the user (:meth:`given`).
+    jvp_ratio : float or None
+        Seconds per value with one directional derivative (``value_and_jvp``) /
+        seconds per forward evaluation, timed alongside; None when the objective has
+        no forward mode. A given cost uses ``ratio`` for it too.
+    jvp_seconds : float
+        The median time of ``value_and_jvp``, per call (0 when not measured).
     """
 
     ratio: float
@@ -53,6 +62,8 @@ class GradientCost:
     number: int
     batch_size: int | None
     source: str = "measured"
+    jvp_ratio: float | None = None
+    jvp_seconds: float = 0.0
 
     @classmethod
     def given(cls, ratio: float) -> GradientCost:
@@ -62,16 +73,22 @@ class GradientCost:
                 "the gradient cost must be a positive number of forward evaluations; "
                 f"got {ratio!r}"
             )
-        return cls(float(ratio), 0.0, 0.0, 0, 0, None, "given")
+        return cls(float(ratio), 0.0, 0.0, 0, 0, None, "given", float(ratio))
 
     def describe(self) -> str:
         """One sentence saying what was measured and how."""
         if self.source == "given":
             return f"one gradient = {self.ratio:.2f} forward evaluations, as given (not measured)"
         on = "the objective" if self.batch_size is None else f"one minibatch of {self.batch_size}"
+        jvp = ""
+        if self.jvp_ratio is not None:
+            jvp = (
+                f"; one directional derivative (value and JVP, forward mode) = "
+                f"{self.jvp_ratio:.2f} ({self.jvp_seconds * 1e6:.0f} us)"
+            )
         return (
             f"one gradient (value and gradient, backprop) = {self.ratio:.2f} forward "
-            f"evaluations, measured on {on} at the starting point: median of "
+            f"evaluations{jvp}, measured on {on} at the starting point: median of "
             f"{self.repeats} alternating timings of {self.number} calls each "
             f"({self.gradient_seconds * 1e6:.0f} us / {self.forward_seconds * 1e6:.0f} us)"
         )
@@ -131,14 +148,21 @@ def measure_gradient_cost(
     def gradient() -> None:
         sample.value_and_grad(X1[0])
 
+    direction = np.random.default_rng(seed).standard_normal(X1.shape[1])
+
+    def jvp() -> None:
+        sample.value_and_jvp(X1[0], direction)
+
+    timed = [forward, gradient] + ([jvp] if objective.has_jvp else [])
     # warm up and choose calls per timing
-    one = max(_time(forward, 3), _time(gradient, 3), 1e-7)
+    one = max(*(_time(fun, 3) for fun in timed), 1e-7)
     number = max(1, min(10_000, int(min_seconds / one)))
-    fwd, grad = [], []
+    times: list[list[float]] = [[] for _ in timed]
     for _ in range(repeats):
-        fwd.append(_time(forward, number))
-        grad.append(_time(gradient, number))
-    f, g = float(np.median(fwd)), float(np.median(grad))
+        for fun, out in zip(timed, times, strict=True):
+            out.append(_time(fun, number))
+    f, g = float(np.median(times[0])), float(np.median(times[1]))
+    j = float(np.median(times[2])) if len(times) > 2 else None
     return GradientCost(
         ratio=g / f,
         forward_seconds=f,
@@ -146,20 +170,30 @@ def measure_gradient_cost(
         repeats=repeats,
         number=number,
         batch_size=batch_size,
+        jvp_ratio=None if j is None else j / f,
+        jvp_seconds=0.0 if j is None else j,
     )
 
 
-def run_cost(nfev: Any, ngev: Any, ratio: float | None) -> Any:
-    """Cost in forward-evaluation equivalents: ``(nfev - ngev) + ratio * ngev``.
+def run_cost(
+    nfev: Any, ngev: Any, ratio: float | None, njvp: Any = 0, jvp_ratio: float | None = None
+) -> Any:
+    """Cost in forward-evaluation equivalents: ``(nfev - ngev - njvp) + ratio * ngev +
+    jvp_ratio * njvp``.
 
     Parameters
     ----------
     nfev : int or array_like
-        Evaluations, those that also returned a gradient included.
+        Evaluations, those that also returned a gradient or a directional derivative
+        included.
     ngev : int or array_like
         Gradient evaluations.
     ratio : float or None
         Cost of one gradient in forward evaluations; None (no gradients): cost is ``nfev``.
+    njvp : int or array_like, default 0
+        Evaluations with a directional derivative (forward mode).
+    jvp_ratio : float, optional
+        Cost of one of those in forward evaluations (default: ``ratio``).
 
     Returns
     -------
@@ -173,6 +207,8 @@ def run_cost(nfev: Any, ngev: Any, ratio: float | None) -> Any:
     """
     nfev = np.asarray(nfev, dtype=np.float64)
     ngev = np.asarray(ngev, dtype=np.float64)
+    njvp = np.asarray(njvp, dtype=np.float64)
     if ratio is None:
         return nfev
-    return nfev - ngev + ratio * ngev
+    jvp_ratio = ratio if jvp_ratio is None else jvp_ratio
+    return nfev - ngev - njvp + ratio * ngev + jvp_ratio * njvp

@@ -6,6 +6,9 @@
 - ``loss_vs_time.png``: the same against wall time (monitoring excluded).
 - ``final_metric.png``: each method's final held-out metric (test accuracy), one
   dot per seed and a bar at the median; the untrained start is a dashed line.
+- ``runtime_distribution.png``: COCO's empirical runtime distribution: the fraction
+  of (target, seed) pairs each method reached against cost (log scale), for the
+  targets of :mod:`dfo.compare.targets`.
 
 Between monitoring points a run's loss is held at its last measured value (the
 curves are steps), and a run that stopped early keeps its final value.
@@ -32,6 +35,7 @@ _COLORS = {
     "cma-es": "#d62728",
     "nelder-mead": "#9467bd",
     "random-search": "#7f7f7f",
+    "forward-gradient": "#17becf",
 }
 _EXTRA = ["#8c564b", "#e377c2", "#bcbd22", "#17becf"]
 
@@ -72,12 +76,21 @@ def band(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, .
     return grid, med, lo, hi
 
 
-def _curves(records: Sequence[dict[str, Any]], axis: str, ratio: float | None, key: str):
+def _curves(
+    records: Sequence[dict[str, Any]],
+    axis: str,
+    ratio: float | None,
+    key: str,
+    jvp_ratio: float | None = None,
+):
     out = []
     for r in records:
         c = r["monitor"]["curve"]
         if axis == "cost":
-            x = np.asarray(run_cost(c["nfev"], c["ngev"], ratio), dtype=np.float64)
+            njvp = c.get("njvp", [0] * len(c["nfev"]))
+            x = np.asarray(
+                run_cost(c["nfev"], c["ngev"], ratio, njvp, jvp_ratio), dtype=np.float64
+            )
         else:
             x = np.asarray(c["time"], dtype=np.float64)
         y = np.array([np.nan if v is None else v for v in c[key]], dtype=np.float64)
@@ -100,11 +113,12 @@ def _figure(width: float = 8.0, height: float = 5.2):
 
 def _loss_plot(table: Any, axis: str, path: Path) -> None:
     ratio = None if table.gradient_cost is None else table.gradient_cost.ratio
+    jvp_ratio = None if table.gradient_cost is None else table.gradient_cost.jvp_ratio
     fig = _figure()
     ax = fig.add_subplot()
     all_y = []
     for i, row in enumerate(table.rows):
-        curves = _curves(row.records, axis, ratio, "train_loss")
+        curves = _curves(row.records, axis, ratio, "train_loss", jvp_ratio)
         grid, med, lo, hi = band(curves)
         if not grid.size:
             continue
@@ -220,8 +234,45 @@ def _metric_plot(table: Any, path: Path) -> None:
     fig.savefig(path)
 
 
+def _runtime_plot(table: Any, path: Path) -> None:
+    from dfo.compare.targets import runtime_distribution
+
+    fig = _figure()
+    ax = fig.add_subplot()
+    rtd = runtime_distribution(table.hits)
+    top = 0.0
+    for i, (method, (costs, fraction, pairs)) in enumerate(rtd.items()):
+        if not costs.size:
+            ax.plot([], [], color=_color(method, i), lw=2, label=f"{method} (0 of {pairs})")
+            continue
+        xs = np.concatenate([[costs[0]], costs, [costs[-1] * 10]])
+        ys = np.concatenate([[0.0], fraction, [fraction[-1]]])
+        ax.step(
+            xs,
+            ys,
+            where="post",
+            lw=2,
+            color=_color(method, i),
+            label=f"{method} ({costs.size} of {pairs})",
+        )
+        top = max(top, float(costs[-1]))
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("cost in forward-evaluation equivalents (log scale)")
+    ax.set_ylabel("fraction of (target, seed) pairs reached")
+    labels = "; ".join(t.label for t in table.targets)
+    ax.set_title(
+        f"{table.task_name}: runtime distribution over {len(table.targets)} targets x "
+        f"{len(table.seeds)} seeds (COCO style)\n{labels}",
+        fontsize=10,
+    )
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=9, framealpha=0.9)
+    fig.savefig(path)
+
+
 def write_plots(table: Any, folder: str | Path) -> list[Path]:
-    """Write the three PNG plots of ``table`` into ``folder``; return their paths.
+    """Write the four PNG plots of ``table`` into ``folder``; return their paths.
 
     Parameters
     ----------
@@ -233,15 +284,18 @@ def write_plots(table: Any, folder: str | Path) -> list[Path]:
     Returns
     -------
     list of Path
-        ``loss_vs_cost.png``, ``loss_vs_time.png`` and ``final_metric.png``.
+        ``loss_vs_cost.png``, ``loss_vs_time.png``, ``final_metric.png`` and
+        ``runtime_distribution.png``.
     """
     folder = Path(folder)
     paths = [
         folder / "loss_vs_cost.png",
         folder / "loss_vs_time.png",
         folder / "final_metric.png",
+        folder / "runtime_distribution.png",
     ]
     _loss_plot(table, "cost", paths[0])
     _loss_plot(table, "time", paths[1])
     _metric_plot(table, paths[2])
+    _runtime_plot(table, paths[3])
     return paths

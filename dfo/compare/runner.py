@@ -54,7 +54,12 @@ RUN_KEYS = ("budget", "max_time")
 #: rows of the runner's per-iteration history kept in a record (log-spaced)
 HISTORY_ROWS = 400
 
-_PLOT_FILES = ("loss_vs_cost.png", "loss_vs_time.png", "final_metric.png")
+_PLOT_FILES = (
+    "loss_vs_cost.png",
+    "loss_vs_time.png",
+    "final_metric.png",
+    "runtime_distribution.png",
+)
 
 
 class ResumeMismatchError(InvalidOptionError):
@@ -257,7 +262,9 @@ def plan_runs(config: CompareConfig) -> tuple[Task, list[RunSpec]]:
         options = {**task.options.get(method, {}), **user}
         check_options(method, options)
         cls = get_method(method)
-        if cls.needs_gradient and not task.objective.has_gradient:
+        if (cls.needs_gradient and not task.objective.has_gradient) or (
+            cls.needs_jvp and not task.objective.has_jvp
+        ):
             raise InvalidOptionError(
                 f"method {method!r} needs gradients; task {task.name!r} has none"
             )
@@ -323,8 +330,11 @@ class Monitor:
         self.rows: list[tuple[int, int, int, float, float, float | None]] = []
         self.n_points = 0
         self.seconds = 0.0
+        self.njvp: list[int] = []  # directional derivatives (forward mode) at each row
 
-    def observe(self, x: np.ndarray, nfev: int, ngev: int, nit: int, elapsed: float) -> None:
+    def observe(
+        self, x: np.ndarray, nfev: int, ngev: int, nit: int, elapsed: float, njvp: int = 0
+    ) -> None:
         """Evaluate ``x`` and record it at the given counters (``elapsed``: method seconds)."""
         start = time.perf_counter()
         loss = float(self.task.train_loss(x))
@@ -332,6 +342,7 @@ class Monitor:
         self.seconds += time.perf_counter() - start
         self.n_points += 1
         self.rows.append((int(nfev), int(ngev), int(nit), float(elapsed), loss, metric))
+        self.njvp.append(int(njvp))
 
     def __call__(self, intermediate_result: Result) -> None:
         res = intermediate_result
@@ -341,11 +352,19 @@ class Monitor:
             return
         while self.next < len(self.marks) and self.marks[self.next] <= res.nfev:
             self.next += 1
-        self.observe(res.recommendation, res.nfev, res.ngev, res.nit, res.time - self.seconds)
+        self.observe(
+            res.recommendation,
+            res.nfev,
+            res.ngev,
+            res.nit,
+            res.time - self.seconds,
+            res.get("njvp", 0),
+        )
 
     def curve(self) -> dict[str, list[Any]]:
         names = ("nfev", "ngev", "nit", "time", "train_loss", "test_metric")
-        return {name: [row[i] for row in self.rows] for i, name in enumerate(names)}
+        curve = {name: [row[i] for row in self.rows] for i, name in enumerate(names)}
+        return {**curve, "njvp": list(self.njvp)}
 
 
 def _thin_history(history: dict[str, np.ndarray], rows: int = HISTORY_ROWS) -> dict[str, list]:
@@ -396,7 +415,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         **spec.options,
     )
     elapsed = max(0.0, float(res.time) - monitor.seconds)
-    monitor.observe(res.x, res.nfev, res.ngev, res.nit, elapsed)
+    monitor.observe(res.x, res.nfev, res.ngev, res.nit, elapsed, res.get("njvp", 0))
     final_loss, final_metric = monitor.rows[-1][4], monitor.rows[-1][5]
     return rec.to_jsonable(
         {
@@ -413,6 +432,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
             "success": res.success,
             "nfev": res.nfev,
             "ngev": res.ngev,
+            "njvp": res.get("njvp", 0),
             "nit": res.nit,
             "n_nonfinite": res.n_nonfinite,
             "time": elapsed,

@@ -1,11 +1,13 @@
 """The comparison table, computed from the finished runs' records only.
 
 One row per method: final full-training-set loss and held-out metric (median
-and min-max over seeds), evaluations, gradient evaluations, cost in
+and min-max over seeds), evaluations, gradient evaluations, iterations, cost in
 forward-evaluation equivalents, wall time and why the runs stopped; a first row
-shows the untrained starting point. Notes under the table say how cost was
-measured, what monitoring cost (not charged), which budgets differ and which
-methods made no progress.
+shows the untrained starting point. Below it, the cost to target
+(:mod:`dfo.compare.targets`): what each method spent to first reach a few levels
+of the training loss and the held-out metric, and a summary line. Notes under the
+tables say how cost was measured, what monitoring cost (not charged), which
+budgets differ and which methods made no progress.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ from typing import Any
 import numpy as np
 
 from dfo.compare.cost import GradientCost, run_cost
+from dfo.compare.targets import (
+    Target,
+    TargetHit,
+    cost_to_target,
+    summary,
+    target_table,
+    task_targets,
+)
 
 __all__ = ["MethodRow", "Table", "build_table"]
 
@@ -60,6 +70,8 @@ class MethodRow:
     monitor_points, monitor_evaluations : int
     monitor_seconds : float
         Monitoring totals over the records.
+    nit, njvp : (float, float, float)
+        Iterations and directional derivatives (forward mode), median, min and max.
     """
 
     method: str
@@ -76,13 +88,20 @@ class MethodRow:
     monitor_points: int = 0
     monitor_evaluations: int = 0
     monitor_seconds: float = 0.0
+    nit: tuple[float, float, float] = (np.nan, np.nan, np.nan)
+    njvp: tuple[float, float, float] = (np.nan, np.nan, np.nan)
 
     @classmethod
     def from_records(
-        cls, method: str, records: Sequence[dict[str, Any]], ratio: float | None
+        cls,
+        method: str,
+        records: Sequence[dict[str, Any]],
+        ratio: float | None,
+        jvp_ratio: float | None = None,
     ) -> MethodRow:
         records = list(records)
         nfev, ngev = _values(records, "nfev"), _values(records, "ngev")
+        njvp = np.array([float(r.get("njvp", 0)) for r in records], dtype=np.float64)
         return cls(
             method=method,
             records=records,
@@ -91,13 +110,15 @@ class MethodRow:
             test_metric=_stats(_values(records, "test_metric")),
             nfev=_stats(nfev),
             ngev=_stats(ngev),
-            cost=_stats(run_cost(nfev, ngev, ratio)),
+            cost=_stats(run_cost(nfev, ngev, ratio, njvp, jvp_ratio)),
             time=_stats(_values(records, "time")),
             budget=max((int(r["budget"]) for r in records), default=0),
             status=dict(Counter(str(r["status"]) for r in records)),
             monitor_points=sum(int(r["monitor"]["points"]) for r in records),
             monitor_evaluations=sum(int(r["monitor"]["evaluations"]) for r in records),
             monitor_seconds=sum(float(r["monitor"]["seconds"]) for r in records),
+            nit=_stats(_values(records, "nit")),
+            njvp=_stats(njvp),
         )
 
 
@@ -120,6 +141,10 @@ class Table:
         The planned seeds.
     method_notes : dict
         Method -> why its budget differs (from the task).
+    targets : list of Target
+        The task's targets (:func:`dfo.compare.targets.task_targets`).
+    hits : list of TargetHit
+        Each method's cost to each target.
     text : str
         The table as printed.
     csv : str
@@ -138,6 +163,8 @@ class Table:
     gradient_cost: GradientCost | None
     seeds: list[int]
     method_notes: dict[str, str] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
+    hits: list[TargetHit] = field(default_factory=list)
     text: str = ""
     csv: str = ""
 
@@ -194,7 +221,14 @@ def _render(table: Table, specs: Sequence[Any], jobs: int) -> str:
     heads = ["method", table.loss_label]
     if test_head:
         heads.append(test_head)
-    heads += ["evaluations", "gradients", "cost (fwd-eval equiv.)", "wall time s", "stopped by"]
+    heads += [
+        "evaluations",
+        "gradients",
+        "iterations",
+        "cost (fwd-eval equiv.)",
+        "wall time s",
+        "stopped by",
+    ]
     lines_data = []
     for row in [table.start, *table.rows]:
         is_start = row is table.start
@@ -202,11 +236,13 @@ def _render(table: Table, specs: Sequence[Any], jobs: int) -> str:
         if test_head:
             cells.append(_spread(row.test_metric, metric_fmt, single))
         if is_start:
-            cells += ["0", "0", "0", "—", "—"]
+            cells += ["0", "0", "0", "0", "—", "—"]
         else:
+            grads = row.ngev if not row.njvp[0] > 0 else row.njvp
             cells += [
                 _spread(row.nfev, _int, single),
-                _spread(row.ngev, _int, single),
+                _spread(grads, _int, single) + (" JVP" if grads is row.njvp else ""),
+                _spread(row.nit, _int, single),
                 _spread(row.cost, _int, single),
                 _spread(row.time, lambda v: f"{v:.2f}", single),
                 _status(row.status),
@@ -233,6 +269,18 @@ def _render(table: Table, specs: Sequence[Any], jobs: int) -> str:
     ]
     lines += [fmt_line(c) for c in lines_data]
     lines.append("")
+    if table.hits:
+        lines.append(
+            "Cost to target: the first monitoring point at which each method's current "
+            "estimate met the target (an upper bound within one log-spaced monitoring step); "
+            "medians over the seeds that reached it; x fastest = median cost / the fastest "
+            "method's."
+        )
+        lines += target_table(table.hits)
+        line = summary(table.hits)
+        if line:
+            lines += ["", line]
+        lines.append("")
     lines += _notes(table, specs, jobs)
     return "\n".join(lines)
 
@@ -251,7 +299,13 @@ def _notes(table: Table, specs: Sequence[Any], jobs: int) -> list[str]:
     elif gc is not None:
         notes.append(
             f"Cost unit: {unit}. Measured: {gc.describe()}. "
-            f"cost = (evaluations - gradients) + {gc.ratio:.2f} x gradients. Wall times "
+            f"cost = (evaluations - gradients) + {gc.ratio:.2f} x gradients"
+            + (
+                f" (a JVP, forward mode, counts {gc.jvp_ratio:.2f})"
+                if gc.jvp_ratio is not None
+                else ""
+            )
+            + ". Wall times "
             "and this ratio are measured and vary between compares (a resumed compare "
             "reuses the stored ratio); every other number is determined by the seeds."
         )
@@ -324,8 +378,11 @@ def _best_note(table: Table) -> list[str]:
     def median(row: MethodRow) -> float:
         return (row.test_metric if key == "test_metric" else row.train_loss)[0]
 
-    free = [r for r in table.rows if r.ngev[0] == 0 and np.isfinite(median(r))]
-    grad = [r for r in table.rows if r.ngev[0] > 0 and np.isfinite(median(r))]
+    def uses_derivatives(row: MethodRow) -> bool:
+        return row.ngev[0] > 0 or row.njvp[0] > 0
+
+    free = [r for r in table.rows if not uses_derivatives(r) and np.isfinite(median(r))]
+    grad = [r for r in table.rows if uses_derivatives(r) and np.isfinite(median(r))]
     if not free or not grad:
         return []
     pick = max if higher else min
@@ -432,6 +489,7 @@ def build_table(
         Processes the runs used (for the note on wall time).
     """
     ratio = None if gradient_cost is None else gradient_cost.ratio
+    jvp_ratio = None if gradient_cost is None else gradient_cost.jvp_ratio
     methods = list(dict.fromkeys(s.method for s in specs))
     seeds = list(dict.fromkeys(s.seed for s in specs))
     have = {(r["method"], r["seed"]) for r in records}
@@ -439,7 +497,7 @@ def build_table(
     for method in methods:
         mine = [r for r in records if r["method"] == method]
         if mine:
-            rows.append(MethodRow.from_records(method, mine, ratio))
+            rows.append(MethodRow.from_records(method, mine, ratio, jvp_ratio))
     table = Table(
         task_name=task.name,
         description=task.description,
@@ -454,6 +512,8 @@ def build_table(
         seeds=seeds,
         method_notes=_task_notes(task, specs),
     )
+    table.targets = task_targets(task, table.start.train_loss[0])
+    table.hits = cost_to_target(rows, table.targets, gradient_cost)
     table.text = _render(table, specs, jobs)
     table.csv = _csv(table)
     return table

@@ -13,6 +13,8 @@ task               what
 ``digits-step``    the same network with step (Heaviside) hidden units: backprop's
                    hidden-layer gradient is zero, so only derivative-free methods can
                    train the hidden layer
+``digits-01``      the digits network trained on its error rate (the 0-1 loss):
+                   piecewise constant, so every derivative is zero where it exists
 ``spirals``        two spirals, 2-16-16-2 tanh MLP, cross-entropy
 ``xor``            noisy XOR, 2-8-2 tanh MLP, cross-entropy
 ``sine``           ``sin(x)`` regression, 1-16-1 tanh MLP, mean squared error
@@ -39,6 +41,7 @@ import numpy as np
 from dfo import problems
 from dfo.datasets import load
 from dfo.exceptions import InvalidOptionError, suggest
+from dfo.nn.error_rate import ErrorRateObjective
 from dfo.nn.network import MLP
 from dfo.nn.network_objective import NetworkObjective
 from dfo.objective import Objective
@@ -46,7 +49,15 @@ from dfo.objective import Objective
 __all__ = ["TASKS", "Task", "get_task", "task_names"]
 
 #: the methods a compare runs by default, in table order
-DEFAULT_METHODS = ("backprop-sgd", "fd-sgd", "spsa", "cma-es", "nelder-mead", "random-search")
+DEFAULT_METHODS = (
+    "backprop-sgd",
+    "forward-gradient",
+    "fd-sgd",
+    "spsa",
+    "cma-es",
+    "nelder-mead",
+    "random-search",
+)
 
 #: above this many variables Nelder-Mead's budget is capped at 2(n+1) evaluations
 NM_CAP_ABOVE = 100
@@ -240,6 +251,7 @@ def _digits(*, batch_size: int = 128, dtype: str = "float64") -> Task:
         budget=20_000,
         options={
             "backprop-sgd": {"learning_rate": 0.3},
+            "forward-gradient": {"learning_rate": 0.02},
             "fd-sgd": {"learning_rate": 1.0, "step_rule": "momentum"},
             "spsa": {"c": 0.05, "initial_step": 0.02},
             "cma-es": {"sigma0": 0.1, "popsize": 50},
@@ -260,11 +272,58 @@ def _digits_step(*, batch_size: int = 128, dtype: str = "float64") -> Task:
         budget=30_000,
         options={
             "backprop-sgd": {"learning_rate": 0.3},
+            "forward-gradient": {"learning_rate": 0.02},
             "fd-sgd": {"learning_rate": 1.0, "step_rule": "momentum", "h": 0.05},
             "spsa": {"c": 0.2, "initial_step": 0.02},
             "cma-es": {"sigma0": 0.5},
             "random-search": {"sigma": 0.1},
         },
+    )
+
+
+def _digits_01(*, batch_size: int = 128, dtype: str = "float64") -> Task:
+    data = load("digits", seed=0)
+    net = MLP([data.n_features, 16, data.n_outputs], activation="tanh", dtype=dtype)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    obj = ErrorRateObjective(
+        net,
+        data.X_train,
+        data.y_train,
+        batch_size=batch_size if batch_size < data.X_train.shape[0] else None,
+        X_test=data.X_test,
+        y_test=data.y_test,
+    )
+    batch = obj.network.batch_size
+    where = "full batch" if batch is None else f"minibatches of {batch}"
+    return Task(
+        name="digits-01",
+        description=(
+            f"8x8 digits trained on the error rate (0-1 loss; its derivative is 0 wherever "
+            f"it exists); 64-16-10 tanh MLP ({net.n_params:,} parameters, {net.dtype.name}), "
+            f"{where} of {obj.X.shape[0]:,} training rows, {data.X_test.shape[0]:,} held out"
+        ),
+        objective=obj,
+        start=lambda seed: net.init_params(_start_rng(seed)).astype(np.float64),
+        train_loss=obj.full_error,
+        loss_label="training error rate",
+        test_metric=obj.accuracy,
+        test_label="test accuracy",
+        test_percent=True,
+        higher_is_better=True,
+        budget=10_000,
+        options={
+            "backprop-sgd": {"learning_rate": 0.3},
+            "forward-gradient": {"learning_rate": 0.02},
+            "fd-sgd": {"learning_rate": 1.0, "step_rule": "momentum", "h": 0.05},
+            "spsa": {"c": 0.05, "initial_step": 0.02},
+            "cma-es": {"sigma0": 0.3},
+            "nelder-mead": {"simplex_scale": 0.1},
+            "random-search": {"sigma": 0.1},
+        },
+        budgets=_nm_budgets(net.n_params),
+        notes=_nm_notes(net.n_params),
+        batch_size=batch,
+        n_train=obj.X.shape[0],
     )
 
 
@@ -280,6 +339,7 @@ def _spirals(*, batch_size: int = 64, dtype: str = "float64") -> Task:
         budget=20_000,
         options={
             "backprop-sgd": {"learning_rate": 0.01, "step_rule": "adam"},
+            "forward-gradient": {"learning_rate": 0.01, "step_rule": "adam"},
             "fd-sgd": {"learning_rate": 0.1, "step_rule": "adam"},
             "spsa": {"c": 0.05, "initial_step": 0.02},
             "cma-es": {"sigma0": 0.5},
@@ -300,6 +360,7 @@ def _xor(*, batch_size: int | None = None, dtype: str = "float64") -> Task:
         budget=5_000,
         options={
             "backprop-sgd": {"learning_rate": 0.5, "step_rule": "momentum"},
+            "forward-gradient": {"learning_rate": 0.1, "step_rule": "momentum"},
             "fd-sgd": {"learning_rate": 0.5, "step_rule": "momentum"},
             "spsa": {"c": 0.05, "initial_step": 0.1},
             "cma-es": {"sigma0": 0.5},
@@ -320,6 +381,7 @@ def _sine(*, batch_size: int | None = None, dtype: str = "float64") -> Task:
         budget=5_000,
         options={
             "backprop-sgd": {"learning_rate": 0.1, "step_rule": "momentum"},
+            "forward-gradient": {"learning_rate": 0.02, "step_rule": "momentum"},
             "fd-sgd": {"learning_rate": 0.1, "step_rule": "momentum"},
             "spsa": {"c": 0.05, "initial_step": 0.05},
             "cma-es": {"sigma0": 0.3},
@@ -360,6 +422,11 @@ TASKS: dict[str, _TaskInfo] = {
     "digits-step": _TaskInfo(
         "the digits network with step hidden units (not differentiable)",
         _digits_step,
+        ("batch_size", "dtype"),
+    ),
+    "digits-01": _TaskInfo(
+        "the digits network trained on its error rate, the 0-1 loss (no useful derivative)",
+        _digits_01,
         ("batch_size", "dtype"),
     ),
     "spirals": _TaskInfo("two spirals, 2-16-16-2 tanh MLP", _spirals, ("batch_size", "dtype")),
