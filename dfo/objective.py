@@ -403,6 +403,7 @@ class FunctionObjective(Objective):
         return out
 
     def _value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        assert self.grad is not None  # has_gradient
         return float(self._evaluate_batch(x[None, :])[0]), self.grad(x)
 
     def realization(self, rng: np.random.Generator) -> FunctionObjective:

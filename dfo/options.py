@@ -185,9 +185,10 @@ def check_int(name: str, value: Any, *, minimum: int = 0, maximum: float = math.
     expected = f"an integer >= {minimum}" + ("" if maximum == math.inf else f" and <= {maximum}")
     if isinstance(value, bool | np.bool_) or not isinstance(value, Integral):
         raise OptionTypeError(f"{name} must be {expected}; got {_given(value)}")
-    if not minimum <= value <= maximum:
+    n = int(value)
+    if not minimum <= n <= maximum:
         raise InvalidOptionError(f"{name} must be {expected}; got {_given(value)}")
-    return int(value)
+    return n
 
 
 def check_budget(value: Any, name: str = "budget") -> int:
@@ -230,9 +231,9 @@ def check_budget(value: Any, name: str = "budget") -> int:
             raise InvalidOptionError(f"{name} must be a positive integer; got {_given(value)}")
         return int(value)
     if isinstance(value, Real) and math.isfinite(float(value)) and float(value).is_integer():
-        if value < 1:
+        if float(value) < 1:
             raise InvalidOptionError(f"{name} must be a positive integer; got {_given(value)}")
-        return int(value)
+        return int(float(value))
     raise OptionTypeError(f"{name} must be a positive integer; got {_given(value)}")
 
 
@@ -348,17 +349,20 @@ class RealRange(Kind):
         high_open: bool = False,
         allow_inf: bool = False,
     ) -> None:
-        self.bounds = {
-            "low": low,
-            "high": high,
-            "low_open": low_open,
-            "high_open": high_open,
-            "allow_inf": allow_inf,
-        }
+        self.low, self.high = low, high
+        self.low_open, self.high_open, self.allow_inf = low_open, high_open, allow_inf
         self.expected = _real_text(low, high, low_open, high_open, allow_inf)
 
     def check(self, name: str, value: Any) -> float:
-        return check_real(name, value, **self.bounds)
+        return check_real(
+            name,
+            value,
+            low=self.low,
+            high=self.high,
+            low_open=self.low_open,
+            high_open=self.high_open,
+            allow_inf=self.allow_inf,
+        )
 
 
 class PositiveReal(RealRange):
@@ -464,15 +468,15 @@ class Either(Kind):
         self.expected = " or ".join(k.expected for k in kinds)
 
     def check(self, name: str, value: Any) -> Any:
-        errors = []
+        errors: list[InvalidOptionError] = []
         for kind in self.kinds:
             try:
                 return kind.check(name, value)
             except InvalidOptionError as exc:
                 errors.append(exc)
-        for exc in errors:  # the value has the type of this kind, and is out of its range
-            if not isinstance(exc, OptionTypeError):
-                raise exc
+        for error in errors:  # the value has the type of this kind, and is out of its range
+            if not isinstance(error, OptionTypeError):
+                raise error
         raise OptionTypeError(f"{name} must be {self.expected}; got {_given(value)}")
 
     def parse(self, text: str) -> Any:

@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 # Overflow to inf is a legitimate value for an optimizer probing far away.
-_QUIET = {"over": "ignore", "invalid": "ignore"}
+_QUIET: dict[str, Any] = {"over": "ignore", "invalid": "ignore"}
 
 
 class _TestProblem(Objective):

@@ -215,3 +215,15 @@ def test_a_final_minus_inf_does_not_replace_a_finite_best():
     res = dfo.minimize(f, np.ones(2), method="spsa", budget=11, seed=0, a=0.1, c=0.01)
     assert len(calls) == 9 and res.nfev == 9
     assert np.isfinite(res.fun) and res.success and res.n_nonfinite == 1
+
+
+def test_ci_runs_the_readme_test_line_with_mypy():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    line = next(
+        ln for ln in readme.splitlines() if ln.startswith("python3 -m venv") and "pytest" in ln
+    )
+    assert "python -m mypy dfo" in line
+    assert line in (root / ".ci" / "run").read_text().splitlines()

@@ -139,7 +139,11 @@ def measure_gradient_cost(
         return None
     sample = objective.realization(np.random.default_rng(seed))
     batch = getattr(sample, "X", None)
-    batch_size = int(batch.shape[0]) if getattr(objective, "batch_size", None) else None
+    batch_size = (
+        int(batch.shape[0])
+        if batch is not None and getattr(objective, "batch_size", None)
+        else None
+    )
     X1 = np.asarray(x, dtype=np.float64)[None, :]
 
     def forward() -> None:

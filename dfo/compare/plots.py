@@ -219,8 +219,8 @@ def _metric_plot(table: Any, path: Path) -> None:
         title = f"final {table.test_label}"
     else:
         ax.set_ylabel(f"final {table.loss_label}")
-        vals = [v for row in table.rows for v in (row.train_loss[1], row.train_loss[2])]
-        if all(np.isfinite(v) and v > 0 for v in vals) and vals:
+        ends = [v for row in table.rows for v in (row.train_loss[1], row.train_loss[2])]
+        if all(np.isfinite(v) and v > 0 for v in ends) and ends:
             ax.set_yscale("log")
             ax.set_ylabel(f"final {table.loss_label}, log scale")
         title = f"final {table.loss_label}"

@@ -35,6 +35,7 @@ from dfo.compare.tasks import Task, get_task
 from dfo.exceptions import InvalidOptionError
 from dfo.files import atomic_write
 from dfo.optimizers import build_optimizer, check_options, get_method
+from dfo.options import check_budget
 from dfo.result import Result
 from dfo.run.minimize import minimize
 
@@ -186,16 +187,10 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def _check_budget(budget: Any, what: str) -> int:
-    if isinstance(budget, bool) or not isinstance(budget, Integral) or budget < 1:
-        raise InvalidOptionError(f"{what} must be a positive integer; got {budget!r}")
-    return int(budget)
-
-
 def _check_time(value: Any, what: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < np.inf:
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 < float(value) < np.inf:
         raise InvalidOptionError(f"{what} must be a positive number of seconds; got {value!r}")
     return float(value)
 
@@ -240,7 +235,7 @@ def plan_runs(config: CompareConfig) -> tuple[Task, list[RunSpec]]:
         raise InvalidOptionError("seeds must hold at least one seed")
     if len(set(seeds)) != len(seeds):
         raise InvalidOptionError(f"seeds lists a seed twice: {list(seeds)}")
-    budget = _check_budget(config.budget if config.budget is not None else task.budget, "budget")
+    budget = check_budget(config.budget if config.budget is not None else task.budget, "budget")
     max_time = _check_time(config.max_time, "max_time")
     if (
         isinstance(config.n_monitor, bool)
@@ -254,7 +249,7 @@ def plan_runs(config: CompareConfig) -> tuple[Task, list[RunSpec]]:
         user = dict(config.options.get(method, {}))
         m_budget = user.pop("budget", None)
         m_budget = (
-            _check_budget(m_budget, f"{method}.budget")
+            check_budget(m_budget, f"{method}.budget")
             if m_budget is not None
             else task.method_budget(method, budget)
         )
@@ -294,7 +289,7 @@ def resolved(config: CompareConfig, specs: Sequence[RunSpec]) -> dict[str, Any]:
     """The fully resolved description of a compare (what resume must match)."""
     methods = list(dict.fromkeys(s.method for s in specs))
     seeds = list(dict.fromkeys(s.seed for s in specs))
-    runs = {}
+    runs: dict[str, Any] = {}
     for s in specs:
         runs.setdefault(
             s.method, {"budget": s.budget, "max_time": s.max_time, "options": s.options}

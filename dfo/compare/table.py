@@ -323,7 +323,7 @@ def _notes(table: Table, specs: Sequence[Any], jobs: int) -> list[str]:
         f"recommendation at log-spaced evaluation counts: {points:,} points, "
         f"{evals:,} evaluations, {seconds:.1f} s over all runs."
     )
-    budgets = {}
+    budgets: dict[str, int] = {}
     for spec in specs:
         budgets.setdefault(spec.method, spec.budget)
     top = max(budgets.values())
@@ -357,7 +357,7 @@ def _notes(table: Table, specs: Sequence[Any], jobs: int) -> list[str]:
             f"Incomplete: {len(table.missing)} planned runs have no record yet "
             "(resume with --resume)."
         )
-    opts = {}
+    opts: dict[str, Any] = {}
     for spec in specs:
         opts.setdefault(spec.method, spec.options)
     notes.append(

@@ -63,7 +63,7 @@ def _check_n(n: Any, minimum: int) -> int:
 
 
 def _check_noise(noise: Any) -> float:
-    if not isinstance(noise, Real) or not np.isfinite(noise) or noise < 0:
+    if not isinstance(noise, Real) or not np.isfinite(float(noise)) or noise < 0:
         raise InvalidOptionError(f"noise must be a finite number >= 0; got {noise!r}")
     return float(noise)
 

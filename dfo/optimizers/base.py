@@ -100,7 +100,8 @@ from dfo.exceptions import (
 )
 from dfo.objective import as_float64, check_batch
 from dfo.optimizers.step_rules import StepRule, describe
-from dfo.options import Options, check_budget
+from dfo.options import Options as BaseOptions
+from dfo.options import check_budget
 from dfo.result import Result
 from dfo.run.ledger import Ledger, build_result, stop_status
 
@@ -213,7 +214,7 @@ def check_x0(x0: Any) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class NoOptions(Options):
+class NoOptions(BaseOptions):
     """The options of a method that has none."""
 
 
@@ -252,7 +253,7 @@ class Optimizer:
     #: registered name, set by :func:`dfo.register`
     name: ClassVar[str] = ""
     #: the method's options, declared once (a frozen dataclass of ``option`` fields)
-    Options: ClassVar[type[Options]] = NoOptions
+    Options: ClassVar[type[BaseOptions]] = NoOptions
     #: whether ``tell`` needs gradients (the runner then calls ``value_and_grad``)
     needs_gradient: ClassVar[bool] = False
     #: whether ``tell`` needs directional derivatives along :meth:`directions` (forward
@@ -261,7 +262,7 @@ class Optimizer:
     #: whether ``_recommend()`` may return a point that was never evaluated
     recommends_unevaluated: ClassVar[bool] = False
 
-    config: Options
+    config: BaseOptions
 
     def __init__(
         self,

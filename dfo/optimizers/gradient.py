@@ -230,7 +230,7 @@ class GradientStepOptimizer(Optimizer):
         **options: Any,
     ) -> None:
         super().__init__(x0, seed=seed, budget=budget, **options)
-        cfg = self.config
+        cfg: Any = self.config  # every gradient method declares these options
         self.learning_rate: float = getattr(cfg, "learning_rate", 1.0)
         self.patience: int = cfg.patience
         self.divergence: float = cfg.divergence
@@ -332,6 +332,7 @@ class GradientStepOptimizer(Optimizer):
             self.anchor_value = value
             self.anchor = self.x
         rate = self._rate() * self.lr_scale
+        assert grad is not None  # checked above
         if grad_bound is not None and is_plain_sgd(self.rule):
             if self._x_bound == math.inf:
                 self._x_bound = float(np.abs(self.x).max())

@@ -79,16 +79,18 @@ class RandomSearch(Optimizer):
         self.lower = None if bnds is None else np.asarray(bnds[0])
         self.upper = None if bnds is None else np.asarray(bnds[1])
         self.first = True
-        with np.errstate(over="ignore"):
-            self._wide = bnds is not None and not np.isfinite(self.upper - self.lower).all()
+        self._wide = False
+        if self.lower is not None and self.upper is not None:
+            with np.errstate(over="ignore"):
+                self._wide = not np.isfinite(self.upper - self.lower).all()
 
     def _ask(self) -> np.ndarray:
         shape = (self.popsize, self.dim)
-        if self.lower is not None and self._wide:
+        if self.lower is not None and self.upper is not None and self._wide:
             # upper - lower beyond float64: the midpoint and half-width cannot overflow
             mid, half = self.lower / 2 + self.upper / 2, self.upper / 2 - self.lower / 2
             X = mid + half * self.rng.uniform(-1.0, 1.0, size=shape)
-        elif self.lower is not None:
+        elif self.lower is not None and self.upper is not None:
             X = self.rng.uniform(self.lower, self.upper, size=shape)
         else:
             X = self.rng.standard_normal(shape)

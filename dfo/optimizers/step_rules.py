@@ -77,7 +77,7 @@ class MomentumState(NamedTuple):
 
 
 class AdamState(NamedTuple):
-    count: int
+    count: int  # type: ignore[assignment]  # a field, shadowing tuple.count
     mu: np.ndarray
     nu: np.ndarray
 

@@ -223,7 +223,7 @@ class Evaluator:
         where = f"iteration {self.nit}" + (f" of method {self.method!r}" if self.method else "")
         row = getattr(exc, "_dfo_row", None)
         if X.shape[0] == 1 or (isinstance(row, int) and 0 <= row < X.shape[0]):
-            i = 0 if X.shape[0] == 1 else row
+            i = 0 if X.shape[0] == 1 or not isinstance(row, int) else row
             point = np.array2string(X[i], threshold=10, precision=6)
             batch = "" if X.shape[0] == 1 else f" (point {i + 1} of a batch of {X.shape[0]})"
             exc.add_note(f"dfo: the objective raised at {where}, at the point x = {point}{batch}")

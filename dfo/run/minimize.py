@@ -76,7 +76,7 @@ class _Run:
 
     def draw_sample(self, objective: Objective) -> None:
         """Draw the objective's realization for the optimizer's next iteration."""
-        self.sample_state = self.obj_rng.bit_generator.state
+        self.sample_state = dict(self.obj_rng.bit_generator.state)
         self.sample = objective.realization(self.obj_rng)
         self.sample_key = self.optimizer.nit
 
@@ -205,7 +205,7 @@ def minimize(
     method: str = "cma-es",
     budget: int = 10_000,
     *,
-    seed: int | None = None,
+    seed: int | np.random.SeedSequence | None = None,
     callback: Callable[[Result], Any] | None = None,
     max_time: float | None = None,
     max_iter: int | None = None,
@@ -350,7 +350,8 @@ def minimize(
         raise _gradient_error(method, objective)
     preflight.check_hooks(objective, needs_gradient=cls.needs_gradient)
     preflight.check_picklable(objective, executor)
-    seeds = np.random.SeedSequence(seed).spawn(2)
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    seeds = root.spawn(2)
     path = preflight.check_checkpoint(checkpoint)
     identity = _run_identity(method, x0, seed, config, bool(history_x))
     if resume and path is not None and path.exists():

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -113,7 +114,7 @@ class CosineRecord:
 def fd_step_error_curve(
     *,
     n_params: int = 610,
-    steps: Sequence[float] | None = None,
+    steps: Sequence[float] | np.ndarray | None = None,
     dtypes: Sequence[str] = ("float64", "float32"),
     schemes: Sequence[str] = ("forward", "central"),
     batch: int = 256,
@@ -152,8 +153,8 @@ def fd_step_error_curve(
     -------
     list of StepErrorRecord
     """
-    steps = np.logspace(-13, 0, 40) if steps is None else np.asarray(steps, dtype=float)
-    if steps.ndim != 1 or steps.size == 0 or not np.all(np.isfinite(steps) & (steps > 0)):
+    grid = np.logspace(-13, 0, 40) if steps is None else np.asarray(steps, dtype=float)
+    if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid) & (grid > 0)):
         raise InvalidOptionError("steps must be a non-empty sequence of positive numbers")
     for d in dtypes:
         if d not in ("float64", "float32"):
@@ -172,7 +173,7 @@ def fd_step_error_curve(
     )
     setups = {"float64": (obj, x64), "float32": (rounded, x32)}
     out = []
-    for h in progress_bar(list(steps), "FD step error", progress):
+    for h in progress_bar(list(grid), "FD step error", progress):
         for dtype in dtypes:
             f, x = setups[dtype]
             for scheme in schemes:
@@ -214,7 +215,7 @@ def estimates(
         One estimate per iteration.
     """
     if method == "spsa":
-        opt = make_optimizer("spsa", theta, seed=seed, a=1e-300, c=c)
+        opt: Any = make_optimizer("spsa", theta, seed=seed, a=1e-300, c=c)
     else:
         opt = make_optimizer("forward-gradient", theta, seed=seed, learning_rate=1e-300)
     while True:

@@ -63,6 +63,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -222,6 +223,10 @@ class Slope:
         return abs(self.slope - self.expected) <= tolerance
 
 
+def _fd(obj: Any, x: np.ndarray, scheme: str, block: int) -> Any:
+    return finite_difference(obj, x, scheme=scheme, chunk_size=block)
+
+
 class _Timer:
     """Time per call of ``fn`` on both clocks: the minimum over interleaved rounds.
 
@@ -375,7 +380,7 @@ def _spsa_iteration(
     obj: NetworkObjective, theta: np.ndarray, seed: int, c: float
 ) -> Callable[[], Any]:
     """One iteration of dfo's ``spsa`` (ask, 2 evaluations, tell) at ``theta``."""
-    opt = make_optimizer("spsa", theta, seed=seed, a=_STILL, c=c)
+    opt: Any = make_optimizer("spsa", theta, seed=seed, a=_STILL, c=c)
 
     def iteration() -> Any:
         X = opt.ask()
@@ -389,7 +394,7 @@ def _forward_gradient_iteration(
     obj: NetworkObjective, theta: np.ndarray, seed: int
 ) -> Callable[[], Any]:
     """One iteration of dfo's ``forward-gradient`` (ask, one JVP, tell) at ``theta``."""
-    opt = make_optimizer("forward-gradient", theta, seed=seed, learning_rate=_STILL)
+    opt: Any = make_optimizer("forward-gradient", theta, seed=seed, learning_rate=_STILL)
 
     def iteration() -> Any:
         X = opt.ask()
@@ -447,28 +452,19 @@ class _SizePlan:
                 sub = CoordinateSample(obj, theta, coords)
                 x_sub = theta[coords]
                 self.coords[s] = coords
-                timers[f"{s}-sample"] = _Timer(
-                    lambda s=s, sub=sub, x_sub=x_sub: finite_difference(
-                        sub, x_sub, scheme=s, chunk_size=fd_block
-                    )
-                )
+                timers[f"{s}-sample"] = _Timer(partial(_fd, sub, x_sub, s, fd_block))
         self.exact = n <= fd_exact_max or len(self.coords) < 2
         # forward mode: k unit vectors per pass (k bounded by the tangents' memory)
         self.jvp_block = max(
             1, min(fd_block, _TANGENT_BYTES // (8 * obj.X.shape[0] * sum(net.sizes[1:])))
         )
         self.jvp_coords = np.sort(rng.choice(n, size=min(n, self.jvp_block), replace=False))
-        timers["forward-mode-sample"] = _Timer(
-            lambda: _forward_mode(obj, theta, self.jvp_coords, self.jvp_block)
-        )
+        coords, block = self.jvp_coords, self.jvp_block
+        timers["forward-mode-sample"] = _Timer(lambda: _forward_mode(obj, theta, coords, block))
         if self.exact:
             for s in ("forward", "central"):
-                timers[f"{s}-fd"] = _Timer(
-                    lambda s=s: finite_difference(obj, theta, scheme=s, chunk_size=fd_block)
-                )
-            timers["forward-mode"] = _Timer(
-                lambda: _forward_mode(obj, theta, np.arange(n), self.jvp_block)
-            )
+                timers[f"{s}-fd"] = _Timer(partial(_fd, obj, theta, s, fd_block))
+            timers["forward-mode"] = _Timer(lambda: _forward_mode(obj, theta, np.arange(n), block))
         self.timers = timers
 
     def records(self, clock: str) -> list[GradientTiming]:
