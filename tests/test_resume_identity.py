@@ -1,0 +1,155 @@
+"""A run's identity in a checkpoint (canonical JSON), resumes in a fresh process, and
+the budget of a resumed run; SPSA's draw-ahead fast path against the plain draws."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import dfo
+from dfo import problems
+from dfo.exceptions import InvalidOptionError
+from dfo.optimizers import gradient
+from dfo.optimizers.step_rules import describe, momentum
+from dfo.options import canonical, to_json
+from dfo.result import Status
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import dfo
+    from dfo import problems
+    from dfo.optimizers.step_rules import momentum
+
+    path, out, max_iter = sys.argv[1], sys.argv[2], sys.argv[3]
+    res = dfo.minimize(
+        problems.get("rosenbrock", 4), np.full(4, 0.3), method="spsa", budget=300, seed=5,
+        step_rule=momentum(beta=0.5), c=0.01, checkpoint=path, resume=True,
+        max_iter=None if max_iter == "none" else int(max_iter),
+    )
+    json.dump({"x": [v.hex() for v in res.x], "fun": res.fun.hex(),
+               "nfev": res.nfev, "nit": res.nit, "message": res.message,
+               "status": int(res.status), "best": [v.hex() for v in res.history["best"]]},
+              open(out, "w"))
+    """
+)
+
+
+def _in_fresh_process(path, out, max_iter):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(path), str(out), str(max_iter)],
+        check=True,
+        env=env,
+        timeout=120,
+    )
+    return json.loads(out.read_text())
+
+
+def test_resume_in_a_fresh_process_with_a_step_rule_object_is_bit_identical(tmp_path):
+    ref = dfo.minimize(
+        problems.get("rosenbrock", 4),
+        np.full(4, 0.3),
+        method="spsa",
+        budget=300,
+        seed=5,
+        step_rule=momentum(beta=0.5),
+        c=0.01,
+    )
+    path = tmp_path / "run.ckpt"
+    first = _in_fresh_process(path, tmp_path / "first.json", 20)
+    assert first["nit"] == 20 and first["status"] == int(Status.MAX_ITER)
+    res = _in_fresh_process(path, tmp_path / "second.json", "none")  # another process
+    assert res["x"] == [v.hex() for v in ref.x] and res["fun"] == ref.fun.hex()
+    assert (res["nfev"], res["nit"], res["message"]) == (ref.nfev, ref.nit, ref.message)
+    assert res["best"] == [v.hex() for v in ref.history["best"]]
+
+
+def test_the_identity_is_canonical_json_without_addresses():
+    opt = dfo.make_optimizer("spsa", np.zeros(2), step_rule=momentum(beta=0.5))
+    ident = opt.config.identity()
+    assert ident["step_rule"] == {"name": "momentum", "beta": 0.5, "nesterov": False}
+    text = canonical(ident)
+    assert " at 0x" not in text and json.loads(text) == ident
+    # the same rule built again (in this process or another) has the same identity
+    assert (
+        canonical(
+            dfo.make_optimizer("spsa", np.zeros(2), step_rule=momentum(beta=0.5)).config.identity()
+        )
+        == text
+    )
+    assert describe("momentum") == {"name": "momentum", "beta": 0.9, "nesterov": False}
+    assert to_json({"inf": np.inf, "t": (1, 2)}) == {"inf": "inf", "t": [1, 2]}
+
+
+def _ckpt_run(path, **kwargs):
+    args = {"method": "spsa", "seed": 2, "c": 0.01, "checkpoint": path, **kwargs}
+    return dfo.minimize(problems.get("sphere", 3), np.full(3, 0.5), **args)
+
+
+def test_resume_refuses_another_x0_and_names_it(tmp_path):
+    path = tmp_path / "run.ckpt"
+    _ckpt_run(path, budget=60)
+    with pytest.raises(InvalidOptionError, match=r"x0: checkpoint has '[0-9a-f]{16}'"):
+        dfo.minimize(
+            problems.get("sphere", 3),
+            np.full(3, 0.6),
+            method="spsa",
+            budget=100,
+            seed=2,
+            c=0.01,
+            checkpoint=path,
+            resume=True,
+        )
+    with pytest.raises(InvalidOptionError, match=r'options: checkpoint has \{"c": 0.01\}'):
+        _ckpt_run(path, budget=100, resume=True, **{"c": 0.02})
+
+
+def test_a_larger_budget_recomputes_spsa_gains_and_counts_right(tmp_path):
+    path = tmp_path / "run.ckpt"
+    short = _ckpt_run(path, budget=100)
+    assert short.status == Status.BUDGET and short.options["A"] == 0.1 * (100 // 2)
+    res = _ckpt_run(path, budget=400, resume=True)
+    assert res.options["A"] == 0.1 * (400 // 2)
+    assert res.nfev <= 400 and res.nfev > short.nfev
+    assert res.message.startswith(f"budget exhausted: {res.nfev} of 400 evaluations spent")
+    # the first gain a_0 = a / (A + 1)^alpha stays what the calibration chose
+    a0_short = short.options["a"] / (short.options["A"] + 1) ** 0.602
+    a0 = res.options["a"] / (res.options["A"] + 1) ** 0.602
+    assert a0 == pytest.approx(a0_short, rel=1e-12)
+
+
+def test_a_budget_below_what_was_spent_is_refused(tmp_path):
+    path = tmp_path / "run.ckpt"
+    _ckpt_run(path, budget=100)  # the checkpoint: 98 evaluations, before the final ones
+    with pytest.raises(InvalidOptionError, match=r"budget=10 is less than the 98 evaluations"):
+        _ckpt_run(path, budget=10, resume=True)
+
+
+@pytest.mark.parametrize("q", [1, 3])
+def test_spsa_draw_ahead_gives_the_bits_of_plain_draws(q, monkeypatch):
+    """The draw-ahead buffer (a fast path in small dimension) against drawing each batch."""
+    f = problems.get("rosenbrock", 5)
+
+    def trajectory():
+        opt = dfo.make_optimizer("spsa", np.full(5, 0.2), seed=9, c=0.01, n_directions=q)
+        xs = []
+        for _ in range(60):
+            X = opt.ask()
+            opt.tell(X, f.evaluate_batch(X))
+            xs.append(opt.recommend())
+        return np.array(xs), opt
+
+    fast, opt = trajectory()
+    assert opt._drawn.shape[0] > q  # the fast path ran
+    monkeypatch.setattr(gradient, "_DRAW_AHEAD_BYTES", 0)  # rows <= q: plain draws
+    plain, opt = trajectory()
+    assert opt._drawn.shape[0] == 0
+    np.testing.assert_array_equal(fast, plain)
