@@ -124,6 +124,32 @@ def test_monitoring_is_not_charged_and_does_not_change_the_run():
     assert record["monitor"]["points"] > 10
 
 
+def test_a_record_holds_the_run_as_a_result_document(tmp_path):
+    from dfo.result_io import FORMAT, result_from_document
+
+    task = get_task("xor")
+    spec = plan_runs(CompareConfig(task="xor", methods=("cma-es",), seeds=(2,), budget=500))[1][0]
+    record = run_one(spec)
+    rec.check_record(record)
+    res = minimize(task.objective, task.start(2), "cma-es", budget=500, seed=2, **spec.options)
+    assert record["result"]["format"] == FORMAT and "history" not in record
+    back = result_from_document(record["result"])
+    np.testing.assert_array_equal(back.x, res.x)
+    assert (back.fun, back.nfev, back.nit, back.status) == (res.fun, res.nfev, res.nit, res.status)
+    assert back.options == res.options and back.message == res.message
+    # the history is thinned to log-spaced rows, the last one kept, each row exact
+    rows = np.searchsorted(res.history["nit"], back.history["nit"])
+    assert back.history["nit"][-1] == res.nit and len(rows) <= compare_runner.HISTORY_ROWS
+    for name in ("nfev", "value", "best"):
+        np.testing.assert_array_equal(back.history[name], res.history[name][rows])
+    # what the file holds after a compare reads back the same way
+    out = tmp_path / "run"
+    run_compare(CompareConfig(task="xor", methods=("cma-es",), seeds=(2,), budget=500), out,
+                plots=False)  # fmt: skip
+    (line,) = rec.read_records(out / rec.RUNS_FILE)
+    np.testing.assert_array_equal(result_from_document(line["result"]).x, res.x)
+
+
 def test_runs_are_determined_by_their_seed():
     _, specs = plan_runs(
         CompareConfig(task="xor", methods=("random-search",), seeds=(1,), budget=300)

@@ -713,7 +713,8 @@ def run_records(folder: Path) -> dict[tuple[str, int], dict]:
     for line in (folder / "runs.jsonl").read_text().splitlines():
         record = json.loads(line)
         record.pop("time")
-        record["history"].pop("time")
+        record["result"]["result"]["history"].pop("time")
+        record["result"]["result"].pop("time")
         record["monitor"].pop("seconds")
         record["monitor"]["curve"].pop("time")
         out[record["method"], record["seed"]] = record

@@ -243,7 +243,14 @@ RECORD_SCHEMA = Record(
             }
         ),
     },
-    {"compare_id": str, "nit": Int(0), "message": str, "history": MapOf(ListOf(NUMBER))},
+    {
+        "compare_id": str,
+        "nit": Int(0),
+        "message": str,
+        "history": MapOf(ListOf(NUMBER)),
+        # the run's Result as dfo.Result.save writes it (dfo.result_io)
+        "result": Record({"format": str, "version": Int(1), "result": Anything()}),
+    },
 )
 
 

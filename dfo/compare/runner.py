@@ -37,6 +37,7 @@ from dfo.files import atomic_write
 from dfo.optimizers import build_optimizer, check_options, get_method
 from dfo.options import check_budget
 from dfo.result import Result
+from dfo.result_io import result_to_document
 from dfo.run.minimize import minimize
 
 __all__ = [
@@ -362,14 +363,16 @@ class Monitor:
         return {**curve, "njvp": list(self.njvp)}
 
 
-def _thin_history(history: dict[str, np.ndarray], rows: int = HISTORY_ROWS) -> dict[str, list]:
+def _thin_history(
+    history: dict[str, np.ndarray], rows: int = HISTORY_ROWS
+) -> dict[str, np.ndarray]:
     n = len(history.get("nit", ()))
     if n > rows:
         keep = np.unique(np.geomspace(1, n, rows).astype(np.int64) - 1)
         keep = np.union1d(keep, [n - 1])
     else:
         keep = np.arange(n)
-    return {name: np.asarray(values)[keep].tolist() for name, values in history.items()}
+    return {name: np.asarray(values)[keep] for name, values in history.items()}
 
 
 def run_one(spec: RunSpec) -> dict[str, Any]:
@@ -386,8 +389,10 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         ``time`` (method seconds, monitoring excluded), ``fun``, the final
         ``train_loss`` and ``test_metric`` (None without held-out data) at the
         returned point, the same at the start, ``monitor`` (points, evaluations,
-        seconds and the curve) and the runner's ``history`` (at most 400 rows,
-        log-spaced in iterations, the last one kept).
+        seconds and the curve) and ``result``: the run's :class:`~dfo.Result` in
+        the format of :meth:`dfo.Result.save` (read it back with
+        :func:`dfo.result_io.result_from_document`), its history at most 400 rows,
+        log-spaced in iterations, the last one kept.
 
     Notes
     -----
@@ -442,7 +447,8 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
                 "seconds": monitor.seconds,
                 "curve": monitor.curve(),
             },
-            "history": _thin_history(res.history),
+            # the Result in dfo's result-file format (dfo.result_io), history thinned
+            "result": result_to_document(Result({**res, "history": _thin_history(res.history)})),
         }
     )
 
