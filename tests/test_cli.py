@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -72,7 +74,64 @@ def test_compare_prints_table_and_writes_folder(tmp_path, capsys):
         ("spsa", 1),
     ]
     assert all(r["budget"] == 200 and r["nfev"] <= 200 for r in records)
-    assert printed.strip() == (out / rec.TABLE_TEXT_FILE).read_text().strip()
+    header, table = printed.split("\n", 1)
+    assert header == "runs: 4 in 1 process(es); BLAS threads per run: 1 (openblas)"
+    assert table.strip() == (out / rec.TABLE_TEXT_FILE).read_text().strip()
+
+
+def test_every_command_runs_blas_single_threaded_and_says_so(tmp_path):
+    # BLAS asked for 2 threads by the environment: each command still runs with 1
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "MPLBACKEND": "Agg"}
+    compare = subprocess.run(
+        [sys.executable, "-m", "dfo.cli", "compare", *TINY, "--jobs", "2", "-q",
+         "--no-plots", "--out", str(tmp_path / "c")],
+        capture_output=True, text=True, timeout=300, check=True, env=env,
+    )  # fmt: skip
+    assert compare.stdout.startswith(
+        "runs: 4 in 2 process(es); BLAS threads per run: 1 (openblas)\n"
+    )
+    records = rec.read_records(tmp_path / "c" / rec.RUNS_FILE)
+    assert {r["blas_threads"] for r in records} == {"1 (openblas)"}
+    scaling = subprocess.run(
+        [sys.executable, "-m", "dfo.cli", "scaling", "--quick", "-q", "--no-plots",
+         "--out", str(tmp_path / "s")],
+        capture_output=True, text=True, timeout=300, check=True, env=env,
+    )  # fmt: skip
+    assert "BLAS threads: 1 (openblas)" in scaling.stdout
+    two = subprocess.run(
+        [sys.executable, "-m", "dfo.cli", "scaling", "--quick", "-q", "--no-plots",
+         "--threads", "2", "--out", str(tmp_path / "s")],
+        capture_output=True, text=True, timeout=300, check=True, env=env,
+    )  # fmt: skip
+    assert "BLAS threads: 2 (openblas)" in two.stdout  # the header reports, not assumes
+
+
+def test_commands_share_their_short_flags():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags: dict[str, set[tuple[str, ...]]] = {}
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            longs = [o for o in action.option_strings if o.startswith("--")]
+            if longs:
+                flags.setdefault(longs[0], set()).add(tuple(sorted(action.option_strings)))
+    assert flags["--quiet"] == {("--quiet", "-q")}
+    differing = {name: forms for name, forms in flags.items() if len(forms) > 1}
+    assert differing == {}
+
+
+@pytest.mark.parametrize("text, value", [("1e4", 10_000), ("20_000", 20_000), ("2.0e3", 2000)])
+def test_integer_options_accept_integral_numbers(text, value):
+    args = build_parser().parse_args(["compare", "--budget", text, "--seeds", "3e0"])
+    assert args.budget == value and args.seeds == 3
+
+
+@pytest.mark.parametrize("text", ["2.5", "1e-1", "0", "nan", "inf", "1e400", "ten"])
+def test_integer_options_refuse_other_numbers(text, capsys):
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["compare", "--budget", text])
+    assert info.value.code == 2
+    assert "argument --budget: expected a positive integer" in capsys.readouterr().err
 
 
 def test_resume_reads_settings_from_the_folder(tmp_path, capsys):

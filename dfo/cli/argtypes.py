@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import argparse
 import math
+from decimal import Decimal, InvalidOperation
 
 __all__ = ["nonneg_int", "positive_float", "positive_int", "seconds"]
 
+#: largest integer an option takes (counts, budgets, seeds fit in 64 bits)
+_LARGEST = 2**63 - 1
+
 
 def _integer(text: str, expected: str, minimum: int) -> int:
+    """An integer written as digits (``20_000``) or as an integral number (``1e4``, ``2.0e3``)."""
     try:
-        value = int(text.replace("_", ""))
-    except ValueError:
+        number = Decimal(text.strip())
+    except InvalidOperation:
         raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}") from None
-    if value < minimum:
+    if not number.is_finite() or number != number.to_integral_value() or number < minimum:
         raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
-    return value
+    if number > _LARGEST:
+        raise argparse.ArgumentTypeError(f"expected {expected} below 2**63; got {text!r}")
+    return int(number)
 
 
 def _number(text: str, expected: str) -> float:
@@ -29,7 +36,7 @@ def _number(text: str, expected: str) -> float:
 
 
 def positive_int(text: str) -> int:
-    """An integer >= 1 (``20_000`` is accepted).
+    """An integer >= 1 (``20_000`` and ``2e4`` are accepted; ``2.5`` is not).
 
     Parameters
     ----------

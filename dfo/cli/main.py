@@ -19,7 +19,7 @@ _BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _COMPARE_EPILOG = """\
 examples:
   dfo compare                                   # digits, all methods, 3 seeds (< 2 min)
-  dfo compare --task digits-step                # step activations: backprop cannot train
+  dfo compare --task digits-step                # step units: backprop trains only the output layer
   dfo compare --methods spsa cma-es --budget 100000 --seeds 5
   dfo compare -o spsa.c=0.1 -o cma-es.popsize=50 -o nelder-mead.budget=30000
   dfo compare --task rosenbrock --dim 20
@@ -182,6 +182,14 @@ def _add_compare_arguments(p: argparse.ArgumentParser) -> None:
         help="cost of one gradient in forward evaluations, instead of measuring it "
         "(makes the cost column reproducible across compares)",
     )
+    how.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the method x seed runs as tasks on the Dask cluster whose scheduler is at "
+        "ADDRESS (e.g. tcp://scheduler-host:8786; its workers need dfo installed); the "
+        "table and --resume are as with local processes, --jobs is not used",
+    )
     how.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
     how.add_argument(
         "-q",
@@ -238,6 +246,13 @@ def _compare_config(args: argparse.Namespace) -> tuple[Any, Path]:
     return config, out
 
 
+def _threads_header(records: Sequence[dict[str, Any]], scheduler: str | None, jobs: int) -> str:
+    """Where the runs ran and the BLAS threads each one reported (``blas_threads``)."""
+    seen = sorted({str(r.get("blas_threads", "not recorded")) for r in records})
+    where = f"tasks on the Dask cluster at {scheduler}" if scheduler else f"{jobs} process(es)"
+    return f"runs: {len(records)} in {where}; BLAS threads per run: {' / '.join(seen) or '-'}"
+
+
 def _run_compare(args: argparse.Namespace) -> int:
     if args.list_tasks:
         return _list_tasks()
@@ -258,6 +273,7 @@ def _run_compare(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             plots=not args.no_plots,
             gradient_cost=given,
+            scheduler=args.scheduler,
         )
     except KeyboardInterrupt:
         done = len(rec.read_records(out / rec.RUNS_FILE))
@@ -275,6 +291,7 @@ def _run_compare(args: argparse.Namespace) -> int:
             + "); their runs were run again",
             file=sys.stderr,
         )
+    print(_threads_header(result.records, args.scheduler, jobs))
     print(result.table.text)
     if not args.quiet:
         files = [rec.TABLE_TEXT_FILE, rec.TABLE_CSV_FILE, rec.RUNS_FILE, rec.CONFIG_FILE]

@@ -250,6 +250,7 @@ RECORD_SCHEMA = Record(
         "history": MapOf(ListOf(NUMBER)),
         # the run's Result as dfo.Result.save writes it (dfo.result_io)
         "result": Record({"format": str, "version": Int(1), "result": Anything()}),
+        "blas_threads": str,
     },
 )
 

@@ -39,6 +39,7 @@ from dfo.options import check_budget
 from dfo.result import Result
 from dfo.result_io import result_to_document
 from dfo.run.minimize import minimize
+from dfo.threads import limit_blas
 
 __all__ = [
     "CompareConfig",
@@ -396,8 +397,17 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
 
     Notes
     -----
+    BLAS runs with one thread (:func:`dfo.threads.limit_blas`), whatever process or
+    cluster worker runs the spec; ``blas_threads`` records what BLAS reported.
     ``KeyboardInterrupt`` is not caught: an interrupted run leaves no record.
     """
+    with limit_blas(1) as blas:
+        record = _run_one(spec)
+    record["blas_threads"] = blas
+    return record
+
+
+def _run_one(spec: RunSpec) -> dict[str, Any]:
     task = get_task(spec.task, **spec.task_options)
     x0 = task.start(spec.seed)
     monitor = Monitor(task, spec.budget, spec.n_monitor)
@@ -490,18 +500,30 @@ def _worker_init() -> None:
 
 
 def execute(
-    specs: Sequence[RunSpec], jobs: int, on_record: Callable[[dict[str, Any]], None]
-) -> None:
+    specs: Sequence[RunSpec],
+    jobs: int,
+    on_record: Callable[[dict[str, Any]], None],
+    *,
+    scheduler: str | None = None,
+) -> int:
     """Run ``specs`` (``jobs`` processes at a time) and hand each record to ``on_record``.
+
+    With ``scheduler`` (a Dask scheduler's address) the runs are tasks on that
+    cluster instead (:func:`dfo.compare.cluster.execute_on_cluster`). Returns the
+    runs that could run at a time.
 
     Records arrive as runs finish. On ``KeyboardInterrupt`` or an error, the worker
     processes are stopped and the exception is raised; records already handed on
     stay handed on.
     """
+    if scheduler is not None:
+        from dfo.compare.cluster import execute_on_cluster
+
+        return execute_on_cluster(specs, scheduler, on_record)
     if jobs <= 1 or len(specs) <= 1:
         for spec in specs:
             on_record(run_one(spec))
-        return
+        return jobs
     ctx = multiprocessing.get_context("spawn")
     with single_threaded_blas():
         pool = ctx.Pool(min(jobs, len(specs)), initializer=_worker_init)
@@ -514,6 +536,7 @@ def execute(
         raise
     pool.close()
     pool.join()
+    return jobs
 
 
 def default_jobs() -> int:
@@ -548,6 +571,7 @@ def run_compare(
     progress: bool = False,
     plots: bool = True,
     gradient_cost: GradientCost | None = None,
+    scheduler: str | None = None,
 ) -> CompareResult:
     """Run a comparison, write its run folder and return the table.
 
@@ -573,6 +597,9 @@ def run_compare(
         Write the PNG plots into ``out``.
     gradient_cost : GradientCost, optional
         Use this instead of measuring (or reading the stored measurement).
+    scheduler : str, optional
+        Address of a Dask scheduler: the runs become tasks on its cluster (``jobs``
+        is then unused); the records, the table and resuming are the same.
 
     Returns
     -------
@@ -593,11 +620,22 @@ def run_compare(
     task, specs = plan_runs(config)
     folder = Path(out) if out is not None else None
     if folder is None:
-        return _compare(config, task, specs, None, False, jobs, progress, plots, gradient_cost)
+        return _compare(
+            config, task, specs, None, False, jobs, progress, plots, gradient_cost, scheduler
+        )
     own = run_folder.prepare(folder, resume=resume)
     with run_folder.lock(folder):
         return _compare(
-            config, task, specs, folder, resume and own, jobs, progress, plots, gradient_cost
+            config,
+            task,
+            specs,
+            folder,
+            resume and own,
+            jobs,
+            progress,
+            plots,
+            gradient_cost,
+            scheduler,
         )
 
 
@@ -611,6 +649,7 @@ def _compare(
     progress: bool,
     plots: bool,
     gradient_cost: GradientCost | None,
+    scheduler: str | None = None,
 ) -> CompareResult:
     """:func:`run_compare` once the folder is checked and locked."""
     from dfo.compare.table import build_table
@@ -676,7 +715,8 @@ def _compare(
             bar.update(1)
 
     try:
-        execute(pending, jobs, on_record)
+        if pending:
+            jobs = execute(pending, jobs, on_record, scheduler=scheduler)
     finally:
         if bar is not None:
             bar.close()

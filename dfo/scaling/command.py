@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from dfo.exceptions import InvalidOptionError
 from dfo.scaling.accuracy import estimate_cosine, fd_step_error_curve
 from dfo.scaling.costs import GradientTiming, fit_slopes, measure_gradient_costs
 from dfo.scaling.workload import sweep_sizes
+from dfo.threads import limit_blas
 
 __all__ = ["add_arguments", "run"]
 
@@ -155,10 +155,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         metavar="T",
         help="BLAS threads while measuring (default %(default)s: time measures work, not "
-        "how many cores BLAS chose at each size); needs threadpoolctl",
+        "how many cores BLAS chose at each size); set through threadpoolctl, and the "
+        "header prints the threads BLAS reports while measuring",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--seed", type=argtypes.nonneg_int, default=0, help="random seed (default 0)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--no-plots", action="store_true", help="write the CSV files only")
 
 
@@ -185,18 +188,6 @@ def _settings(args: argparse.Namespace) -> _Settings:
     if s.sizes < 2:
         raise InvalidOptionError(f"--sizes must be at least 2 to fit a slope; got {s.sizes}")
     return s
-
-
-@contextlib.contextmanager
-def _blas_threads(threads: int) -> Iterator[str]:
-    """Limit BLAS to ``threads`` threads if threadpoolctl is available; yield a note."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield "not limited (threadpoolctl is not installed)"
-        return
-    with threadpool_limits(limits=threads, user_api="blas"):
-        yield f"{threads} (threadpoolctl)"
 
 
 _CLOCK_NAMES = {"cpu": "process CPU time", "wall": "wall-clock time"}
@@ -252,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     sizes = sweep_sizes(s.max_params, count=s.sizes)
     qs = [2**i for i in range(int(math.log2(s.spsa_qmax)) + 1)]
-    with _blas_threads(args.threads) as threads_note:
+    with limit_blas(args.threads) as threads_note:
         costs = measure_gradient_costs(
             sizes,
             batch=s.batch,
