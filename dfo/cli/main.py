@@ -246,13 +246,6 @@ def _compare_config(args: argparse.Namespace) -> tuple[Any, Path]:
     return config, out
 
 
-def _threads_header(records: Sequence[dict[str, Any]], scheduler: str | None, jobs: int) -> str:
-    """Where the runs ran and the BLAS threads each one reported (``blas_threads``)."""
-    seen = sorted({str(r.get("blas_threads", "not recorded")) for r in records})
-    where = f"tasks on the Dask cluster at {scheduler}" if scheduler else f"{jobs} process(es)"
-    return f"runs: {len(records)} in {where}; BLAS threads per run: {' / '.join(seen) or '-'}"
-
-
 def _run_compare(args: argparse.Namespace) -> int:
     if args.list_tasks:
         return _list_tasks()
@@ -291,7 +284,6 @@ def _run_compare(args: argparse.Namespace) -> int:
             + "); their runs were run again",
             file=sys.stderr,
         )
-    print(_threads_header(result.records, args.scheduler, jobs))
     print(result.table.text)
     if not args.quiet:
         files = [rec.TABLE_TEXT_FILE, rec.TABLE_CSV_FILE, rec.RUNS_FILE, rec.CONFIG_FILE]

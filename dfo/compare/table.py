@@ -145,6 +145,8 @@ class Table:
         The task's targets (:func:`dfo.compare.targets.task_targets`).
     hits : list of TargetHit
         Each method's cost to each target.
+    blas_threads : str
+        The BLAS threads the runs reported (their records' ``blas_threads``).
     text : str
         The table as printed.
     csv : str
@@ -165,6 +167,7 @@ class Table:
     method_notes: dict[str, str] = field(default_factory=dict)
     targets: list[Target] = field(default_factory=list)
     hits: list[TargetHit] = field(default_factory=list)
+    blas_threads: str = ""
     text: str = ""
     csv: str = ""
 
@@ -262,7 +265,8 @@ def _render(table: Table, specs: Sequence[Any], jobs: int) -> str:
     lines = [
         f"dfo compare — task {table.task_name}: {table.description}",
         f"{len(table.seeds)} seed{'s' if not single else ''} ({seeds}); budget "
-        f"{budgets[0]:,} evaluations per run; {agg}",
+        f"{budgets[0]:,} evaluations per run; {agg}"
+        + (f"; BLAS threads per run: {table.blas_threads}" if table.blas_threads else ""),
         "",
         fmt_line(heads),
         fmt_line(["-" * w for w in widths]),
@@ -511,6 +515,9 @@ def build_table(
         gradient_cost=gradient_cost,
         seeds=seeds,
         method_notes=_task_notes(task, specs),
+        blas_threads=" / ".join(
+            sorted({str(r["blas_threads"]) for r in records if "blas_threads" in r})
+        ),
     )
     table.targets = task_targets(task, table.start.train_loss[0])
     table.hits = cost_to_target(rows, table.targets, gradient_cost)
