@@ -28,6 +28,7 @@ from dfo.exceptions import (
     ObjectiveOutputTypeError,
     ShapeError,
 )
+from dfo.options import check_flag
 
 __all__ = ["DTYPES", "FunctionObjective", "Objective", "as_objective", "check_dtype"]
 
@@ -95,6 +96,10 @@ def check_point(x: Any, dim: int, name: str = "x") -> np.ndarray:
     """Return ``x`` as a float64 vector of shape ``(dim,)`` or raise :class:`ShapeError`."""
     try:
         arr = as_float64(x)
+    except OverflowError:
+        raise ValueError(
+            f"{name} holds an integer too large for a float (beyond 1.8e308)"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"{name} must be an array of real numbers of shape ({dim},); got {type(x).__name__}"
@@ -114,6 +119,10 @@ def check_batch(X: Any, dim: int, name: str = "X", keep: np.dtype | None = None)
         arr = (
             X if keep is not None and type(X) is np.ndarray and X.dtype == keep else as_float64(X)
         )
+    except OverflowError:
+        raise ValueError(
+            f"{name} holds an integer too large for a float (beyond 1.8e308)"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"{name} must be an array of real numbers of shape (k, {dim}); got {type(X).__name__}"
@@ -135,6 +144,10 @@ def mark_failed_row(exc: BaseException, row: int) -> None:
         pass
 
 
+def _digits(value: Any) -> int:
+    return len(str(abs(int(value))))
+
+
 def to_scalar(value: Any, source: str = "the objective") -> float:
     """Convert what an objective returned for one point to a float, or raise.
 
@@ -143,7 +156,13 @@ def to_scalar(value: Any, source: str = "the objective") -> float:
     if isinstance(value, Real | np.bool_ | np.number) and not isinstance(
         value, np.complexfloating
     ):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ObjectiveOutputError(
+                f"{source} returned an integer too large for a float ({_digits(value)} "
+                "digits); return a float (inf for too large)"
+            ) from None
     if isinstance(value, np.ndarray) and value.size == 1 and value.ndim <= 1:
         if value.dtype.kind in "biuf":
             return float(value.reshape(()))
@@ -268,6 +287,11 @@ class Objective:
         value, grad = self._value_and_grad(x)
         try:
             grad = as_float64(grad)
+        except OverflowError:
+            raise ObjectiveOutputError(
+                "the gradient holds an integer too large for a float (beyond 1.8e308); "
+                "return float64 numbers (inf for too large)"
+            ) from None
         except (TypeError, ValueError) as exc:
             raise ObjectiveOutputTypeError(
                 f"the gradient must be a real vector of shape ({self.dim},); "
@@ -371,10 +395,10 @@ class FunctionObjective(Objective):
         if grad is not None and not callable(grad):
             raise TypeError(f"grad must be callable or None; got {type(grad).__name__}")
         self.fun = fun
-        self.batched = bool(batched)
+        self.batched = check_flag("batched", batched)
         self.grad = grad
         self.has_gradient = grad is not None
-        self.is_stochastic = bool(stochastic)
+        self.is_stochastic = check_flag("stochastic", stochastic)
         self.name = name or getattr(fun, "__name__", type(fun).__name__)
         self._seed: int | None = None
 

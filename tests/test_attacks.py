@@ -21,7 +21,12 @@ import pytest
 import dfo
 from dfo.cli.main import main
 from dfo.compare import folder, records
-from dfo.exceptions import NotPicklableError, OutputPathError
+from dfo.exceptions import (
+    InvalidOptionError,
+    NotPicklableError,
+    ObjectiveOutputError,
+    OutputPathError,
+)
 from dfo.files import atomic_write
 from dfo.result import Status
 
@@ -453,3 +458,131 @@ def test_a_run_that_finds_no_finite_value_says_so(method):
     assert res.status == Status.NONFINITE, res.message
     assert "not finite" in res.message and "learning rate may be" not in res.message
     assert res.nfev < 500
+
+
+# -- 7. only documented exceptions, before the first evaluation where possible ---------
+
+
+def test_an_objective_returning_a_huge_integer_is_an_output_error():
+    with pytest.raises(ObjectiveOutputError, match="integer too large for a float"):
+        dfo.minimize(lambda x: 10**400, np.zeros(3), "cma-es", budget=50, seed=0)
+
+
+def test_a_huge_integer_in_x0_is_a_value_error_before_any_evaluation():
+    f = Counting()
+    with pytest.raises(ValueError, match=r"x0 must be finite.*too large for a float"):
+        dfo.minimize(f, [10**400, 0, 0], "cma-es", budget=50, seed=0)
+    assert f.calls == 0
+
+
+def test_a_gradient_holding_a_huge_integer_is_an_output_error():
+    obj = dfo.as_objective(lambda x: 0.0, dim=3, grad=lambda x: [10**400, 0, 0])
+    with pytest.raises(ObjectiveOutputError, match="gradient holds an integer too large"):
+        dfo.minimize(obj, np.zeros(3), "backprop-sgd", budget=50, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "pattern"),
+    [
+        ({"gamma": 1e12}, r"gamma must be a positive number below 128.5 .*got 1000000000000.0"),
+        ({"alpha": 1e8}, r"alpha must be a positive number below"),
+        ({"learning_rate": 10**400}, r"learning_rate must be .*too large for a float"),
+    ],
+)
+def test_exponents_and_rates_that_overflow_are_refused_before_any_evaluation(options, pattern):
+    f = Counting()
+    method, extra = ("fd-sgd", {}) if "learning_rate" in options else ("spsa", {"c": 0.1})
+    with pytest.raises(InvalidOptionError, match=pattern):
+        dfo.minimize(f, np.ones(3), method, budget=500, seed=0, **extra, **options)
+    assert f.calls == 0
+
+
+def test_spsa_gains_within_the_limit_still_run():
+    res = dfo.minimize(Counting(), np.ones(3), "spsa", budget=500, seed=0, c=0.1, gamma=100.0)
+    assert res.nfev <= 500
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "pattern"),
+    [
+        ("random-search", {"popsize": 10**12}, r"popsize=10+ asks for .* more than this machine"),
+        ("cma-es", {"popsize": 10**12}, r"popsize=10+ asks for .* more than this machine"),
+        ("spsa", {"n_directions": 10**12, "c": 0.1}, r"n_directions=10+ asks for"),
+        ("random-search", {"popsize": 600}, r"needs 600 evaluations per iteration, more than"),
+    ],
+)
+def test_populations_that_cannot_fit_are_refused_before_any_allocation(method, options, pattern):
+    f = Counting()
+    with pytest.raises(InvalidOptionError, match=pattern):
+        dfo.minimize(f, np.ones(3), method, budget=500, seed=0, **options)
+    assert f.calls == 0
+
+
+def test_an_objective_subclass_without_its_hook_is_refused_before_any_evaluation():
+    class Unfinished(dfo.Objective):
+        pass
+
+    with pytest.raises(TypeError, match="does not implement _evaluate_batch"):
+        dfo.minimize(Unfinished(3), np.ones(3), "cma-es", budget=50, seed=0)
+
+    class NoGradient(dfo.Objective):
+        has_gradient = True
+
+        def _evaluate_batch(self, X):
+            return (X**2).sum(axis=1)
+
+    with pytest.raises(TypeError, match="does not implement _value_and_grad"):
+        dfo.minimize(NoGradient(3), np.ones(3), "backprop-sgd", budget=50, seed=0)
+
+
+# -- 9. one validator per kind: flags, numpy scalars, budgets, cma_options -------------
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: dfo.make_optimizer("spsa", np.ones(2), average="no"),
+        lambda: dfo.make_optimizer("spsa", np.ones(2), regenerate="no"),
+        lambda: dfo.as_objective(lambda x: 0.0, dim=2, stochastic="no"),
+        lambda: dfo.as_objective(lambda x: 0.0, dim=2, batched="no"),
+    ],
+)
+def test_flags_refuse_strings(call):
+    with pytest.raises(TypeError, match=r"must be True or False; got 'no'"):
+        call()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"c": np.float32(0.1)},
+        {"c": np.float64(0.1), "n_directions": np.int32(2)},
+        {"budget": np.float64(100.0)},
+        {"budget": np.float32(100)},
+        {"budget": 1e2},
+    ],
+)
+def test_numpy_scalars_and_integral_floats_are_accepted(options):
+    options = {"budget": 100, "c": 0.1, **options}
+    res = dfo.minimize(Counting(), np.ones(2), "spsa", seed=0, **options)
+    assert res.nfev <= 100
+
+
+def test_a_compare_option_budget_of_1e3_is_accepted(tmp_path, capsys):
+    out = tmp_path / "run"
+    status, _, err = _compare(
+        capsys, "--task", "sphere", *TINY, "-o", "spsa.budget=1.5e2", "--out", str(out), *QUIET
+    )
+    assert status == 0, err
+    budgets = {r["method"]: r["budget"] for r in records.read_runs(out / "runs.jsonl").records}
+    assert budgets["spsa"] == 150
+
+
+def test_a_bad_cma_options_value_is_caught_before_any_evaluation():
+    f = Counting()
+    with pytest.raises(InvalidOptionError, match=r"cma_options\['maxiter'\] must be a number"):
+        dfo.minimize(f, np.ones(3), "cma-es", budget=100, seed=0, cma_options={"maxiter": "abc"})
+    assert f.calls == 0
+    # pycma's own expressions still work
+    res = dfo.minimize(f, np.ones(3), "cma-es", budget=100, seed=0, cma_options={"maxiter": "3*N"})
+    assert res.nfev > 0

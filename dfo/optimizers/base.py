@@ -200,6 +200,11 @@ def check_x0(x0: Any) -> np.ndarray:
     """
     try:
         x = np.array(as_float64(x0), dtype=np.float64)  # a copy
+    except OverflowError:
+        raise ValueError(
+            "x0 must be finite float64 numbers; it holds an integer too large for a float "
+            "(beyond 1.8e308)"
+        ) from None
     except (TypeError, ValueError) as exc:
         dtype = f" of dtype {x0.dtype}" if isinstance(x0, np.ndarray) else ""
         raise TypeError(

@@ -29,11 +29,13 @@ once per process.
 from __future__ import annotations
 
 import warnings
+from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
 
 from dfo.exceptions import InvalidOptionError, suggest
+from dfo.limits import check_rows
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
 from dfo.options import (
@@ -107,6 +109,32 @@ def _check_cma_options(cma_options: Any) -> dict[str, Any]:
                 + suggest(str(key), sorted(valid))
             )
     return dict(cma_options)
+
+
+def _check_cma_values(es: Any, cma_options: dict[str, Any]) -> None:
+    """Refuse a pycma option whose default is a number but whose value is not one.
+
+    pycma evaluates the options it is given (``"100 * N"``) when it starts, keeps
+    what it cannot evaluate as a string, and fails only when it first uses it,
+    after the first generation; this compares each with its evaluated default.
+    """
+    import cma
+
+    defaults = cma.CMAOptions()
+    where = {"N": es.N, "popsize": es.popsize}
+    number = (Real, np.number)
+    for key, given in cma_options.items():
+        try:
+            default = defaults.eval(key, loc=where)
+        except Exception:  # a default that needs more context: nothing to compare with
+            continue
+        value = es.opts[key]
+        if isinstance(default, number) and not isinstance(default, bool | np.bool_):
+            if isinstance(value, bool | np.bool_) or not isinstance(value, number):
+                raise InvalidOptionError(
+                    f"cma_options[{key!r}] must be a number (or a pycma expression of one, "
+                    f"such as '100 * N'); got {given!r:.60}"
+                )
 
 
 class GeneratorRandn:
@@ -269,6 +297,7 @@ class CMAES(Optimizer):
             "maxfevals": np.inf,
         }
         if popsize is not None:
+            check_rows("popsize", popsize, self.dim, budget=budget)
             opts["popsize"] = popsize
         if separable:
             opts["CMA_diagonal"] = True
@@ -300,6 +329,7 @@ class CMAES(Optimizer):
         opts.update(cma_options)
         self.opts = opts
         self.es = self._new_run(self.x0, self.sigma0, {})
+        _check_cma_values(self.es, cma_options)
         self.popsize = int(self.es.popsize)
         self.all_bad = 0
         # restart bookkeeping

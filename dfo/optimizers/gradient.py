@@ -49,6 +49,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dfo.exceptions import InvalidOptionError
+from dfo.limits import check_rows
 from dfo.noise import NoiseProbe, noise_aware_step
 from dfo.numdiff import PROBE_BLOCK_BYTES, fd_gradient, fd_probes, fd_steps
 from dfo.objective import check_dtype
@@ -91,6 +92,9 @@ MIN_LR_SCALE = 2.0**-40
 #: spsa stops after this many draws in a row whose every direction met non-finite values
 #: (each one halves the perturbation)
 REDRAW_LIMIT = 40
+
+#: log of the largest float64: a power beyond it overflows
+_LOG_FLOAT_MAX = math.log(float(np.finfo(np.float64).max))
 
 #: the reason of a failed step whose value or gradient was not finite
 _NONFINITE = "non-finite value or gradient"
@@ -665,6 +669,8 @@ class SPSA(GradientStepOptimizer):
         cfg = self.config
         self.q = cfg.n_directions
         self.calibration = cfg.calibration
+        check_rows("n_directions", self.q, self.dim, per=2)
+        check_rows("calibration", self.calibration, self.dim, per=2)
         self.a = cfg.a
         self.c_auto = cfg.c == "auto"
         self.c: float = C_MIN if self.c_auto else float(cfg.c)
@@ -672,6 +678,7 @@ class SPSA(GradientStepOptimizer):
         self.initial_step = cfg.initial_step
         self.average, self.regenerate = cfg.average, cfg.regenerate
         self.A, self.average_from = self._budget_schedule()
+        self._check_schedule()
         self.k = 0  # gain index
         # the running sum of iterates, only when averaging (one vector less otherwise)
         self.x_sum = np.zeros(self.dim) if self.average else np.zeros(0)
@@ -701,9 +708,25 @@ class SPSA(GradientStepOptimizer):
             A = 0.1 * ((budget // (2 * self.q)) if budget else 100)
         return float(A), (budget // (4 * self.q)) if budget else 0
 
+    def _check_schedule(self) -> None:
+        """Refuse exponents whose gains overflow float64 in the iterations the budget allows."""
+        budget = self.ledger.budget
+        k = budget // 2 if budget else 10**9  # the most iterations (2 evaluations each)
+        for name, value, base, spall in (
+            ("gamma", self.gamma, k + 1.0, 0.101),
+            ("alpha", self.alpha, k + 1.0 + self.A, 0.602),
+        ):
+            if value * math.log(base) >= _LOG_FLOAT_MAX:
+                raise InvalidOptionError(
+                    f"{name} must be a positive number below {_LOG_FLOAT_MAX / math.log(base):.4g}"
+                    f" (Spall's: {spall}); got {value!r}, for which the gain's denominator "
+                    f"overflows float64 within the {k} iterations the budget allows"
+                )
+
     def _budget_changed(self) -> None:
         A_old = self.A
         self.A, self.average_from = self._budget_schedule()
+        self._check_schedule()
         if self.config.a is None and self.a is not None:
             # a calibrated for the old A: the same first gain a_0 with the new A
             self.a *= ((self.A + 1.0) / (A_old + 1.0)) ** self.alpha

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from dfo.exceptions import InvalidOptionError
+from dfo.limits import check_rows
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
 from dfo.optimizers.cma_es import _bounds
@@ -68,6 +69,8 @@ class RandomSearch(Optimizer):
         super().__init__(x0, seed=seed, budget=budget, **options)
         cfg = self.config
         self.popsize = 4 + int(3 * np.log(self.dim)) if cfg.popsize is None else cfg.popsize
+        if cfg.popsize is not None:
+            check_rows("popsize", cfg.popsize, self.dim, budget=budget)
         bnds = _bounds(cfg.bounds, self.dim)
         if bnds is not None and (bnds[0] is None or bnds[1] is None):
             raise InvalidOptionError("random-search bounds need both lower and upper values")
