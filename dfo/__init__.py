@@ -31,6 +31,7 @@ _LAZY = {
     "minimize": "dfo.run.minimize",
     "make_optimizer": "dfo.optimizers",
     "methods": "dfo.optimizers",
+    "method_options": "dfo.optimizers",
     "register": "dfo.optimizers",
     "Optimizer": "dfo.optimizers",
     "ShapeError": "dfo.exceptions",
@@ -39,12 +40,15 @@ _LAZY = {
     "ObjectiveOutputTypeError": "dfo.exceptions",
     "GradientNotAvailableError": "dfo.exceptions",
     "NotAskTellError": "dfo.exceptions",
+    "AskTellError": "dfo.exceptions",
+    "OptionTypeError": "dfo.exceptions",
 }
 # public submodule name -> module
 _SUBMODULES = {
     "problems": "dfo.problems",
     "datasets": "dfo.datasets",
     "exceptions": "dfo.exceptions",
+    "options": "dfo.options",
     "step_rules": "dfo.optimizers.step_rules",
 }
 

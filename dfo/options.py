@@ -244,7 +244,7 @@ def check_flag(name: str, value: Any) -> bool:
     ----------
     name : str
         The argument's name, for the message.
-    value : bool or numpy.bool_
+    value : bool or a numpy bool
 
     Returns
     -------
@@ -317,7 +317,18 @@ class Kind:
         return value
 
     def parse(self, text: str) -> Any:
-        """The value a command line's ``text`` stands for (a Python literal, else a string)."""
+        """The value a command line's ``text`` stands for (a Python literal, else a string).
+
+        Parameters
+        ----------
+        text : str
+            As typed after ``-o method.key=``.
+
+        Returns
+        -------
+        object
+            Checked afterwards by :meth:`check`, like any value.
+        """
         try:
             return ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -379,7 +390,7 @@ class PositiveReal(RealRange):
 
 
 class PositiveInt(Kind):
-    """An integer >= ``minimum`` (see :func:`check_int`).
+    """An integer >= ``minimum`` (see :func:`check_int`); ``1e4`` on a command line.
 
     Parameters
     ----------
@@ -392,6 +403,12 @@ class PositiveInt(Kind):
 
     def check(self, name: str, value: Any) -> int:
         return check_int(name, value, minimum=self.minimum)
+
+    def parse(self, text: str) -> Any:
+        value = super().parse(text.replace("_", ""))
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+        return value
 
 
 class Flag(Kind):
@@ -439,6 +456,9 @@ class Optional(Kind):
     def __init__(self, kind: Kind) -> None:
         self.kind = kind
         self.expected = f"None or {kind.expected}"
+
+    def parse(self, text: str) -> Any:
+        return None if text.strip() == "None" else self.kind.parse(text)
 
     def check(self, name: str, value: Any) -> Any:
         if value is None:

@@ -184,6 +184,10 @@ def test_parse_method_options():
         "cma-es": {"popsize": 50},
         "backprop-sgd": {"step_rule": "adam"},
     }
+    # each value read as its option's declared kind reads it
+    assert parse_method_options(
+        ["spsa.average=true", "cma-es.popsize=1e2", "cma-es.restarts=1_000", "spsa.c=auto"]
+    ) == {"spsa": {"average": True, "c": "auto"}, "cma-es": {"popsize": 100, "restarts": 1000}}
 
 
 def test_parser_builds_without_loading_scaling():

@@ -45,7 +45,17 @@ class _UsageError(Exception):
     """A bad command-line value (reported as ``error: ...``, status 2)."""
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(text: str, method: str = "", name: str = "") -> Any:
+    """``text`` read as the declared kind of ``method``'s option ``name`` reads it."""
+    from dfo.exceptions import InvalidOptionError
+    from dfo.optimizers import option_kinds
+
+    try:
+        kind = option_kinds(method).get(name) if method else None
+    except (InvalidOptionError, TypeError):  # an unknown method: refused later, by name
+        kind = None
+    if kind is not None:
+        return kind.parse(text)
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -55,7 +65,9 @@ def _parse_value(text: str) -> Any:
 def parse_method_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``["spsa.c=0.1", "cma-es.popsize=50"]`` -> ``{"spsa": {"c": 0.1}, ...}``.
 
-    Values are Python literals (numbers, True, None, tuples) or else strings.
+    Each value is read as its option's declared kind reads it (see
+    :meth:`dfo.options.Kind.parse`): Python literals (numbers, True, None, tuples),
+    ``true``/``false`` for flags, ``1e4`` for an integer, or else strings.
     """
     out: dict[str, dict[str, Any]] = {}
     for item in items:
@@ -65,7 +77,8 @@ def parse_method_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
             raise _UsageError(
                 f"-o/--option expects METHOD.NAME=VALUE, e.g. spsa.c=0.1; got {item!r}"
             )
-        out.setdefault(method.strip(), {})[name.strip()] = _parse_value(value.strip())
+        method, name = method.strip(), name.strip()
+        out.setdefault(method, {})[name] = _parse_value(value.strip(), method, name)
     return out
 
 

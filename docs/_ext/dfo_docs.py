@@ -6,9 +6,9 @@
   include, so every number and figure they show is what the tool printed on the
   machine that built the docs. A run is reused while the command and dfo's
   sources are unchanged.
-- ``dfo-options`` directive: a table of a method's options with the defaults
-  read from its signature (:func:`dfo.optimizers.method_options`) and the
-  meanings from its docstring.
+- ``dfo-options`` directive: a table of a method's options with the defaults and
+  the valid values read from its declaration (:func:`dfo.optimizers.method_options`,
+  :func:`dfo.optimizers.option_kinds`) and the meanings from its docstring.
 - ``dfo-decision-guide`` directive: the decision table of ``method="auto"``
   (:data:`dfo.optimizers.auto.RULES`), rendered as the guide's table.
 - ``build-finished``: check that every gallery page and every page listed in
@@ -184,10 +184,11 @@ class OptionsDirective(SphinxDirective):
     has_content = False
 
     def run(self) -> list[nodes.Node]:
-        from dfo.optimizers import method_options
+        from dfo.optimizers import method_options, option_kinds
 
         method = self.arguments[0]
         defaults = method_options(method)
+        kinds = option_kinds(method)  # the declared values, not the docstring's words
         docs = option_docs(method)
         table = nodes.table(classes=["dfo-options"])
         group = nodes.tgroup(cols=3)
@@ -201,6 +202,7 @@ class OptionsDirective(SphinxDirective):
         group += body
         for name, default in defaults.items():
             typ, desc = docs.get(name, ("", ""))
+            typ = kinds[name].expected if name in kinds else typ
             typ = re.sub(r",?\s*(default\b.*|optional)$", "", typ).strip()
             desc = desc.replace(" (see above)", "")
             meaning: list[nodes.Node] = []
