@@ -191,13 +191,17 @@ def cost_to_target(
             free = all(
                 int(r.get("ngev", 0)) == 0 and int(r.get("njvp", 0)) == 0 for r in row.records
             )
+            nfev, cost, seconds, nit = (float(v) for v in med)
             hits.append(
                 TargetHit(
                     row.method,
                     target,
                     len(row.records),
                     ok.shape[0],
-                    *map(float, med),
+                    nfev,
+                    cost,
+                    seconds,
+                    nit,
                     costs=ok[:, 1].tolist(),
                     derivative_free=free,
                 )
