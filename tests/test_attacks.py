@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import pickle
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pytest
@@ -586,3 +588,68 @@ def test_a_bad_cma_options_value_is_caught_before_any_evaluation():
     # pycma's own expressions still work
     res = dfo.minimize(f, np.ones(3), "cma-es", budget=100, seed=0, cma_options={"maxiter": "3*N"})
     assert res.nfev > 0
+
+
+# -- 10 (cont.). Ctrl-C with on_error="worst", and a dead worker ------------------------
+
+
+class InterruptAt:
+    """Raises KeyboardInterrupt at its n-th call and RuntimeError where x[0] > 1.2."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.calls = n, 0
+
+    def __call__(self, x):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt
+        if x[0] > 1.2:
+            raise RuntimeError("simulation failed")
+        return float(x @ x)
+
+
+@pytest.mark.parametrize("method", ["nelder-mead", "cma-es", "spsa", "random-search"])
+def test_ctrl_c_with_on_error_worst_counts_the_same_with_an_executor(method):
+    # before: Nelder-Mead reported nfev 16 serially and 15 with an executor
+    seen = []
+    for executor in (None, ThreadPoolExecutor(2)):
+        res = dfo.minimize(
+            InterruptAt(16),
+            np.ones(3),
+            method,
+            budget=200,
+            seed=0,
+            on_error="worst",
+            executor=executor,
+        )
+        seen.append((res.status, res.nfev, res.nit, res.n_errors))
+        if executor is not None:
+            executor.shutdown()
+    assert seen[0] == seen[1]
+    assert seen[0][0] == Status.INTERRUPTED and seen[0][1] < 16
+
+
+class DiesInWorker(dfo.Objective):
+    """Kills the worker process that evaluates it (a segfault stand-in)."""
+
+    def _evaluate_batch(self, X):
+        if multiprocessing.parent_process() is not None:
+            os._exit(3)
+        return np.sum(X**2, axis=1)
+
+
+def test_a_dead_worker_gets_a_note_that_helps():
+    with ProcessPoolExecutor(1) as pool:
+        with pytest.raises(BrokenProcessPool) as info:
+            dfo.minimize(
+                DiesInWorker(2),
+                np.ones(2),
+                "cma-es",
+                budget=30,
+                seed=0,
+                executor=pool,
+                on_error="worst",
+            )
+    notes = " ".join(info.value.__notes__)
+    assert "worker process of the executor died" in notes
+    assert "Run serially" in notes and "pass on_error='worst' to count" not in notes

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor
 from typing import Literal
 
 import numpy as np
@@ -221,6 +221,15 @@ class Evaluator:
 
     def _annotate(self, exc: BaseException, X: np.ndarray) -> None:
         where = f"iteration {self.nit}" + (f" of method {self.method!r}" if self.method else "")
+        if isinstance(exc, BrokenExecutor):  # not an error of the objective at a point
+            exc.add_note(
+                f"dfo: a worker process of the executor died at {where}, while evaluating "
+                f"a batch of {X.shape[0]} points (killed, out of memory, or a crash in "
+                "native code); the executor cannot be used again and on_error='worst' "
+                "cannot help. Run serially (executor=None) to see the objective's own "
+                "error, then pass a new executor"
+            )
+            return
         row = getattr(exc, "_dfo_row", None)
         if X.shape[0] == 1 or (isinstance(row, int) and 0 <= row < X.shape[0]):
             i = 0 if X.shape[0] == 1 or not isinstance(row, int) else row
