@@ -117,6 +117,7 @@ def _loss_plot(table: Any, axis: str, path: Path) -> None:
     fig = _figure()
     ax = fig.add_subplot()
     all_y = []
+    drawn: list[tuple[str, np.ndarray, np.ndarray]] = []
     for i, row in enumerate(table.rows):
         curves = _curves(row.records, axis, ratio, "train_loss", jvp_ratio)
         grid, med, lo, hi = band(curves)
@@ -124,14 +125,24 @@ def _loss_plot(table: Any, axis: str, path: Path) -> None:
             continue
         color = _color(row.method, i)
         n = len(curves)
+        # a curve identical to one already drawn would hide it: dashed, with markers
+        twin = next(
+            (m for m, g, v in drawn if np.array_equal(g, grid) and np.array_equal(v, med)), None
+        )
+        drawn.append((row.method, grid, med))
         ax.step(
             grid,
             med,
             where="post",
-            zorder=3,
+            zorder=3 + (twin is not None),
             color=color,
             lw=2,
-            label=f"{row.method} ({n} seed{'s' * (n > 1)})",
+            ls="--" if twin else "-",
+            marker="o" if twin else None,
+            markevery=max(1, grid.size // 12),
+            ms=4,
+            label=f"{row.method} ({n} seed{'s' * (n > 1)})"
+            + (f", same curve as {twin}" if twin else ""),
         )
         if n > 1:
             ax.fill_between(grid, lo, hi, step="post", color=color, alpha=0.18, lw=0)
@@ -200,7 +211,14 @@ def _metric_plot(table: Any, path: Path) -> None:
         ax.plot(i + jitter, vals, "o", color=color, ms=6, mec="black", mew=0.6)
     start = table.start.test_metric[0] if has_metric else table.start.train_loss[0]
     if np.isfinite(start):
-        ax.axhline(start * scale, color="black", ls="--", lw=1.2, label="start point (untrained)")
+        ax.axhline(
+            start * scale,
+            color="black",
+            ls="--",
+            lw=1.2,
+            zorder=1,
+            label="start point (untrained)",
+        )
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 

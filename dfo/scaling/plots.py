@@ -518,6 +518,7 @@ def plot_step_error(records: Sequence[StepErrorRecord], path: str | Path) -> Pat
     fig, ax = _figure(1, 8.0)
     colors = {"forward": "C0", "central": "C1"}
     styles = {"float64": ("-", "o"), "float32": ("--", "s")}
+    marks: list[tuple[float, str, str]] = []  # the rules of thumb, labelled above the plot
     for dtype in ("float64", "float32"):
         for scheme in ("forward", "central"):
             rs = sorted(
@@ -540,17 +541,15 @@ def plot_step_error(records: Sequence[StepErrorRecord], path: str | Path) -> Pat
             (math.sqrt(eps), "forward", "√eps"),
             (eps ** (1 / 3), "central", "eps^(1/3)"),
         ):
-            ax.axvline(value, color=colors[scheme], linestyle=styles[dtype][0], lw=0.8, alpha=0.5)
-            ax.annotate(
-                f"{name}\n{dtype}",
-                (value, 0.0),
-                xycoords=("data", "axes fraction"),
-                xytext=(2, 4),
-                textcoords="offset points",
-                fontsize=7,
-                va="bottom",
+            ax.axvline(
+                value,
                 color=colors[scheme],
+                linestyle=styles[dtype][0],
+                lw=0.8,
+                alpha=0.5,
+                zorder=1,
             )
+            marks.append((value, f"{name}\n{dtype}", colors[scheme]))
     n = records[0].n_params if records else 0
     ax.set(
         xscale="log",
@@ -560,6 +559,15 @@ def plot_step_error(records: Sequence[StepErrorRecord], path: str | Path) -> Pat
         title=f"FD gradient error vs step ({n}-parameter network): a tiny h is not more accurate",
     )
     ax.grid(True, which="major", alpha=0.3)
+    # the rules of thumb as ticks of a top axis: their labels stay clear of the curves
+    import matplotlib.ticker
+
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([m[0] for m in marks], labels=[m[1] for m in marks], fontsize=7)
+    top.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    for label, (_, _, color) in zip(top.get_xticklabels(), marks, strict=True):
+        label.set_color(color)
+    fig.subplots_adjust(top=0.84)  # room for those labels under the title
     ax.legend(
         fontsize=8,
         loc="lower left",

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 #: gallery order (file names in examples/); unlisted examples come last, by name
 EXAMPLE_ORDER = [
     "plot_quickstart.py",
+    "plot_method_paths.py",
     "plot_why_backprop.py",
     "plot_nondifferentiable.py",
     "plot_black_box.py",
