@@ -153,3 +153,41 @@ def test_spsa_draw_ahead_gives_the_bits_of_plain_draws(q, monkeypatch):
     plain, opt = trajectory()
     assert opt._drawn.shape[0] == 0
     np.testing.assert_array_equal(fast, plain)
+
+
+@pytest.mark.parametrize("step_rule", ["sgd", "adam"])
+def test_spsa_pair_fast_path_gives_the_bits_of_the_general_path(step_rule, monkeypatch):
+    """The scalar fast path of one direction against the general (vector) path, on an
+    objective with plateaus (zero differences) and non-finite values."""
+
+    def f(X):  # piecewise constant (cells of 1/4), nan above 0.9 in the second coordinate
+        v = np.sum(np.floor(4 * X) ** 2, axis=1)
+        v[X[:, 1] > 0.9] = np.nan
+        return v
+
+    def trajectory():
+        opt = dfo.make_optimizer(
+            "spsa",
+            np.array([0.6, 0.87, 0.3, 0.1]),
+            seed=3,
+            c=0.05,
+            step_rule=step_rule,
+            budget=400,
+            patience=1000,
+        )
+        xs, gs = [], []
+        while not opt.stop():
+            X = opt.ask()
+            opt.tell(X, f(X))
+            xs.append(opt.recommend())
+            gs.append(np.full(4, np.nan) if opt.gradient is None else opt.gradient.copy())
+        return np.array(xs), np.array(gs), opt
+
+    fast, g_fast, opt_fast = trajectory()
+    assert np.any(g_fast == 0.0) and np.any(np.isnan(g_fast))  # plateaus, non-finite values
+    monkeypatch.setattr(gradient.SPSA, "_tell_pair", lambda self, values: None)
+    plain, g_plain, opt_plain = trajectory()
+    np.testing.assert_array_equal(fast, plain)
+    np.testing.assert_array_equal(g_fast, g_plain)
+    assert np.array_equal(np.signbit(g_fast), np.signbit(g_plain))  # negative zeros too
+    assert opt_fast.a == opt_plain.a and opt_fast.nfev == opt_plain.nfev

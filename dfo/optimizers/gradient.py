@@ -747,6 +747,10 @@ class SPSA(GradientStepOptimizer):
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         if self._probe is not None:
             return self._probe_tell(values)
+        if X.shape[0] == 2 and not self.regenerate:  # the fast path of the lines below
+            reported = self._tell_pair(values)
+            if reported is not None:
+                return reported
         q = X.shape[0] // 2
         delta = self._directions(q) if self.regenerate else self._delta
         assert delta is not None
@@ -781,6 +785,29 @@ class SPSA(GradientStepOptimizer):
         return self.a / (self.k + 1.0 + self.A) ** self.alpha  # a_k = a / (k + 1 + A)^alpha
 
     # -- details ------------------------------------------------------------------------
+    def _tell_pair(self, values: np.ndarray) -> float | None:
+        """:meth:`_tell` for one direction and finite values, in scalars: the same bits.
+
+        None when the general path is needed (a non-finite value or difference).
+        ``tests/test_resume_identity.py`` checks the bits against the general path.
+        """
+        plus, minus = values.tolist()
+        d = (plus - minus) / (2.0 * self._ck)
+        value = (plus + minus) / 2
+        if not (math.isfinite(d) and math.isfinite(value)):
+            return None
+        delta = self._delta
+        assert delta is not None
+        self._delta = None
+        self.redraws = 0
+        if self.a is None:
+            self._calibrate(abs(d))
+        # d * delta, exactly as the matrix product above (which has no negative zeros)
+        grad = d * delta[0] if d != 0.0 else np.zeros(self.dim)
+        reported = self._step(value, grad, finite=True, grad_bound=abs(d))
+        self._advance()
+        return reported
+
     def _directions(self, q: int) -> np.ndarray:
         """``q`` Rademacher (+-1) directions: the signs of standard normal draws."""
         if self.regenerate:
