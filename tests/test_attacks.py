@@ -653,3 +653,24 @@ def test_a_dead_worker_gets_a_note_that_helps():
     notes = " ".join(info.value.__notes__)
     assert "worker process of the executor died" in notes
     assert "Run serially" in notes and "pass on_error='worst' to count" not in notes
+
+
+def test_a_checkpoint_of_an_optimizer_that_does_not_pickle_is_refused_up_front(tmp_path):
+    from dfo.optimizers.step_rules import StepRule
+
+    f = Counting()
+    rule = StepRule(init=lambda x: (), update=lambda g, s, lr: (-lr * g, s))
+    with pytest.raises(NotPicklableError, match="checkpoint= saves the optimizer's state"):
+        dfo.minimize(
+            f,
+            np.ones(3),
+            "fd-sgd",
+            budget=300,
+            seed=0,
+            step_rule=rule,
+            checkpoint=tmp_path / "ck.pkl",
+            checkpoint_every=50,
+        )
+    assert f.calls == 0 and list(tmp_path.iterdir()) == []
+    # the same run without a checkpoint is fine
+    assert dfo.minimize(f, np.ones(3), "fd-sgd", budget=30, seed=0, step_rule=rule).nfev > 0

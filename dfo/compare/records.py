@@ -3,18 +3,27 @@
 ========================  ==============================================================
 file                      what
 ========================  ==============================================================
-``config.json``           what was compared (task, methods, seeds, budgets, options) and
+``config.json``           the folder's format and version, the compare's identity (``id``),
+                          what was compared (task, methods, seeds, budgets, options) and
                           the measured cost of one gradient; written before any run
-``runs.jsonl``            one JSON object per finished run, appended and flushed to disk
-                          as each run finishes: the source of every table and plot
+``runs.jsonl``            one JSON object per finished run, carrying the compare's ``id``,
+                          appended and flushed to disk as each run finishes: the source
+                          of every table and plot
+``dfo.lock``              present while a compare writes the folder (its process, host,
+                          start and command line); see :mod:`dfo.compare.folder`
 ``table.txt``             the table as printed
 ``table.csv``             the same numbers, one row per method, machine-readable
 ``*.png``                 the plots
 ========================  ==============================================================
 
 A run is written only once it has finished, so an interrupted compare leaves
-only complete runs on disk; a line cut short by a kill is dropped when the folder
-is read again. Records are plain JSON, except that non-finite numbers are
+only complete runs on disk. Reading back, :func:`read_config` checks every field
+of ``config.json`` against :data:`CONFIG_SCHEMA` (a defect is one
+:class:`~dfo.exceptions.RunFolderError` naming it), and :func:`read_runs` checks
+every line of ``runs.jsonl`` against :data:`RECORD_SCHEMA`: a line cut short by a
+kill, bytes that are not UTF-8, an incomplete record or one of another compare is
+skipped, counted, and run again by ``--resume``. Sizes are bounded
+(:data:`MAX_CONFIG_BYTES`, :data:`MAX_LINE_BYTES`, :data:`MAX_DIM`, ...). Records are plain JSON, except that non-finite numbers are
 written as ``NaN`` and ``Infinity`` (Python's :mod:`json` reads them back).
 """
 

@@ -380,6 +380,8 @@ def minimize(
     run = _Run(optimizer, evaluator, obj_rng, identity)
     if resume and path is not None and path.exists():
         run.restore(state, objective)
+    if path is not None:
+        preflight.check_checkpointable(optimizer)
 
     bar = None
     if progress:

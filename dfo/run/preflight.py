@@ -18,7 +18,7 @@ from dfo.exceptions import NotPicklableError
 from dfo.files import check_output_file
 from dfo.objective import Objective
 
-__all__ = ["check_checkpoint", "check_hooks", "check_picklable"]
+__all__ = ["check_checkpoint", "check_checkpointable", "check_hooks", "check_picklable"]
 
 
 def check_hooks(objective: Objective, *, needs_gradient: bool = False) -> None:
@@ -76,6 +76,25 @@ def check_picklable(objective: Objective, executor: Executor | None) -> None:
             f"it does not pickle ({type(exc).__name__}: {exc}). Define the function at "
             "module level (not a lambda or a nested function) and keep its data "
             "picklable, or use a thread pool or Dask (which uses cloudpickle)"
+        ) from exc
+
+
+def check_checkpointable(optimizer: Any) -> None:
+    """Raise :class:`NotPicklableError` if ``optimizer`` cannot be saved in a checkpoint.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        Its state is pickled at every checkpoint (a custom step rule made of lambdas
+        would fail only at the first one).
+    """
+    try:
+        pickle.dumps(optimizer, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise NotPicklableError(
+            f"checkpoint= saves the optimizer's state, and {optimizer!r} does not pickle "
+            f"({type(exc).__name__}: {exc}); define custom step rules and other options "
+            "with module-level functions, or run without checkpoint="
         ) from exc
 
 
