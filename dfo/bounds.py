@@ -7,9 +7,9 @@
 - a pair ``(lower, upper)`` of scalars or arrays of shape ``(dim,)``, ``None`` meaning
   unbounded on that side.
 
-With two variables, two pairs of numbers ``[(lo_0, hi_0), (lo_1, hi_1)]`` are read
-as scipy's per-variable pairs; give numpy arrays, ``(np.array(lower), np.array(upper))``,
-for the other reading.
+With two variables, two pairs of numbers could be either: tuples,
+``[(lo_0, hi_0), (lo_1, hi_1)]``, are scipy's per-variable pairs (its idiom); lists or
+arrays, ``([lo_0, lo_1], [hi_0, hi_1])``, are ``(lower, upper)``.
 
 How the methods keep inside (no point outside the box is ever evaluated):
 
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError, ShapeError
+from dfo.exceptions import InvalidOptionError
 
 __all__ = ["Box", "parse_bounds"]
 
@@ -147,7 +147,7 @@ def _side(value: Any, dim: int, which: str, fill: float) -> np.ndarray:
     if arr.size == 1:
         arr = arr.reshape(())
     if arr.ndim > 1 or (arr.ndim == 1 and arr.size != dim):
-        raise ShapeError(
+        raise InvalidOptionError(
             f"the {which} bound must be a number or an array of shape ({dim},); "
             f"got shape {arr.shape}"
         )
@@ -181,8 +181,7 @@ def parse_bounds(bounds: Any, dim: int) -> Box | None:
     InvalidOptionError
         A form not recognised, a nan bound, or ``lower >= upper`` somewhere (the
         message names the first such index).
-    ShapeError
-        Arrays or a sequence of pairs of the wrong length.
+        Also for arrays or a sequence of pairs of the wrong length.
 
     Examples
     --------
@@ -198,7 +197,7 @@ def parse_bounds(bounds: Any, dim: int) -> Box | None:
         return None
     if isinstance(bounds, Box):
         if bounds.dim != dim:
-            raise ShapeError(f"bounds are for {bounds.dim} variables; x0 has {dim}")
+            raise InvalidOptionError(f"bounds are for {bounds.dim} variables; x0 has {dim}")
         return bounds
     lb, ub = getattr(bounds, "lb", None), getattr(bounds, "ub", None)
     if lb is not None and ub is not None:  # scipy.optimize.Bounds
@@ -208,7 +207,7 @@ def parse_bounds(bounds: Any, dim: int) -> Box | None:
         and not isinstance(bounds, str)
         and len(bounds) == dim
         and all(_pair_of_scalars(item) for item in bounds)
-        and not (dim == 2 and any(isinstance(v, np.ndarray) for v in bounds))
+        and not (dim == 2 and not all(isinstance(v, tuple) for v in bounds))
     ):  # scipy's [(lo, hi), ...]
         lower = np.array([-np.inf if lo is None else lo for lo, _ in bounds], dtype=np.float64)
         upper = np.array([np.inf if hi is None else hi for _, hi in bounds], dtype=np.float64)
@@ -216,11 +215,14 @@ def parse_bounds(bounds: Any, dim: int) -> Box | None:
         if (
             isinstance(bounds, Sequence)
             and not isinstance(bounds, str)
-            and len(bounds) not in (2, dim)
+            and len(bounds) != dim
             and len(bounds) > 0
             and all(_pair_of_scalars(item) for item in bounds)
+            and (len(bounds) != 2 or all(isinstance(v, tuple) for v in bounds))
         ):
-            raise ShapeError(f"bounds has {len(bounds)} (lo, hi) pairs; x0 has {dim} entries")
+            raise InvalidOptionError(
+                f"bounds has {len(bounds)} (lo, hi) pairs; x0 has {dim} entries"
+            )
         try:
             lo_side, hi_side = bounds
         except (TypeError, ValueError):
@@ -242,8 +244,8 @@ def parse_bounds(bounds: Any, dim: int) -> Box | None:
             f"bounds must have lower < upper in every coordinate; at index {i} "
             f"lower = {lower[i]:g}, upper = {upper[i]:g}"
             + (
-                " (with two variables, two pairs are read as scipy's (lo, hi) per variable; "
-                "pass numpy arrays (lower, upper) for the other reading)"
+                " (with two variables, two tuples are read as scipy's (lo, hi) per "
+                "variable, two lists or arrays as (lower, upper))"
                 if dim == 2 and isinstance(bounds, Sequence)
                 else ""
             )

@@ -527,21 +527,24 @@ class Custom(Kind):
         return self._check(name, value)
 
 
-def _check_pair(name: str, value: Any) -> Any:
+def _check_bounds(name: str, value: Any) -> Any:
     if value is None:
         return None
-    try:
-        _, _ = value
-    except (TypeError, ValueError):
+    if isinstance(value, str) or not (
+        hasattr(value, "__len__") or (hasattr(value, "lb") and hasattr(value, "ub"))
+    ):
         raise InvalidOptionError(
-            f"{name} must be None or a pair (lower, upper) of numbers or arrays; "
-            f"got {_given(value)}"
-        ) from None
-    return value
+            f"{name} must be None, scipy.optimize.Bounds, a sequence of (lo, hi) pairs or a "
+            f"pair (lower, upper); got {_given(value)}"
+        )
+    return value  # the rest is checked against x0 (dfo.bounds.parse_bounds)
 
 
-#: the kind of a ``bounds`` option (its shape is checked against ``x0`` by the method)
-BOUNDS = Custom(_check_pair, "None or a pair (lower, upper) of numbers or arrays")
+#: the kind of a ``bounds`` option (its shape is checked against ``x0`` when the optimizer
+#: is built, by :func:`dfo.bounds.parse_bounds`)
+BOUNDS = Custom(
+    _check_bounds, "None, scipy.optimize.Bounds, (lo, hi) pairs or a pair (lower, upper)"
+)
 
 
 def option(default: Any, kind: Kind) -> Any:

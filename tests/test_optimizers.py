@@ -279,7 +279,7 @@ def test_unknown_method_suggests_the_closest():
         ("nelder-mead", {"simplex_scale": -0.1}, "simplex_scale"),
         ("nelder-mead", {"adaptive": "sometimes"}, "adaptive"),
         ("random-search", {"sigma": 0.0}, "sigma"),
-        ("random-search", {"bounds": (0.0, None)}, "both lower and upper"),
+        ("random-search", {"bounds": ([0.0, 0.0, 2.0], 1.0)}, "index 2"),
     ],
 )
 def test_bad_option_values_fail_before_evaluating(method, options, pattern):

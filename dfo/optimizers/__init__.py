@@ -199,10 +199,11 @@ def build_optimizer(
     *,
     seed: int | np.random.SeedSequence | None = None,
     budget: int | None = None,
+    bounds: Any = None,
     **options: Any,
 ) -> Optimizer:
     """Make an optimizer (what :func:`make_optimizer` and ``minimize`` call)."""
-    return get_method(method)(x0, seed=seed, budget=budget, **options)
+    return get_method(method)(x0, seed=seed, budget=budget, bounds=bounds, **options)
 
 
 def make_optimizer(
@@ -213,6 +214,7 @@ def make_optimizer(
     budget: int | None = None,
     max_iter: int | None = None,
     target: float | None = None,
+    bounds: Any = None,
     **options: Any,
 ) -> Optimizer:
     """Make an ask/tell optimizer.
@@ -233,6 +235,10 @@ def make_optimizer(
         Iteration limit: ``stop()`` then returns ``{"max_iter": ...}``.
     target : float, optional
         A value ``<= target`` told ends the run: ``stop()`` returns ``{"target": ...}``.
+    bounds : scipy.optimize.Bounds, sequence of (lo, hi) pairs, or (lower, upper), optional
+        Box constraints, for every method (None for an unbounded side; see
+        :mod:`dfo.bounds`): ``x0`` is projected onto the box and no point outside it
+        is ever asked for.
     **options
         The method's hyperparameters; see :func:`method_options`.
 
@@ -262,7 +268,7 @@ def make_optimizer(
     >>> opt.nfev, opt.stop()
     (8, {'budget': '8 of 9 evaluations spent; the next iteration needs 2, 1 is left'})
     """
-    opt = build_optimizer(method, x0, seed=seed, budget=budget, **options)
+    opt = build_optimizer(method, x0, seed=seed, budget=budget, bounds=bounds, **options)
     if max_iter is not None:
         opt.ledger.max_iter = check_budget(max_iter, "max_iter")
     if target is not None:

@@ -334,7 +334,7 @@ class Auto(Optimizer):
         self._asked_at = 0.0
         self._probe_fresh = True
         if not gradient and self.facts.per_dim >= PROBE_FROM:
-            self._probe = NoiseProbe(self.x0, self.rng, with_curvature=False)
+            self._probe = NoiseProbe(self.x0, self.rng, with_curvature=False, box=self.box)
         else:
             self._start()
 
@@ -342,11 +342,9 @@ class Auto(Optimizer):
         method, rule = choose(self.facts)
         spent = self.nfev
         budget = None if self.budget is None else max(1, self.budget - spent)
-        options: dict[str, Any] = {}
-        if self.bounds is not None:
-            options["bounds"] = self.bounds
         seed = int(self.rng.integers(2**63))
-        self.inner = build_optimizer(method, self.x0, seed=seed, budget=budget, **options)
+        bounds = None if self.box is None else self.box.pairs()
+        self.inner = build_optimizer(method, self.x0, seed=seed, budget=budget, bounds=bounds)
         # the run loop reads it from the instance: gradients if the chosen method needs them
         self.needs_gradient = self.inner.needs_gradient  # type: ignore[misc]
         self.recommends_unevaluated = self.inner.recommends_unevaluated

@@ -91,6 +91,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from dfo.bounds import Box, parse_bounds
 from dfo.exceptions import (
     AskTellError,
     AskTellShapeError,
@@ -275,11 +276,19 @@ class Optimizer:
         *,
         seed: int | np.random.SeedSequence | None = None,
         budget: int | None = None,
+        bounds: Any = None,
         **options: Any,
     ) -> None:
         self.x0 = check_x0(x0)
         self.dim = self.x0.size
         self.seed = check_seed(seed)
+        # bounds, for every method: x0 projected onto the box; a method that handles
+        # them itself (pycma) also gets them as its option, in one canonical form
+        self.box: Box | None = parse_bounds(bounds, self.dim)
+        if self.box is not None:
+            self.x0 = self.box.clip(self.x0)
+        if "bounds" in self.Options.kinds():
+            options["bounds"] = None if self.box is None else self.box.pairs()
         self.config = self.Options.build(options, self.name)
         self.rng = np.random.default_rng(self.seed)
         self.ledger = Ledger(self.x0, None if budget is None else check_budget(budget))
@@ -374,6 +383,11 @@ class Optimizer:
         """The pending points, asking the method for them if there are none."""
         if self._pending is None:
             X = self._ask()
+            if self.box is not None and not self.box.contains(X):
+                raise RuntimeError(
+                    f"dfo bug: {self.name} asked for a point outside its bounds {self.box}; "
+                    "nothing was evaluated"
+                )
             self._pending = X if X.flags.owndata else X.copy()
         return self._pending
 

@@ -150,38 +150,6 @@ class GeneratorRandn:
         return self.rng.standard_normal(shape)
 
 
-def _bound(value: Any, dim: int, which: str) -> np.ndarray | None:
-    if value is None:
-        return None
-    try:
-        return np.broadcast_to(np.asarray(value, dtype=float), (dim,))
-    except (TypeError, ValueError):
-        raise InvalidOptionError(
-            f"the {which} bound must be None, a number or an array of shape ({dim},); "
-            f"got {value!r:.60}"
-        ) from None
-
-
-def _bounds(bounds: Any, dim: int) -> list[Any] | None:
-    if bounds is None:
-        return None
-    try:
-        lower, upper = bounds
-    except (TypeError, ValueError):
-        raise InvalidOptionError(
-            f"bounds must be a pair (lower, upper) of scalars or arrays of shape ({dim},); "
-            f"got {bounds!r:.60}"
-        ) from None
-    lo = _bound(lower, dim, "lower")
-    hi = _bound(upper, dim, "upper")
-    for name, b in (("lower", lo), ("upper", hi)):
-        if b is not None and np.isnan(b).any():
-            raise InvalidOptionError(f"the {name} bound must not be nan; got {b.tolist()}")
-    if lo is not None and hi is not None and not np.all(lo < hi):
-        raise InvalidOptionError("bounds must have lower < upper in every coordinate")
-    return [None if lo is None else lo.tolist(), None if hi is None else hi.tolist()]
-
-
 def _check_cma_options_kind(name: str, value: Any) -> dict[str, Any] | None:
     return _check_cma_options(value) or None
 
@@ -253,8 +221,9 @@ class CMAES(Optimizer):
         Run the separable variant (diagonal covariance, ``CMA_diagonal``): linear
         cost per candidate and faster learning in large dimension. ``"auto"``
         chooses it above :data:`SEPARABLE_ABOVE` (100) dimensions.
-    bounds : (lower, upper), optional
-        Box constraints (scalars or arrays; None for unbounded), pycma's handling.
+    bounds : optional
+        Any form :func:`dfo.bounds.parse_bounds` reads (as ``bounds=`` of
+        :func:`dfo.minimize`); pycma's own handling.
     tolfun, tolx : float, optional
         pycma's stopping tolerances (its defaults when None); they end each run.
     cma_options : dict, optional
@@ -280,7 +249,7 @@ class CMAES(Optimizer):
         super().__init__(x0, seed=seed, budget=budget, **options)
         cfg = self.config
         sigma0, popsize, restarts = cfg.sigma0, cfg.popsize, cfg.restarts
-        restart_regime, bounds, verbose = cfg.restart_regime, cfg.bounds, cfg.verbose
+        restart_regime, verbose = cfg.restart_regime, cfg.verbose
         separable = self.dim > SEPARABLE_ABOVE if cfg.separable == "auto" else cfg.separable
         cma_options = cfg.cma_options
         self.verbose = verbose
@@ -301,7 +270,8 @@ class CMAES(Optimizer):
             opts["popsize"] = popsize
         if separable:
             opts["CMA_diagonal"] = True
-        bnds = _bounds(bounds, self.dim)
+        box = self.box  # any form dfo.bounds.parse_bounds reads, parsed by the base
+        bnds = None if box is None else [box.lower.tolist(), box.upper.tolist()]
         if bnds is not None and self.dim == 1:
             raise InvalidOptionError(
                 "cma-es with bounds needs at least 2 variables (pycma's boundary handling "
@@ -310,10 +280,9 @@ class CMAES(Optimizer):
             )
         lower = np.full(self.dim, -np.inf)
         upper = np.full(self.dim, np.inf)
-        if bnds is not None:
+        if box is not None:
             opts["bounds"] = bnds
-            lower = lower if bnds[0] is None else np.array(bnds[0])
-            upper = upper if bnds[1] is None else np.array(bnds[1])
+            lower, upper = box.lower, box.upper
         if sigma0 is None:
             width = upper - lower
             sigma0 = SIGMA0_OF_WIDTH * width.min() if np.isfinite(width).all() else 0.5

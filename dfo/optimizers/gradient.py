@@ -276,6 +276,7 @@ class GradientStepOptimizer(Optimizer):
     def _probe_ask(self) -> np.ndarray:
         assert self._probe is not None
         self._probe_fresh = self._probe.nfev == 0  # every round on one realization
+        self._probe.box = self.box
         return self._probe.ask()
 
     def wants_new_sample(self) -> bool:
@@ -345,6 +346,7 @@ class GradientStepOptimizer(Optimizer):
                 step, self.rule_state = self.rule.update(grad, self.rule_state, rate)
                 self.x = self.x + step
                 self._x_bound += size
+                self._project()
                 return value
         with np.errstate(over="ignore", invalid="ignore"):
             step, self.rule_state = self.rule.update(grad, self.rule_state, rate)
@@ -354,7 +356,14 @@ class GradientStepOptimizer(Optimizer):
             return value
         self.x = x
         self._x_bound = math.inf
+        self._project()
         return value
+
+    def _project(self) -> None:
+        """Bounds: the iterate projected onto the box (projected gradient steps)."""
+        if self.box is not None:
+            self.x = self.box.clip(self.x)
+            self._x_bound = math.inf
 
     def _backtrack(self, reason: str) -> None:
         """Go back to the best iterate so far with half the learning rate."""
@@ -555,7 +564,15 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
         if self._probe is not None:
             return self._probe_ask()
         stop = min(self.n_probes, self.done + self.max_probes)
-        return fd_probes(self.centre, self.steps, scheme=self.scheme, start=self.done, stop=stop)
+        if self.box is None:
+            return fd_probes(
+                self.centre, self.steps, scheme=self.scheme, start=self.done, stop=stop
+            )
+        if self.done == 0:  # bounds: probes around the nearest point a step inside
+            inset = self.box.inset(self.x, self.steps)
+            self.centre = inset if self.dtype is None else inset.astype(self.dtype)
+        X = fd_probes(self.centre, self.steps, scheme=self.scheme, start=self.done, stop=stop)
+        return self.box.clip(X)  # clip: rounding only
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         if self._probe is not None:
@@ -742,7 +759,10 @@ class SPSA(GradientStepOptimizer):
         delta = self._directions(q)  # (q, n) Rademacher +-1
         self._delta = None if self.regenerate else delta
         step = self._ck * delta
-        return np.concatenate([self.x + step, self.x - step])  # x + c_k d_j, x - c_k d_j
+        # bounds: perturb around the nearest point c_k inside the box
+        centre = self.x if self.box is None else self.box.inset(self.x, self._ck)
+        X = np.concatenate([centre + step, centre - step])  # x + c_k d_j, x - c_k d_j
+        return X if self.box is None else self.box.clip(X)  # clip: rounding only
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         if self._probe is not None:

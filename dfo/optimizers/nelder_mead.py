@@ -86,6 +86,8 @@ class NelderMead(RecastOptimizer):
             settings["initial_simplex"] = np.vstack(
                 [self.x0, self.x0 + self.simplex_scale * np.eye(self.dim)]
             )
+        if self.box is not None:  # scipy clips every point of the simplex into the box
+            settings["bounds"] = self.box.pairs()
         return settings
 
     @staticmethod
@@ -97,7 +99,9 @@ class NelderMead(RecastOptimizer):
             value = float(request(x[None, :])[0][0])
             return value if np.isfinite(value) else np.inf  # worst
 
-        res = scipy_minimize(fun, x0, method="Nelder-Mead", options=settings)
+        settings = dict(settings)
+        bounds = settings.pop("bounds", None)
+        res = scipy_minimize(fun, x0, method="Nelder-Mead", bounds=bounds, options=settings)
         if res.status == 0:
             return {"converged": "simplex converged (xatol and fatol met)"}
         return {"stopped": str(res.message)}  # pragma: no cover - maxfev, maxiter are inf

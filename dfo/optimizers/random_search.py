@@ -6,11 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError
 from dfo.limits import check_rows
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
-from dfo.optimizers.cma_es import _bounds
 from dfo.options import (
     BOUNDS,
     Optional,
@@ -42,8 +40,9 @@ class RandomSearch(Optimizer):
     """Random search around the best point so far, or uniform inside bounds.
 
     Without bounds, each iteration draws ``popsize`` Gaussian perturbations of
-    standard deviation ``sigma`` around the best point found so far. With
-    ``bounds=(lower, upper)``, candidates are uniform in the box.
+    standard deviation ``sigma`` around the best point found so far. In a finite
+    box, candidates are uniform in the box; in a box unbounded somewhere, the
+    Gaussian candidates are reflected into it at its bounds.
 
     Parameters
     ----------
@@ -51,8 +50,9 @@ class RandomSearch(Optimizer):
         Standard deviation of the perturbations.
     popsize : int, optional
         Candidates per iteration; default ``4 + floor(3 ln n)``.
-    bounds : (lower, upper), optional
-        Sample uniformly inside this box instead.
+    bounds : optional
+        Any form :func:`dfo.bounds.parse_bounds` reads (as ``bounds=`` of
+        :func:`dfo.minimize`).
     """
 
     Options = RandomSearchOptions
@@ -71,16 +71,9 @@ class RandomSearch(Optimizer):
         self.popsize = 4 + int(3 * np.log(self.dim)) if cfg.popsize is None else cfg.popsize
         if cfg.popsize is not None:
             check_rows("popsize", cfg.popsize, self.dim, budget=budget)
-        bnds = _bounds(cfg.bounds, self.dim)
-        if bnds is not None and (bnds[0] is None or bnds[1] is None):
-            raise InvalidOptionError("random-search bounds need both lower and upper values")
-        if bnds is not None and not (np.isfinite(bnds[0]).all() and np.isfinite(bnds[1]).all()):
-            raise InvalidOptionError(
-                "random-search samples inside the bounds, which must be finite; "
-                f"got {cfg.bounds!r:.60}"
-            )
-        self.lower = None if bnds is None else np.asarray(bnds[0])
-        self.upper = None if bnds is None else np.asarray(bnds[1])
+        finite = self.box is not None and self.box.finite  # uniform inside a finite box
+        self.lower = self.box.lower if finite and self.box is not None else None
+        self.upper = self.box.upper if finite and self.box is not None else None
         self.first = True
         self._wide = False
         if self.lower is not None and self.upper is not None:
@@ -106,13 +99,11 @@ class RandomSearch(Optimizer):
                     X *= sigma
                     X += best
                 np.clip(X, -_FLOAT_MAX, _FLOAT_MAX, out=X)
+            if self.box is not None:  # a box unbounded somewhere: reflected into it
+                X = self.box.reflect(X)
         if self.first:
             self.first = False
-            inside = self.lower is None or bool(
-                np.all((self.lower <= self.x0) & (self.x0 <= self.upper))
-            )
-            if inside:
-                X[0] = self.x0  # the start is a candidate too
+            X[0] = self.x0  # the start is a candidate too (inside the box: projected)
         return X
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:

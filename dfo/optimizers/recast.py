@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError
 from dfo.optimizers.base import Optimizer
 
 __all__ = ["RecastOptimizer", "Reply", "Request", "scipy_bounds"]
@@ -321,9 +320,8 @@ def scipy_bounds(bounds: Any, dim: int) -> Any:
 
     Parameters
     ----------
-    bounds : None, scipy.optimize.Bounds or (lower, upper)
-        ``lower`` and ``upper`` are None (unbounded), numbers or arrays of shape
-        ``(dim,)``.
+    bounds : None, or any form :func:`dfo.bounds.parse_bounds` reads
+        scipy's Bounds, ``(lo, hi)`` pairs, or ``(lower, upper)``.
     dim : int
 
     Returns
@@ -333,36 +331,9 @@ def scipy_bounds(bounds: Any, dim: int) -> Any:
     Raises
     ------
     InvalidOptionError
-        Bounds that are not of that form, contain nan, or have ``lower > upper``.
+        Bounds that are not of that form, contain nan, or have ``lower >= upper``.
     """
-    from scipy.optimize import Bounds
+    from dfo.bounds import parse_bounds
 
-    if bounds is None:
-        return None
-    if isinstance(bounds, Bounds):
-        lower, upper = bounds.lb, bounds.ub
-    else:
-        try:
-            lower, upper = bounds
-        except (TypeError, ValueError):
-            raise InvalidOptionError(
-                f"bounds must be a scipy.optimize.Bounds or a pair (lower, upper); "
-                f"got {bounds!r:.60}"
-            ) from None
-    sides = []
-    for name, side, default in (("lower", lower, -np.inf), ("upper", upper, np.inf)):
-        try:
-            arr = np.broadcast_to(
-                np.asarray(default if side is None else side, dtype=float), (dim,)
-            ).copy()
-        except (TypeError, ValueError):
-            raise InvalidOptionError(
-                f"the {name} bound must be None, a number or an array of shape ({dim},); "
-                f"got {side!r:.60}"
-            ) from None
-        if np.isnan(arr).any():
-            raise InvalidOptionError(f"the {name} bound must not be nan; got {arr.tolist()}")
-        sides.append(arr)
-    if not np.all(sides[0] <= sides[1]):
-        raise InvalidOptionError("bounds must have lower <= upper in every coordinate")
-    return Bounds(sides[0], sides[1])
+    box = parse_bounds(bounds, dim)
+    return None if box is None else box.to_scipy()

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from dfo.bounds import parse_bounds
 from dfo.exceptions import (
     GradientNotAvailableError,
     InvalidOptionError,
@@ -217,6 +218,8 @@ def minimize(
     resume: bool = False,
     progress: bool = False,
     history_x: bool = False,
+    bounds: Any = None,
+    target: float | None = None,
     **options: Any,
 ) -> Result:
     """Minimize ``objective`` from ``x0`` with ``method`` within ``budget`` evaluations.
@@ -273,6 +276,13 @@ def minimize(
         Also record the method's recommendation (its iterate, CMA-ES mean, best
         simplex vertex) after every iteration, as ``history["x"]``, shape
         ``(nit, dim)``.
+    bounds : scipy.optimize.Bounds, sequence of (lo, hi) pairs, or (lower, upper), optional
+        Box constraints, for every method (None for an unbounded side; see
+        :mod:`dfo.bounds`, which also lists how each method keeps inside): ``x0`` is
+        projected onto the box, and no point outside it is ever evaluated.
+    target : float, optional
+        Stop as soon as a value ``<= target`` is found (status ``CONVERGED``,
+        ``success`` True, reason ``"target"``).
     **options
         The method's hyperparameters (see :func:`dfo.optimizers.method_options`).
 
@@ -353,14 +363,21 @@ def minimize(
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     seeds = root.spawn(2)
     path = preflight.check_checkpoint(checkpoint)
+    box = parse_bounds(bounds, x0.size)
+    if target is not None:
+        target = check_real("target", target, allow_inf=True)
     identity = _run_identity(method, x0, seed, config, bool(history_x))
+    if box is not None:  # a run with other bounds is another run
+        identity["bounds"] = to_json(box.pairs())
     if resume and path is not None and path.exists():
         state = _load_checkpoint(path, identity)
         optimizer = state["optimizer"]
         optimizer.set_budget(budget)  # a larger budget continues the run
         obj_rng = state["obj_rng"]
     else:
-        optimizer = build_optimizer(method, x0, seed=seeds[0], budget=budget, **options)
+        optimizer = build_optimizer(
+            method, x0, seed=seeds[0], budget=budget, bounds=box, **options
+        )
         obj_rng = np.random.default_rng(seeds[1])
     ledger = optimizer.ledger
     # one evaluation is kept for the final recommendation when it may not be evaluated
@@ -374,6 +391,7 @@ def minimize(
     else:
         ledger.reserve = 1 if optimizer.needs_gradient else 2
     ledger.max_iter = max_iter
+    ledger.target = target
     if history_x and ledger.xs is None:
         ledger.xs = []
     evaluator = Evaluator(ledger, method=method, executor=executor, on_error=on_error)
@@ -565,6 +583,8 @@ def _final_result(
         # evaluate the method's own recommendation (an SPSA iterate, a CMA-ES mean),
         # or x0 when the budget did not allow one iteration
         rec = opt.recommend()
+        if opt.box is not None:  # rounding at a bound: never evaluate outside
+            rec = opt.box.clip(rec)
         try:
             sample = objective.realization(run.obj_rng) if objective.is_stochastic else objective
             point = rec[None, :].copy()  # the objective's copy
