@@ -18,13 +18,14 @@ Methods, by name (``--methods``):
 - ``scipy-cobyqa``, ``scipy-powell``, ``scipy-lbfgsb`` (finite-difference gradients):
   ``scipy.optimize.minimize`` run directly, defaults and bounds.
 
-Printed per method, dimension and budget: functions solved (f_opt + 1e-8 reached),
+Printed per method, dimension and budget: functions solved (f_opt + 1e-8 reached;
+with several seeds, the mean count over the seeds and its range),
 median log10 precision (best f - f_opt, floored at 1e-8), the median share of the
 budget used (over all functions, and over the unsolved ones) and the run time.
 Runs are spread over ``--jobs`` processes; nothing is written unless ``--out``.
 
 Run: ``python benchmarks/bench_bbob.py [--quick] [--methods cma-es,pycma ...]
-[--dims 2,10,20] [--budgets 1000] [--functions 1-24] [--seed 1] [--jobs 2] [--full]
+[--dims 2,10,20] [--budgets 1000] [--functions 1-24] [--seed 1-12] [--jobs 2] [--full]
 [--per-function] [--out FILE]``.
 """
 
@@ -194,6 +195,7 @@ def run_one(task: tuple[str, int, int, int, int, bool]) -> dict[str, Any]:
         "dim": dim,
         "budget": budget,
         "multiple": multiple,
+        "seed": seed,
         "nfev": f.nfev,
         "refused": f.refused,
         "precision": precision,
@@ -222,7 +224,14 @@ def summarize(records: list[dict[str, Any]], methods: list[str]) -> list[tuple[A
             ]
             if not runs:
                 continue
-            solved = sum(r["solved"] for r in runs)
+            seeds = sorted({r["seed"] for r in runs})
+            counts = [sum(r["solved"] for r in runs if r["seed"] == s) for s in seeds]
+            per_seed = len(runs) // len(seeds)
+            if len(seeds) == 1:
+                solved = f"{counts[0]}/{per_seed}"
+            else:  # the mean over the seeds, and the range
+                mean = statistics.mean(counts)
+                solved = f"{mean:.1f}/{per_seed} ({min(counts)}-{max(counts)})"
             share = [r["nfev"] / r["budget"] for r in runs]
             unsolved = [r["nfev"] / r["budget"] for r in runs if not r["solved"]]
             refused = sum(r["refused"] > 0 for r in runs)
@@ -231,7 +240,7 @@ def summarize(records: list[dict[str, Any]], methods: list[str]) -> list[tuple[A
                     dim,
                     f"{multiple}*d",
                     method,
-                    f"{solved}/{len(runs)}",
+                    solved,
                     statistics.median(_log_precision(r["precision"]) for r in runs),
                     statistics.median(share),
                     statistics.median(unsolved) if unsolved else "-",
@@ -267,7 +276,7 @@ def main() -> None:
     p.add_argument("--dims", default=None, help="dimensions (default 2,10,20; quick: 2)")
     p.add_argument("--budgets", default=None, help="budgets as multiples of d (default 1000)")
     p.add_argument("--functions", default="1-24", help="bbob function numbers, e.g. 1-14,20")
-    p.add_argument("--seed", type=int, default=1, help="seed of every run")
+    p.add_argument("--seed", default="1", help="seed(s) of the runs, e.g. 1 or 1-12")
     p.add_argument("--jobs", type=int, default=2, help="worker processes")
     p.add_argument("--full", action="store_true", help="do not end runs at the final target")
     p.add_argument("--per-function", action="store_true", help="print every run's precision")
@@ -276,6 +285,7 @@ def main() -> None:
     dims = _int_list(args.dims or ("2" if args.quick else "2,10,20"))
     multiples = _int_list(args.budgets or ("100" if args.quick else "1000"))
     functions = _int_list(args.functions)
+    seeds = _int_list(args.seed)
     methods = [
         m.strip()
         for arg in args.methods
@@ -292,13 +302,14 @@ def main() -> None:
     print(describe_machine())
     print(
         f"dfo {dfo.__version__}, pycma {cma.__version__}, scipy {scipy.__version__}, "
-        f"cocoex {cocoex.__version__}; bbob instance 1, seed {args.seed}, "
+        f"cocoex {cocoex.__version__}; bbob instance 1, seeds {args.seed}, "
         f"{'full budgets' if args.full else 'runs end at the final target'}"
     )
     if missing:
         print(f"not available here (skipped): {', '.join(missing)}")
     tasks = [
-        (m, fid, d, k, args.seed, args.full)
+        (m, fid, d, k, seed, args.full)
+        for seed in seeds
         for d in dims
         for k in multiples
         for m in methods
@@ -332,15 +343,23 @@ def main() -> None:
             for k in multiples:
                 rows = []
                 for m in methods:
-                    by_f = {
-                        r["function"]: r
-                        for r in records
-                        if (r["dim"], r["multiple"], r["method"]) == (dim, k, m)
-                    }
-                    rows.append(
-                        (m, *(str(round(_log_precision(by_f[f]["precision"]))) for f in functions))
-                    )
-                print(f"d={dim}, budget {k}*d: log10 precision per function")
+                    runs = [
+                        r for r in records if (r["dim"], r["multiple"], r["method"]) == (dim, k, m)
+                    ]
+                    if len(seeds) > 1:  # on how many seeds each function was solved
+                        cells = [
+                            sum(r["solved"] for r in runs if r["function"] == f) for f in functions
+                        ]
+                    else:
+                        by_f = {r["function"]: r["precision"] for r in runs}
+                        cells = [round(_log_precision(by_f[f])) for f in functions]
+                    rows.append((m, *map(str, cells)))
+                what = (
+                    f"solved on how many of {len(seeds)} seeds"
+                    if len(seeds) > 1
+                    else "log10 precision"
+                )
+                print(f"d={dim}, budget {k}*d: {what}, per function")
                 print_table(("method", *(f"f{f}" for f in functions)), rows)
                 print()
     if args.out:
