@@ -570,14 +570,24 @@ def test_numpy_scalars_and_integral_floats_are_accepted(options):
     assert res.nfev <= 100
 
 
-def test_a_compare_option_budget_of_1e3_is_accepted(tmp_path, capsys):
+def test_budgets_written_1e3_are_accepted_on_the_command_line(tmp_path, capsys):
     out = tmp_path / "run"
     status, _, err = _compare(
-        capsys, "--task", "sphere", *TINY, "-o", "spsa.budget=1.5e2", "--out", str(out), *QUIET
+        capsys,
+        "--task",
+        "sphere",
+        *TINY,
+        "--budget",
+        "1.2e2",
+        "-o",
+        "spsa.budget=1.5e2",
+        "--out",
+        str(out),
+        *QUIET,
     )
     assert status == 0, err
     budgets = {r["method"]: r["budget"] for r in records.read_runs(out / "runs.jsonl").records}
-    assert budgets["spsa"] == 150
+    assert budgets == {"spsa": 150, "random-search": 120}
 
 
 def test_a_bad_cma_options_value_is_caught_before_any_evaluation():

@@ -23,8 +23,9 @@ of ``config.json`` against :data:`CONFIG_SCHEMA` (a defect is one
 every line of ``runs.jsonl`` against :data:`RECORD_SCHEMA`: a line cut short by a
 kill, bytes that are not UTF-8, an incomplete record or one of another compare is
 skipped, counted, and run again by ``--resume``. Sizes are bounded
-(:data:`MAX_CONFIG_BYTES`, :data:`MAX_LINE_BYTES`, :data:`MAX_DIM`, ...). Records are plain JSON, except that non-finite numbers are
-written as ``NaN`` and ``Infinity`` (Python's :mod:`json` reads them back).
+(:data:`MAX_CONFIG_BYTES`, :data:`MAX_LINE_BYTES`, :data:`MAX_DIM`, ...). Records
+are plain JSON, except that non-finite numbers are written as ``NaN`` and
+``Infinity`` (Python's :mod:`json` reads them back).
 """
 
 from __future__ import annotations
