@@ -296,12 +296,10 @@ class RecastOptimizer(Optimizer):
         if X is None:
             assert self._finished is not None
             return self._finished.reasons
-        if self.budget is not None and self.nfev + X.shape[0] > self.budget:
-            self.close()
-            return {
-                "budget": f"{self.nfev} of {self.budget} evaluations spent; "
-                f"the next step needs {X.shape[0]}"
-            }
+        budget = self.ledger.budget_reason(X.shape[0])  # the ledger's rule and words
+        if budget:
+            self.close()  # the worker ends at the budget (a larger one replays it)
+            return budget
         hopeless = 10 * (self.dim + 1)
         if self.nfev >= hopeless and not np.isfinite(self.best_f):
             self.close()
