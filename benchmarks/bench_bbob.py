@@ -107,6 +107,8 @@ def run_dfo(name: str, f: Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarra
     method, options = split_name(name)
     if _takes_bounds(method):
         options.setdefault("bounds", (lo, hi))
+    if f.target is not None and "target" in inspect.signature(dfo.minimize).parameters:
+        options["target"], f.target = f.target, None  # dfo stops by itself
     res = dfo.minimize(f, x0, method=method, budget=f.budget, seed=seed, **options)
     chosen = (res.get("auto") or {}).get("method", res.method)
     return {"message": res.message, "chosen": chosen, "restarts": res.get("restarts")}
