@@ -34,13 +34,21 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     p.add_argument("--repeats", type=int, default=None, help="repeats per measurement")
     p.add_argument(
-        "--threads", type=int, default=None, help="numpy's BLAS threads (needs threadpoolctl)"
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS threads, set through threadpoolctl (default 1: a ratio measures work, "
+        "not how many cores BLAS found free; the header prints what BLAS reports)",
     )
     return p
 
 
 def apply_threads(threads: int | None) -> Any:
-    """Limit numpy's BLAS to ``threads`` threads (None: leave it); returns the limiter."""
+    """Limit numpy's BLAS to ``threads`` threads (None: leave it); returns the limiter.
+
+    The limit holds until the limiter's ``restore_original_limits()``: every script
+    calls this first (``--threads``, default 1), before :func:`describe_machine`.
+    """
     if threads is None:
         return None
     from threadpoolctl import threadpool_limits

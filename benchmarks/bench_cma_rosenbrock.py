@@ -24,9 +24,11 @@ import time
 import warnings
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import dfo
 from dfo.problems import Rosenbrock
+from dfo.threads import describe_blas
 
 TARGET = 1e-8
 
@@ -98,6 +100,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer seeds and repeats")
     args = parser.parse_args()
+    threadpool_limits(limits=1, user_api="blas")  # one BLAS thread, as dfo runs
+    print(f"BLAS threads: {describe_blas()}")
     seeds = range(5) if args.quick else range(11)
     budget = 20_000
 

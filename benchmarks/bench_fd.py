@@ -25,9 +25,11 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from dfo.numdiff import fd_gradient, fd_probes, fd_steps, finite_difference
 from dfo.problems import Rosenbrock, SkewedQuartic
+from dfo.threads import describe_blas
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -51,6 +53,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     args = parser.parse_args()
+    threadpool_limits(limits=1, user_api="blas")  # one BLAS thread, as dfo runs
+    print(f"BLAS threads: {describe_blas()}")
     dims = [10, 100, 1000] if args.quick else [10, 100, 1000, 3000]
     repeats = 5 if args.quick else 9
     rng = np.random.default_rng(0)

@@ -20,8 +20,10 @@ import statistics
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import dfo
+from dfo.threads import describe_blas
 
 DIM = 10
 METHODS = ("spsa", "fd-sgd", "auto", "cma-es", "nelder-mead", "random-search")
@@ -37,6 +39,8 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
+    threadpool_limits(limits=1, user_api="blas")  # one BLAS thread, as dfo runs
+    print(f"BLAS threads: {describe_blas()}")
     t0 = time.perf_counter()
     print(
         f"f = floor(sum((x - 3)**2)), n = {DIM}, x0 = 0 (f = 90), budget {args.budget}, "

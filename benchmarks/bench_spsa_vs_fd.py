@@ -36,9 +36,11 @@ import time
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import dfo
 from dfo.problems import Noisy, SkewedQuartic
+from dfo.threads import describe_blas
 
 P = 10
 TUNE_SEEDS = (100, 101, 102)
@@ -107,6 +109,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     parser.add_argument("--defaults", action="store_true", help="only the untuned table")
     args = parser.parse_args()
+    threadpool_limits(limits=1, user_api="blas")  # one BLAS thread, as dfo runs
+    print(f"BLAS threads: {describe_blas()}")
     if args.quick:
         sigmas = args.sigma or [1.0]
         deltas = [0.2]
