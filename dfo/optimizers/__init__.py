@@ -23,6 +23,8 @@ __all__ = [
     "methods",
     "option_kinds",
     "register",
+    "stopping_table",
+    "tol_options",
 ]
 
 _REGISTRY: dict[str, type[Optimizer]] = {}
@@ -158,7 +160,7 @@ def method_options(method: str) -> dict[str, Any]:
     Examples
     --------
     >>> method_options("random-search")
-    {'sigma': 0.1, 'popsize': None, 'bounds': None}
+    {'sigma': 0.1, 'popsize': None, 'bounds': None, 'ftol': None}
     """
     return get_method(method).Options.defaults()
 
@@ -200,10 +202,78 @@ def build_optimizer(
     seed: int | np.random.SeedSequence | None = None,
     budget: int | None = None,
     bounds: Any = None,
+    tol: float | None = None,
     **options: Any,
 ) -> Optimizer:
     """Make an optimizer (what :func:`make_optimizer` and ``minimize`` call)."""
-    return get_method(method)(x0, seed=seed, budget=budget, bounds=bounds, **options)
+    cls = get_method(method)
+    return cls(x0, seed=seed, budget=budget, bounds=bounds, **tol_options(method, tol, options))
+
+
+def stopping_table() -> str:
+    """What ``target=`` and ``tol=`` do for each registered method, as a Markdown table.
+
+    Returns
+    -------
+    str
+        One row per method: what ``tol=`` sets (:attr:`Optimizer.TOL`,
+        ``TOL_FIXED``) and what it then means (``TOL_MEANING``); the docs show it.
+
+    Examples
+    --------
+    >>> "| `nelder-mead` |" in stopping_table()
+    True
+    """
+    lines = [
+        "| method | `target=` | `tol=` sets | the run then stops when |",
+        "| --- | --- | --- | --- |",
+    ]
+    for method in methods():
+        cls = get_method(method)
+        sets = [f"`{name}`" for name in cls.TOL]
+        sets += [f"`{name}={value!r}`" for name, value in cls.TOL_FIXED.items()]
+        meaning = cls.TOL_MEANING.replace("``", "`") or "(no tolerance: tol= is refused)"
+        lines.append(
+            f"| `{method}` | best value <= target | {', '.join(sets) or '—'} | {meaning} |"
+        )
+    return "\n".join(lines)
+
+
+def tol_options(method: str, tol: float | None, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with ``tol`` set on the method's tolerances (:attr:`Optimizer.TOL`).
+
+    scipy's meaning of ``tol``: each method's own tolerances take its value, unless
+    they are given explicitly. The docs' stopping table lists the mapping.
+
+    Parameters
+    ----------
+    method : str
+        A name from :func:`methods`.
+    tol : float or None
+        The tolerance (None: ``options`` unchanged).
+    options : dict
+        The options given.
+
+    Returns
+    -------
+    dict
+        The options to build the method with.
+
+    Raises
+    ------
+    InvalidOptionError
+        For a ``tol`` that is not a number >= 0, or a method with no tolerance.
+    """
+    if tol is None:
+        return options
+    tol = check_real("tol", tol, low=0.0)
+    cls = get_method(method)
+    if not cls.TOL:
+        raise InvalidOptionError(
+            f"method {method!r} has no tolerance for tol= to set; use target=, budget= or "
+            "max_iter= to stop it"
+        )
+    return {**{name: tol for name in cls.TOL}, **cls.TOL_FIXED, **options}
 
 
 def make_optimizer(
@@ -215,6 +285,7 @@ def make_optimizer(
     max_iter: int | None = None,
     target: float | None = None,
     bounds: Any = None,
+    tol: float | None = None,
     **options: Any,
 ) -> Optimizer:
     """Make an ask/tell optimizer.
@@ -239,6 +310,9 @@ def make_optimizer(
         Box constraints, for every method (None for an unbounded side; see
         :mod:`dfo.bounds`): ``x0`` is projected onto the box and no point outside it
         is ever asked for.
+    tol : float, optional
+        Tolerance for termination, scipy's meaning: the method's own tolerances are
+        set to it (:func:`tol_options`; the docs' stopping table lists them).
     **options
         The method's hyperparameters; see :func:`method_options`.
 
@@ -268,7 +342,7 @@ def make_optimizer(
     >>> opt.nfev, opt.stop()
     (8, {'budget': '8 of 9 evaluations spent; the next iteration needs 2, 1 is left'})
     """
-    opt = build_optimizer(method, x0, seed=seed, budget=budget, bounds=bounds, **options)
+    opt = build_optimizer(method, x0, seed=seed, budget=budget, bounds=bounds, tol=tol, **options)
     if max_iter is not None:
         opt.ledger.max_iter = check_budget(max_iter, "max_iter")
     if target is not None:

@@ -279,6 +279,7 @@ class AutoOptions(Options):
     stochastic: bool = option(False, Flag())
     cost: float | None = option(None, Optional(RealRange(0.0)))
     bounds: Any = option(None, BOUNDS)
+    tol: float | None = option(None, Optional(RealRange(0.0)))
 
 
 @register("auto")
@@ -301,9 +302,13 @@ class Auto(Optimizer):
         Seconds per evaluation, if known (measured otherwise).
     bounds : optional
         Passed to the chosen method.
+    tol : float, optional
+        Passed to the chosen method as ``tol=``.
     """
 
     Options = AutoOptions
+    TOL = ("tol",)
+    TOL_MEANING = "passed on as ``tol=`` to the method it chooses"
     config: AutoOptions
     #: until the method is chosen (and then as the chosen method says)
     recommends_unevaluated: bool = True  # type: ignore[misc]
@@ -344,7 +349,10 @@ class Auto(Optimizer):
         budget = None if self.budget is None else max(1, self.budget - spent)
         seed = int(self.rng.integers(2**63))
         bounds = None if self.box is None else self.box.pairs()
-        self.inner = build_optimizer(method, self.x0, seed=seed, budget=budget, bounds=bounds)
+        tol = self.config.tol if get_method(method).TOL else None
+        self.inner = build_optimizer(
+            method, self.x0, seed=seed, budget=budget, bounds=bounds, tol=tol
+        )
         # the run loop reads it from the instance: gradients if the chosen method needs them
         self.needs_gradient = self.inner.needs_gradient  # type: ignore[misc]
         self.recommends_unevaluated = self.inner.recommends_unevaluated

@@ -258,6 +258,12 @@ class Optimizer:
 
     #: registered name, set by :func:`dfo.register`
     name: ClassVar[str] = ""
+    #: the options ``tol=`` sets (scipy's meaning: the method's own tolerances), and
+    #: what they then mean; one table of the docs is rendered from these
+    TOL: ClassVar[tuple[str, ...]] = ()
+    TOL_MEANING: ClassVar[str] = ""
+    #: further options ``tol=`` sets to fixed values (cma-es: no restarts)
+    TOL_FIXED: ClassVar[dict[str, Any]] = {}
     #: the method's options, declared once (a frozen dataclass of ``option`` fields)
     Options: ClassVar[type[BaseOptions]] = NoOptions
     #: whether ``tell`` needs gradients (the runner then calls ``value_and_grad``)

@@ -235,6 +235,13 @@ class CMAES(Optimizer):
     """
 
     Options = CMAESOptions
+    TOL = ("tolfun", "tolx")
+    TOL_FIXED = {"restarts": 0}
+    TOL_MEANING = (
+        "pycma's ``tolfun`` (the range of the recent generations' values) and ``tolx`` "
+        "(the step size times the spread of the distribution); ``restarts=0``: the run "
+        "stops when they are met"
+    )
     config: CMAESOptions
     recommends_unevaluated: ClassVar[bool] = True
 

@@ -25,7 +25,15 @@ import numpy as np
 from dfo.optimizers import register
 from dfo.optimizers.gradient import STEP_RULE, GradientStepOptimizer
 from dfo.optimizers.step_rules import StepRule
-from dfo.options import Options, PositiveInt, PositiveReal, declare_options, option
+from dfo.options import (
+    Optional,
+    Options,
+    PositiveInt,
+    PositiveReal,
+    RealRange,
+    declare_options,
+    option,
+)
 
 __all__ = ["ForwardGradient", "ForwardGradientOptions"]
 
@@ -39,6 +47,7 @@ class ForwardGradientOptions(Options):
     step_rule: str | StepRule = option("sgd", STEP_RULE)
     patience: int = option(10, PositiveInt())
     divergence: float = option(1e4, PositiveReal(allow_inf=True))
+    xtol: float | None = option(None, Optional(RealRange(0.0)))
 
 
 @register("forward-gradient")
@@ -56,7 +65,7 @@ class ForwardGradient(GradientStepOptimizer):
     n_directions : int, default 1
         Directions per gradient estimate (one evaluation each).
     step_rule : {"sgd", "momentum", "adam"} or StepRule, default "sgd"
-    patience, divergence
+    patience, divergence, xtol
         As for :class:`dfo.optimizers.gradient.BackpropSGD`.
 
     Examples

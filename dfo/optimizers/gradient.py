@@ -149,6 +149,7 @@ class GradientStepOptions(Options):
     step_rule: str | StepRule = _step_rule()
     patience: int = _patience()
     divergence: float = _divergence()
+    xtol: float | None = option(None, Optional(RealRange(0.0)))
 
 
 class GradientStepOptimizer(Optimizer):
@@ -182,6 +183,9 @@ class GradientStepOptimizer(Optimizer):
     divergence : float, default 1e4
         A value above the first value by more than ``divergence * max(1, |first
         value|)`` is a failed step; ``inf`` turns the check off.
+    xtol : float, optional
+        Stop (reason ``"xtol"``) once ``patience`` steps in a row move ``x`` by less
+        than ``xtol * (1 + max |x_i|)`` in every coordinate; what ``tol=`` sets.
 
     Attributes
     ----------
@@ -223,6 +227,11 @@ class GradientStepOptimizer(Optimizer):
     """
 
     Options: ClassVar[type[Options]] = GradientStepOptions
+    TOL = ("xtol",)
+    TOL_MEANING = (
+        "``patience`` steps in a row move ``x`` by less than ``tol * (1 + max |x_i|)`` "
+        "in every coordinate"
+    )
     recommends_unevaluated: ClassVar[bool] = True
 
     def __init__(
@@ -238,6 +247,9 @@ class GradientStepOptimizer(Optimizer):
         self.learning_rate: float = getattr(cfg, "learning_rate", 1.0)
         self.patience: int = cfg.patience
         self.divergence: float = cfg.divergence
+        self.xtol: float | None = getattr(cfg, "xtol", None)
+        self.small_steps = 0  # steps in a row below xtol
+        self.anchor_before = self.x0  # the iterate before the last step
         step_rule = cfg.step_rule
         self.step_rule_name = step_rule if isinstance(step_rule, str) else "custom"
         self.rule = get_step_rule(step_rule)
@@ -336,6 +348,7 @@ class GradientStepOptimizer(Optimizer):
         if value < self.anchor_value:
             self.anchor_value = value
             self.anchor = self.x
+        self.anchor_before = self.x  # the iterate before the step (for xtol)
         rate = self._rate() * self.lr_scale
         assert grad is not None  # checked above
         if grad_bound is not None and is_plain_sgd(self.rule):
@@ -364,6 +377,10 @@ class GradientStepOptimizer(Optimizer):
         if self.box is not None:
             self.x = self.box.clip(self.x)
             self._x_bound = math.inf
+        if self.xtol is not None:  # tol: steps that stay below xtol * (1 + |x|)
+            size = float(np.max(np.abs(self.x - self.anchor_before)))
+            small = size <= self.xtol * (1.0 + float(np.max(np.abs(self.x))))
+            self.small_steps = self.small_steps + 1 if small else 0
 
     def _backtrack(self, reason: str) -> None:
         """Go back to the best iterate so far with half the learning rate."""
@@ -376,6 +393,11 @@ class GradientStepOptimizer(Optimizer):
         self.rule_state = self.rule.init(self.x)
 
     def _stop(self) -> dict[str, Any]:
+        if self.xtol is not None and self.small_steps >= self.patience:
+            return {
+                "xtol": f"{self.small_steps} steps in a row moved x by less than "
+                f"xtol={self.xtol:g} (relative to 1 + |x|)"
+            }
         if self.zero_grads >= self.patience:
             return {
                 "stalled": f"the gradient estimate was exactly zero {self.zero_grads} times "
@@ -439,6 +461,9 @@ class BackpropSGD(GradientStepOptimizer):
         A step whose value exceeds the first value by this factor (times
         ``max(1, |first value|)``) has failed: it is undone and the learning rate
         halved. ``inf`` turns the check off.
+    xtol : float, optional
+        Stop (reason ``"xtol"``) once ``patience`` steps in a row move ``x`` by less
+        than ``xtol * (1 + max |x_i|)`` in every coordinate; what ``tol=`` sets.
     """
 
     needs_gradient: ClassVar[bool] = True
@@ -473,6 +498,7 @@ class FiniteDifferenceSGDOptions(Options):
     step_rule: str | StepRule = _step_rule()
     patience: int = _patience()
     divergence: float = _divergence()
+    xtol: float | None = option(None, Optional(RealRange(0.0)))
 
 
 @register("fd-sgd")
@@ -501,7 +527,7 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
         The float type the objective computes in: the default steps come from its
         epsilon and the probes are rounded to it (the iterate stays float64).
         :func:`dfo.minimize` passes a float32 objective's type.
-    step_rule, patience, divergence
+    step_rule, patience, divergence, xtol
         As for :class:`BackpropSGD`.
     """
 
@@ -616,6 +642,7 @@ class SPSAOptions(Options):
     step_rule: str | StepRule = _step_rule()
     patience: int = _patience()
     divergence: float = _divergence()
+    xtol: float | None = option(None, Optional(RealRange(0.0)))
 
 
 @register("spsa")
@@ -667,7 +694,7 @@ class SPSA(GradientStepOptimizer):
         (memory ~ one vector, as needed for very large ``n``).
     step_rule : {"sgd", "momentum", "adam"} or StepRule, default "sgd"
         With "sgd" the step is ``-a_k g``; other rules take ``a_k`` as learning rate.
-    patience, divergence
+    patience, divergence, xtol
         As for :class:`BackpropSGD`.
     """
 

@@ -58,6 +58,8 @@ class NelderMead(RecastOptimizer):
     """
 
     Options = NelderMeadOptions
+    TOL = ("xatol", "fatol")
+    TOL_MEANING = "scipy's: the simplex's size and the spread of its values (as scipy's tol)"
     config: NelderMeadOptions
 
     def __init__(

@@ -15,6 +15,7 @@ from dfo.options import (
     Options,
     PositiveInt,
     PositiveReal,
+    RealRange,
     declare_options,
     option,
 )
@@ -33,6 +34,7 @@ class RandomSearchOptions(Options):
     sigma: float = option(0.1, PositiveReal())
     popsize: int | None = option(None, Optional(PositiveInt()))
     bounds: Any = option(None, BOUNDS)
+    ftol: float | None = option(None, Optional(RealRange(0.0)))
 
 
 @register("random-search")
@@ -53,9 +55,18 @@ class RandomSearch(Optimizer):
     bounds : optional
         Any form :func:`dfo.bounds.parse_bounds` reads (as ``bounds=`` of
         :func:`dfo.minimize`).
+    ftol : float, optional
+        Stop (reason ``"ftol"``) once the best value has improved by less than
+        ``ftol * (1 + |best|)`` over the last ``max(10, 2 n)`` iterations; what
+        ``tol=`` sets.
     """
 
     Options = RandomSearchOptions
+    TOL = ("ftol",)
+    TOL_MEANING = (
+        "the best value improved by less than ``tol * (1 + |best|)`` over the last "
+        "``max(10, 2 n)`` iterations"
+    )
     config: RandomSearchOptions
 
     def __init__(
@@ -75,6 +86,7 @@ class RandomSearch(Optimizer):
         self.lower = self.box.lower if finite and self.box is not None else None
         self.upper = self.box.upper if finite and self.box is not None else None
         self.first = True
+        self.mark = (0, np.inf)  # (iteration, best value) of the last real improvement
         self._wide = False
         if self.lower is not None and self.upper is not None:
             with np.errstate(over="ignore"):
@@ -108,7 +120,20 @@ class RandomSearch(Optimizer):
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         finite = values[np.isfinite(values)]
+        best = min(float(finite.min()) if finite.size else np.inf, self.ledger.best_f)
+        ftol = self.config.ftol
+        if ftol is not None and self.mark[1] - best > ftol * (1.0 + abs(best)):
+            self.mark = (self.nit + 1, best)  # this iteration improved enough
         return float(finite.min()) if finite.size else np.nan
+
+    def _stop(self) -> dict[str, Any]:
+        ftol, window = self.config.ftol, max(10, 2 * self.dim)
+        if ftol is not None and self.nit - self.mark[0] >= window:
+            return {
+                "ftol": f"the best value improved by less than ftol={ftol:g} (relative to "
+                f"1 + |best|) in the last {self.nit - self.mark[0]} iterations"
+            }
+        return {}
 
     def _resolved_options(self) -> dict[str, Any]:
         return {"popsize": self.popsize}

@@ -23,7 +23,14 @@ from dfo.exceptions import (
 )
 from dfo.files import atomic_write
 from dfo.objective import Objective, as_objective
-from dfo.optimizers import build_optimizer, check_options, get_method, method_options, methods
+from dfo.optimizers import (
+    build_optimizer,
+    check_options,
+    get_method,
+    method_options,
+    methods,
+    tol_options,
+)
 from dfo.optimizers.base import Optimizer, check_seed, check_x0
 from dfo.options import Options, canonical, check_budget, check_flag, check_real, digest, to_json
 from dfo.result import Result, Status
@@ -220,6 +227,7 @@ def minimize(
     history_x: bool = False,
     bounds: Any = None,
     target: float | None = None,
+    tol: float | None = None,
     **options: Any,
 ) -> Result:
     """Minimize ``objective`` from ``x0`` with ``method`` within ``budget`` evaluations.
@@ -283,6 +291,9 @@ def minimize(
     target : float, optional
         Stop as soon as a value ``<= target`` is found (status ``CONVERGED``,
         ``success`` True, reason ``"target"``).
+    tol : float, optional
+        Tolerance for termination, scipy's meaning: the method's own tolerances are
+        set to it (unless given as options); the docs' stopping table lists them.
     **options
         The method's hyperparameters (see :func:`dfo.optimizers.method_options`).
 
@@ -353,6 +364,7 @@ def minimize(
             "stochastic": bool(objective.is_stochastic),
             **options,
         }
+    options = tol_options(method, tol, options)
     config = check_options(method, options)
     if (cls.needs_gradient and not objective.has_gradient) or (
         cls.needs_jvp and not objective.has_jvp

@@ -11,6 +11,8 @@
   :func:`dfo.optimizers.option_kinds`) and the meanings from its docstring.
 - ``dfo-decision-guide`` directive: the decision table of ``method="auto"``
   (:data:`dfo.optimizers.auto.RULES`), rendered as the guide's table.
+- ``dfo-stopping-table`` directive: ``target=`` and ``tol=`` for every method
+  (:func:`dfo.optimizers.stopping_table`).
 - ``build-finished``: check that every gallery page and every page listed in
   ``dfo_docs_required_images`` shows its figures; a missing one fails the build.
 - :func:`example_order`: the order of the gallery.
@@ -252,6 +254,21 @@ class DecisionGuideDirective(SphinxDirective):
         return self.parse_text_to_nodes(decision_table())
 
 
+class StoppingTableDirective(SphinxDirective):
+    """``.. dfo-stopping-table::``: what ``target=`` and ``tol=`` do, for every method.
+
+    Rendered from :func:`dfo.optimizers.stopping_table` (each method's ``TOL``,
+    ``TOL_FIXED`` and ``TOL_MEANING``), so the page lists every registered method.
+    """
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        from dfo.optimizers import stopping_table
+
+        return self.parse_text_to_nodes(stopping_table())
+
+
 # -- checks after the build ----------------------------------------------------------
 
 
@@ -291,6 +308,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("dfo_docs_required_images", {}, "env", types=[dict])
     app.add_directive("dfo-options", OptionsDirective)
     app.add_directive("dfo-decision-guide", DecisionGuideDirective)
+    app.add_directive("dfo-stopping-table", StoppingTableDirective)
     app.connect("builder-inited", run_tools)
     app.connect("build-finished", check_figures)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
