@@ -372,6 +372,17 @@ def build_parser(*, load_scaling: bool = True) -> argparse.ArgumentParser:
     _add_compare_arguments(p)
     p.set_defaults(handler=_run_compare)
     _add_scaling(sub, load_scaling)
+    from dfo.cli import crossover
+
+    p = sub.add_parser(
+        "crossover",
+        help="the gap as networks grow: cost to a fixed target against the width",
+        description="Run dfo compare on the digits network at several hidden widths and "
+        "print each method's cost to one training-loss target against the number of "
+        "parameters, with fitted log-log slopes and where the curves cross.",
+    )
+    crossover.add_arguments(p)
+    p.set_defaults(handler=crossover.run)
     return parser
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from dfo.compare.cost import run_cost
 
-__all__ = ["band", "write_plots"]
+__all__ = ["band", "figure", "method_color", "write_plots"]
 
 _COLORS = {
     "backprop-sgd": "#1f77b4",
@@ -41,7 +41,15 @@ _COLORS = {
 _EXTRA = ["#8c564b", "#e377c2", "#bcbd22", "#17becf"]
 
 
-def _color(method: str, i: int) -> str:
+def method_color(method: str, i: int) -> str:
+    """The color of ``method`` in every compare plot (the ``i``-th unknown one cycles).
+
+    Parameters
+    ----------
+    method : str
+    i : int
+        Position of the method, for methods without a color of their own.
+    """
     return _COLORS.get(method, _EXTRA[i % len(_EXTRA)])
 
 
@@ -103,7 +111,14 @@ def _curves(
     return out
 
 
-def _figure(width: float = 8.0, height: float = 5.2):
+def figure(width: float = 8.0, height: float = 5.2) -> Any:
+    """A matplotlib Figure on the Agg canvas (no pyplot state), constrained layout.
+
+    Parameters
+    ----------
+    width, height : float
+        Inches.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -115,7 +130,7 @@ def _figure(width: float = 8.0, height: float = 5.2):
 def _loss_plot(table: Any, axis: str, path: Path) -> None:
     ratio = None if table.gradient_cost is None else table.gradient_cost.ratio
     jvp_ratio = None if table.gradient_cost is None else table.gradient_cost.jvp_ratio
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     all_y = []
     drawn: list[tuple[str, np.ndarray, np.ndarray]] = []
@@ -124,7 +139,7 @@ def _loss_plot(table: Any, axis: str, path: Path) -> None:
         grid, med, lo, hi = band(curves)
         if not grid.size:
             continue
-        color = _color(row.method, i)
+        color = method_color(row.method, i)
         n = len(curves)
         # a curve identical to one already drawn would hide it: dashed, with markers
         twin = next(
@@ -184,7 +199,7 @@ def _loss_plot(table: Any, axis: str, path: Path) -> None:
 
 
 def _metric_plot(table: Any, path: Path) -> None:
-    fig = _figure(8.0, 5.0)
+    fig = figure(8.0, 5.0)
     ax = fig.add_subplot()
     has_metric = table.test_label is not None
     key = "test_metric" if has_metric else "train_loss"
@@ -195,7 +210,7 @@ def _metric_plot(table: Any, path: Path) -> None:
             [np.nan if r.get(key) is None else r[key] for r in row.records], dtype=np.float64
         )
         vals = vals * scale
-        color = _color(row.method, i)
+        color = method_color(row.method, i)
         med = float(np.nanmedian(vals)) if np.isfinite(vals).any() else np.nan
         if np.isfinite(med):
             ax.bar(i, med, width=0.6, color=color, alpha=0.35, edgecolor=color)
@@ -256,14 +271,14 @@ def _metric_plot(table: Any, path: Path) -> None:
 def _runtime_plot(table: Any, path: Path) -> None:
     from dfo.compare.targets import runtime_distribution
 
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     rtd = runtime_distribution(table.hits)
     drawn = [m for m, (costs, _, _) in rtd.items() if costs.size]
     top = 0.0
     for i, (method, (costs, fraction, pairs)) in enumerate(rtd.items()):
         if not costs.size:
-            ax.plot([], [], color=_color(method, i), lw=2, label=f"{method} (0 of {pairs})")
+            ax.plot([], [], color=method_color(method, i), lw=2, label=f"{method} (0 of {pairs})")
             continue
         xs = np.concatenate([[costs[0]], costs, [costs[-1] * 10]])
         ys = np.concatenate([[0.0], fraction, [fraction[-1]]])
@@ -274,7 +289,7 @@ def _runtime_plot(table: Any, path: Path) -> None:
             where="post",
             lw=1.8 + 1.1 * (len(drawn) - 1 - drawn.index(method)),
             zorder=2 + i,
-            color=_color(method, i),
+            color=method_color(method, i),
             label=f"{method} ({costs.size} of {pairs})",
         )
         top = max(top, float(costs[-1]))

@@ -173,7 +173,9 @@ MAX_SEEDS = 10_000
 MAX_METHODS = 100
 MAX_MONITOR = 10_000
 
-_TASK_OPTIONS = Record({}, {"dim": Int(1, MAX_DIM), "batch_size": Int(1, MAX_DIM)})
+_TASK_OPTIONS = Record(
+    {}, {"dim": Int(1, MAX_DIM), "batch_size": Int(1, MAX_DIM), "hidden": Int(1, MAX_DIM)}
+)
 _OPTIONS = MapOf(Anything(), max_len=1000)
 _REQUEST = Record(
     {"task": str},

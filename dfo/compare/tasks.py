@@ -239,12 +239,12 @@ def _network_task(
     )
 
 
-def _digits(*, batch_size: int = 128, dtype: str = "float64") -> Task:
+def _digits(*, batch_size: int = 128, dtype: str = "float64", hidden: int = 16) -> Task:
     return _network_task(
         "digits",
         "8x8 handwritten digits (10 classes)",
         dataset="digits",
-        hidden=(16,),
+        hidden=(_check_int("hidden", hidden, 1),),
         activation="tanh",
         batch_size=batch_size,
         dtype=dtype,
@@ -260,12 +260,12 @@ def _digits(*, batch_size: int = 128, dtype: str = "float64") -> Task:
     )
 
 
-def _digits_step(*, batch_size: int = 128, dtype: str = "float64") -> Task:
+def _digits_step(*, batch_size: int = 128, dtype: str = "float64", hidden: int = 16) -> Task:
     return _network_task(
         "digits-step",
         "8x8 digits with step (Heaviside) hidden units: backprop's hidden-layer gradient is zero",
         dataset="digits",
-        hidden=(16,),
+        hidden=(_check_int("hidden", hidden, 1),),
         activation="step",
         batch_size=batch_size,
         dtype=dtype,
@@ -417,12 +417,12 @@ TASKS: dict[str, _TaskInfo] = {
     "digits": _TaskInfo(
         "8x8 digits, 64-16-10 tanh MLP (1,210 parameters); the default",
         _digits,
-        ("batch_size", "dtype"),
+        ("batch_size", "dtype", "hidden"),
     ),
     "digits-step": _TaskInfo(
         "the digits network with step hidden units (not differentiable)",
         _digits_step,
-        ("batch_size", "dtype"),
+        ("batch_size", "dtype", "hidden"),
     ),
     "digits-01": _TaskInfo(
         "the digits network trained on its error rate, the 0-1 loss (no useful derivative)",

@@ -44,6 +44,7 @@ EXAMPLE_ORDER = [
     "plot_method_paths.py",
     "plot_why_backprop.py",
     "plot_nondifferentiable.py",
+    "plot_zero_one_loss.py",
     "plot_black_box.py",
     "plot_noisy_spsa.py",
     "plot_limits.py",
