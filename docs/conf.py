@@ -102,10 +102,35 @@ dfo_docs_runs = {
     "compare": ["dfo", "compare", "--seeds", "1"],
     "help-compare": ["dfo", "compare", "--help"],
     "help-scaling": ["dfo", "scaling", "--help"],
+    "crossover": [
+        "dfo",
+        "crossover",
+        "--widths",
+        "4",
+        "16",
+        "64",
+        "--seeds",
+        "0",
+        "--budget",
+        "8000",
+        "--methods",
+        "backprop-sgd",
+        "forward-gradient",
+        "spsa",
+        "cma-es",
+        "--quiet",
+    ],
 }
 # pages that must show these figures (checked after the build)
 dfo_docs_required_images = {
-    "why-backprop": ["gradient_costs.png", "fd_step_error.png", "spsa_cosine.png"],
+    "why-backprop": [
+        "gradient_costs.png",
+        "fd_step_error.png",
+        "estimate_cosine.png",
+        "estimate_cosine_vs_n.png",
+        "runtime_distribution.png",
+        "crossover.png",
+    ],
     "getting-started": ["loss_vs_cost.png", "loss_vs_time.png", "final_metric.png"],
     "when-to-use-dfo": [
         "sphx_glr_plot_nondifferentiable_001.png",
