@@ -110,7 +110,7 @@ dfo_docs_runs = {
         "16",
         "64",
         "--seeds",
-        "0",
+        "1",
         "--budget",
         "8000",
         "--methods",

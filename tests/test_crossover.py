@@ -63,5 +63,5 @@ def test_bad_widths_are_refused_before_any_run(tmp_path):
 
 def test_command_line_parses_the_options():
     parser = build_parser(load_scaling=False)
-    args = parser.parse_args(["crossover", "--widths", "4", "8", "--seeds", "0", "--quiet"])
-    assert args.widths == [4, 8] and args.seeds == [0] and args.budget == 20_000
+    args = parser.parse_args(["crossover", "--widths", "4", "8", "--seeds", "1", "-q"])
+    assert args.widths == [4, 8] and args.seeds == 1 and args.budget == 20_000 and args.quiet

@@ -32,7 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="methods (default: %(default)s)",
     )
     parser.add_argument(
-        "--seeds", type=argtypes.nonneg_int, nargs="+", default=[0, 1], help="default: 0 1"
+        "--seeds",
+        type=argtypes.positive_int,
+        default=2,
+        metavar="N",
+        help="seeds per method and width, 0 .. N-1 (default %(default)s)",
     )
     parser.add_argument(
         "--budget",
@@ -62,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="runs at a time in separate processes (default: the CPUs available)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--no-plots", action="store_true", help="no PNG files")
 
 
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_crossover(
             widths=args.widths,
             methods=args.methods,
-            seeds=args.seeds,
+            seeds=tuple(range(args.seeds)),
             budget=args.budget,
             target=args.target,
             task=args.task,
