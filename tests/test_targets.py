@@ -96,7 +96,7 @@ def test_summary_states_the_factor_or_the_miss():
     text = summary(hits, "bp")
     # loss: dfo 275 / bp 110 = 2.5x, accuracy: 275 / 200 = 1.4x
     assert "bp reached the targets 1.4-2.5x cheaper" in text
-    assert "(dfo 275 / 110)" in text and "(dfo 275 / 200)" in text
+    assert "2.5x cheaper (bp 110, dfo 275)" in text and "1.4x cheaper (bp 200, dfo 275)" in text
     never = cost_to_target(_rows(), [Target("train_loss", 0.6, False, "loss <= 0.6")], COST)
     assert "dfo" not in {h.method for h in never if h.reached}
     assert "no derivative-free method" in summary(never, "bp")
@@ -105,7 +105,7 @@ def test_summary_states_the_factor_or_the_miss():
     assert bp.reached == 1  # seed 0 only
     # fg (forward mode) never reaches 91% accuracy, dfo does (seed 0, at 50)
     miss_all = cost_to_target(_rows(), [Target("test_metric", 0.91, True, "acc >= 91%")], COST)
-    assert "fg did not reach any of the 1 targets" in summary(miss_all, "fg")
+    assert "fg did not reach 1 of the 1 targets" in summary(miss_all, "fg")
     assert "fg never, dfo at 50" in summary(miss_all, "fg")
 
 

@@ -286,10 +286,12 @@ def summary(hits: Sequence[TargetHit], gradient_method: str = "backprop-sgd") ->
     if not mine or not free:
         return ""
     parts, missed, factors = [], [], []
+    free_reached = 0
     for t in targets:
         bp = mine.get(t)
         reached = [h for h in free if h.target is t and h.reached]
         best = min(reached, key=lambda h: h.cost) if reached else None
+        free_reached += best is not None
         if bp is None or not bp.reached:
             missed.append(t)
             if best is not None:
@@ -302,25 +304,26 @@ def summary(hits: Sequence[TargetHit], gradient_method: str = "backprop-sgd") ->
                 f"{t.label}: {gradient_method} at {bp.cost:,.0f}, no derivative-free method"
             )
             continue
-        factors.append(best.cost / bp.cost)
+        f = best.cost / bp.cost
+        factors.append(f)
+        how = f"{_factor(f)}x cheaper" if f >= 1 else f"{_factor(1 / f)}x more expensive"
         parts.append(
-            f"{t.label}: {_factor(best.cost / bp.cost)}x "
-            f"({best.method} {best.cost:,.0f} / {bp.cost:,.0f})"
+            f"{t.label}: {how} ({gradient_method} {bp.cost:,.0f}, {best.method} {best.cost:,.0f})"
         )
-    if missed and len(missed) == len(targets):
+    unit = "cost in forward-evaluation equivalents"
+    if missed:
+        head = f"{gradient_method} did not reach {len(missed)} of the {len(targets)} targets" + (
+            " (its gradient carries too little information here)" if free_reached else ""
+        )
+    elif factors and min(factors) >= 1:
+        lo, hi = _factor(min(factors)), _factor(max(factors))
+        span = f"{lo}x" if lo == hi else f"{lo}-{hi}x"
         head = (
-            f"{gradient_method} did not reach any of the {len(targets)} targets (its gradient "
-            "carries no information here); derivative-free methods did"
+            f"{gradient_method} reached the targets {span} cheaper ({unit}) than the best "
+            "derivative-free method"
         )
-    elif missed:
-        head = f"{gradient_method} missed {len(missed)} of {len(targets)} targets"
     elif factors:
-        head = (
-            f"{gradient_method} reached the targets {_factor(min(factors))}-"
-            f"{_factor(max(factors))}x "
-            "cheaper (cost in forward-evaluation equivalents) than the best derivative-free "
-            "method"
-        )
+        head = f"{gradient_method} against the best derivative-free method ({unit})"
     else:
         head = f"no derivative-free method reached the targets {gradient_method} reached"
     return f"Cost to target: {head}. " + "; ".join(parts) + "."
