@@ -31,7 +31,7 @@ config = CompareConfig(
     budget=300 if SMOKE else 5_000,
 )
 out = tempfile.mkdtemp(prefix="dfo-digits-01-")
-result = run_compare(config, out, jobs=1 if SMOKE else 2, progress=False)
+result = run_compare(config, out, progress=False)
 print(result.table.text.split("\n\nCost unit")[0])
 
 # %%
