@@ -16,6 +16,7 @@ Python's :mod:`json` does). Nothing is pickled: a file is data, never code.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -25,6 +26,7 @@ import numpy as np
 
 from dfo.files import atomic_write, check_output_file
 from dfo.result import Result, Status
+from dfo.schema import NUMBER, Anything, Int, MapOf, Num, Record, SchemaError, validate
 
 __all__ = ["FORMAT", "VERSION", "load_result", "result_from_document", "result_to_document"]
 
@@ -59,16 +61,64 @@ def _encode(value: Any) -> Any:
     return {"__repr__": repr(value)}  # an option JSON cannot hold: kept as text
 
 
+#: dtypes an array of a result file may have (nothing that allocates per item or holds code)
+_DTYPES = frozenset(
+    ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+)
+_ARRAY = Record({"__ndarray__": Anything(), "dtype": str, "shape": Anything()})
+#: the fields of a result document, checked one by one when present (a Result built by
+#: hand may hold fewer, and more)
+RESULT_SCHEMA = Record(
+    {},
+    {
+        "x": _ARRAY,
+        "fun": NUMBER,
+        "nfev": Int(0),
+        "nit": Int(0),
+        "message": str,
+        "ngev": Int(0),
+        "njvp": Int(0),
+        "n_nonfinite": Int(0),
+        "n_errors": Int(0),
+        "success": bool,
+        "status": Record({"__status__": str}),
+        "history": MapOf(_ARRAY, 100),
+        "method": str,
+        "time": Num(0),
+    },
+)
+
+
+def _array(value: dict[str, Any]) -> np.ndarray:
+    """The array of an ``__ndarray__`` entry, its dtype and shape checked first."""
+    dtype, shape = value.get("dtype"), value.get("shape")
+    if dtype not in _DTYPES:
+        raise SchemaError(f"an array of dtype {dtype!r}; expected one of {sorted(_DTYPES)}")
+    if not isinstance(shape, list | tuple) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
+        raise SchemaError(f"an array of shape {shape!r}; expected a list of sizes")
+    try:
+        array = np.array(value["__ndarray__"], dtype=np.dtype(dtype))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SchemaError(f"an array that is not of numbers of dtype {dtype}: {exc}") from None
+    if array.size != math.prod(shape):
+        raise SchemaError(f"an array of {array.size} numbers said to have shape {shape}")
+    return array.reshape(shape)
+
+
 def _decode(value: Any) -> Any:
     if isinstance(value, list):
         return [_decode(v) for v in value]
     if not isinstance(value, dict):
         return value
     if "__ndarray__" in value:
-        array = np.array(value["__ndarray__"], dtype=np.dtype(value["dtype"]))
-        return array.reshape(value["shape"])
+        return _array(value)
     if "__status__" in value:
-        return Status[value["__status__"]]
+        name = value["__status__"]
+        if name not in Status.__members__:
+            raise SchemaError(f"status {name!r}; expected one of {list(Status.__members__)}")
+        return Status[name]
     if "__tuple__" in value:
         return tuple(_decode(v) for v in value["__tuple__"])
     if "__bounds__" in value:
@@ -108,6 +158,17 @@ def _check_document(doc: Any, where: str) -> None:
         )
     if not isinstance(doc.get("result"), dict):
         raise ValueError(f"{where} holds no 'result' object")
+    try:
+        validate(doc["result"], RESULT_SCHEMA, "result")
+    except SchemaError as exc:
+        raise ValueError(f"{where} is a damaged dfo result ({exc})") from None
+
+
+def _decoded(doc: dict[str, Any], where: str) -> Result:
+    try:
+        return Result(_decode(doc["result"]))
+    except SchemaError as exc:
+        raise ValueError(f"{where} is a damaged dfo result (it holds {exc})") from None
 
 
 def result_from_document(doc: dict[str, Any]) -> Result:
@@ -128,7 +189,7 @@ def result_from_document(doc: dict[str, Any]) -> Result:
         If ``doc`` is not a dfo result document, or one of a newer format version.
     """
     _check_document(doc, "the document")
-    return Result(_decode(doc["result"]))
+    return _decoded(doc, "the document")
 
 
 def _is_result_file(path: Path) -> bool:
@@ -186,7 +247,9 @@ def load_result(path: str | os.PathLike[str]) -> Result:
     FileNotFoundError
         If there is no such file.
     ValueError
-        If the file is not JSON, or not a dfo result, or of a newer format version.
+        If the file is not UTF-8 JSON, not a dfo result, of a newer format version,
+        or damaged (a field of the wrong type, an array whose dtype or shape does
+        not fit; the message names it).
 
     Examples
     --------
@@ -198,10 +261,13 @@ def load_result(path: str | os.PathLike[str]) -> Result:
     (True, True)
     """
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        try:
-            doc = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not a dfo result file (not JSON: {exc})") from exc
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a dfo result file (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not a dfo result file (not JSON: {exc})") from exc
     _check_document(doc, str(path))
-    return Result(_decode(doc["result"]))
+    return _decoded(doc, str(path))

@@ -12,6 +12,7 @@ import math
 import multiprocessing
 import os
 import pickle
+import re
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -684,3 +685,43 @@ def test_a_checkpoint_of_an_optimizer_that_does_not_pickle_is_refused_up_front(t
     assert f.calls == 0 and list(tmp_path.iterdir()) == []
     # the same run without a checkpoint is fine
     assert dfo.minimize(f, np.ones(3), "fd-sgd", budget=30, seed=0, step_rule=rule).nfev > 0
+
+
+# -- 6 (cont.). a damaged result file is one ValueError naming what is wrong -----------
+
+
+@pytest.fixture(scope="module")
+def result_document(tmp_path_factory):
+    path = tmp_path_factory.mktemp("result") / "r.json"
+    dfo.minimize(Counting(), np.ones(2), "cma-es", budget=40, seed=0).save(path)
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("nfev", "many", "result.nfev: expected an integer >= 0"),
+        ("fun", [1, 2], "result.fun: expected a number"),
+        ("history", 5, "result.history: expected an object"),
+        ("status", {"__status__": "GREAT"}, "status 'GREAT'; expected one of"),
+        ("x", {"__ndarray__": [1.0], "dtype": "object", "shape": [1]}, "dtype 'object'"),
+        ("x", {"__ndarray__": [1.0], "dtype": "float64", "shape": [10**9]}, "shape [1000000000]"),
+        ("x", {"__ndarray__": ["a"], "dtype": "float64", "shape": [1]}, "not of numbers"),
+    ],
+)
+def test_a_damaged_result_file_is_a_value_error_naming_the_field(
+    tmp_path, result_document, field, value, message
+):
+    doc = json.loads(json.dumps(result_document))
+    doc["result"][field] = value
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        dfo.load_result(path)
+
+
+def test_a_result_file_that_is_not_utf8_is_a_value_error(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_bytes(b'{"format": "dfo-result", "x": "\xff"}')
+    with pytest.raises(ValueError, match="not UTF-8"):
+        dfo.load_result(path)
