@@ -255,10 +255,16 @@ def _statement(result: CrossoverResult, free: dict[str, bool]) -> str:
         cross = result.crossings.get(method)
         if method not in result.slopes:
             lines.append(
-                f"{method} never reached it as cheaply as backprop (too few sizes to fit)"
+                f"{method} reached it at fewer than two sizes, never as cheaply as backprop"
             )
         elif cross is None:
             lines.append(f"{method}'s cost grows as fast as backprop's: no crossing")
+        elif cross < 1:
+            lines.append(
+                f"{method}'s line stays above backprop's for every network size (the fitted "
+                f"lines would meet below n = 1); the ratio grows like n^"
+                f"{result.slopes[method][0] - result.slopes['backprop-sgd'][0]:.2f}"
+            )
         elif cross < ns[0]:
             lines.append(
                 f"{method}'s line meets backprop's only at n ≈ {cross:,.0f}, below the smallest "
