@@ -359,10 +359,10 @@ def _plot(result: CrossoverResult, path: Path, budget: int) -> None:
             label += f" (slope {s:.2f})"
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=color, lw=2, label=label)
-        if missed:
+        if missed:  # above the budget line, one row per method so none hides another
             ax.plot(
                 missed,
-                [budget * 1.3] * len(missed),
+                [budget * 1.25 * 1.15**i] * len(missed),
                 "^",
                 color=color,
                 ms=9,
@@ -382,5 +382,5 @@ def _plot(result: CrossoverResult, path: Path, budget: int) -> None:
         fontsize=11,
     )
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=9, loc="upper left")
+    fig.legend(loc="outside lower center", ncols=3, fontsize=9, frameon=False)
     fig.savefig(path)
