@@ -15,13 +15,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import IO, Any
 
 from dfo.exceptions import OutputPathError
 
-__all__ = ["atomic_write", "check_output_file"]
+__all__ = ["atomic_write", "check_output_file", "check_output_folder"]
 
 #: permissions of a new file (what ``open`` would give under the current umask)
 _UMASK = os.umask(0o022)
@@ -76,6 +76,56 @@ def check_output_file(path: str | os.PathLike[str], what: str = "file") -> Path:
             f"{what} {str(path)!r} cannot be written: folder {str(folder)!r} is not writable"
         )
     return path
+
+
+def check_output_folder(
+    folder: str | os.PathLike[str], writes: Collection[str] = (), what: str = "folder"
+) -> Path:
+    """Create ``folder`` if needed and check that files can be written into it.
+
+    Parameters
+    ----------
+    folder : path-like
+        Where a command writes its files.
+    writes : collection of str, optional
+        The names of the files it writes there. A folder holding some of them beside
+        files of other names (``--out .`` among one's own files) is refused: those
+        files would be overwritten, and nothing says dfo wrote them. A folder holding
+        only such names (an earlier run's) or none of them is accepted.
+    what : str, default "folder"
+        How the folder is named, for the message ("--out").
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    OutputPathError
+        If ``folder`` is a file, cannot be created or written, or would have files
+        dfo did not write overwritten.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputPathError(f"{what} {str(folder)!r} is a file; expected a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(
+            f"{what} {str(folder)!r} cannot be created: {exc.strerror or exc}"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{what} {str(folder)!r} is not writable")
+    names = {p.name for p in folder.iterdir()}
+    clash, others = sorted(names & set(writes)), sorted(names - set(writes))
+    if clash and others:
+        raise OutputPathError(
+            f"{what} {str(folder)!r} holds files dfo did not write ({', '.join(others[:3])}"
+            f"{', ...' if len(others) > 3 else ''}) beside files it would overwrite "
+            f"({', '.join(clash[:3])}{', ...' if len(clash) > 3 else ''}); use a new or "
+            "empty folder"
+        )
+    return folder
 
 
 def atomic_write(

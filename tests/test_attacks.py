@@ -725,3 +725,28 @@ def test_a_result_file_that_is_not_utf8_is_a_value_error(tmp_path):
     path.write_bytes(b'{"format": "dfo-result", "x": "\xff"}')
     with pytest.raises(ValueError, match="not UTF-8"):
         dfo.load_result(path)
+
+
+def test_dfo_scaling_refuses_its_out_before_measuring(tmp_path, capsys, monkeypatch):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    assert main(["scaling", "--quick", "--quiet", "--out", str(afile)]) == 2
+    assert "is a file; expected a folder" in capsys.readouterr().err
+    # --out . among one's own files, one of which scaling would overwrite
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "slopes.csv").write_text("my slopes")
+    assert main(["scaling", "--quick", "--quiet", "--out", "."]) == 2
+    err = capsys.readouterr().err
+    assert "holds files dfo did not write (notes.txt)" in err and "slopes.csv" in err
+    assert (tmp_path / "slopes.csv").read_text() == "my slopes"
+
+
+def test_an_earlier_output_folder_is_accepted(tmp_path):
+    from dfo.files import check_output_folder
+
+    (tmp_path / "slopes.csv").write_text("an earlier run")
+    assert check_output_folder(tmp_path, ("slopes.csv", "x.png"), "--out") == tmp_path
+    (tmp_path / "notes.txt").write_text("mine")  # a file of the user beside it
+    with pytest.raises(OutputPathError, match="beside files it would overwrite"):
+        check_output_folder(tmp_path, ("slopes.csv",), "--out")
+    assert check_output_folder(tmp_path / "new" / "deep", ("slopes.csv",)).is_dir()

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from dfo.exceptions import OutputPathError, RunFolderError
+from dfo.files import check_output_folder
 
 __all__ = [
     "FORMAT",
@@ -115,14 +116,7 @@ def prepare(folder: Path, *, resume: bool) -> bool:
             f"nothing to resume: {str(folder)!r} does not exist; run without --resume "
             "to start a compare there"
         )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputPathError(
-            f"--out {str(folder)!r} cannot be created: {exc.strerror or exc}"
-        ) from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputPathError(f"--out {str(folder)!r} is not writable")
+    check_output_folder(folder, what="--out")
     config = folder / CONFIG_FILE
     why = ""
     if config.is_file():

@@ -7,18 +7,31 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from dfo.cli import argtypes
 from dfo.exceptions import InvalidOptionError
+from dfo.files import check_output_folder
 from dfo.scaling.accuracy import estimate_cosine, fd_step_error_curve
 from dfo.scaling.costs import GradientTiming, fit_slopes, measure_gradient_costs
 from dfo.scaling.workload import sweep_sizes
 from dfo.threads import limit_blas
 
 __all__ = ["add_arguments", "run"]
+
+#: the files ``dfo scaling`` writes into ``--out``
+OUTPUT_FILES = (
+    "gradient_costs.csv",
+    "slopes.csv",
+    "fd_step_error.csv",
+    "estimate_cosine.csv",
+    "estimate_cosine_vs_n.csv",
+    "gradient_costs.png",
+    "fd_step_error.png",
+    "estimate_cosine.png",
+    "estimate_cosine_vs_n.png",
+)
 
 
 @dataclass(frozen=True)
@@ -237,8 +250,9 @@ def run(args: argparse.Namespace) -> int:
     from dfo.scaling import plots
 
     s = _settings(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    # checked before the measurements: a file, an unwritable path or a folder of
+    # someone else's files is refused at once, not after minutes of timing
+    out = check_output_folder(args.out, OUTPUT_FILES, "--out")
     progress = not args.quiet
     start = time.perf_counter()
     sizes = sweep_sizes(s.max_params, count=s.sizes)
