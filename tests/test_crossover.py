@@ -50,6 +50,7 @@ def test_tiny_sweep_keeps_every_width_and_states_the_crossover(tmp_path):
     text = result.text
     assert "Fitted slopes" in text and "Crossover:" in text
     assert "training cross-entropy <= 2" in text
+    assert text.splitlines()[0].endswith("; BLAS threads per run: 1 (openblas)")
     # the table's numbers are each width's cost to that target, from its own table
     for c in result.cost["backprop-sgd"].values():
         assert math.isfinite(c) and f"{c:,.0f}" in text

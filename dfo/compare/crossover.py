@@ -70,6 +70,8 @@ class CrossoverResult:
     text : str
         The table, slopes and the crossover statement, as printed.
     out : Path or None
+    blas_threads : str
+        The BLAS threads the runs reported (their records' ``blas_threads``).
     """
 
     target: Target
@@ -81,6 +83,7 @@ class CrossoverResult:
     crossings: dict[str, float | None] = field(default_factory=dict)
     text: str = ""
     out: Path | None = None
+    blas_threads: str = ""
 
 
 def fit_cost_slopes(cost: dict[str, dict[int, float]]) -> dict[str, tuple[float, float]]:
@@ -212,6 +215,7 @@ def run_crossover(
     reached: dict[str, dict[int, str]] = {m: {} for m in methods}
     n_params = {}
     free = {}
+    threads: set[str] = set()
     for w in widths:
         sub = None if folder is None else folder / f"hidden-{w}"
         res = run_compare(
@@ -219,6 +223,7 @@ def run_crossover(
         )
         n = res.task.dim
         n_params[w] = n
+        threads |= {str(r["blas_threads"]) for r in res.records if "blas_threads" in r}
         from dfo.compare.targets import cost_to_target
 
         for h in cost_to_target(res.table.rows, [chosen], res.gradient_cost):
@@ -228,7 +233,15 @@ def run_crossover(
     slopes = fit_cost_slopes(cost)
     crossings = crossover_points(slopes)
     result = CrossoverResult(
-        chosen, widths, n_params, cost, reached, slopes, crossings, out=folder
+        chosen,
+        widths,
+        n_params,
+        cost,
+        reached,
+        slopes,
+        crossings,
+        out=folder,
+        blas_threads=" / ".join(sorted(threads)),
     )
     result.text = _render(result, free, budget, seeds)
     if folder is not None:
@@ -308,7 +321,8 @@ def _render(
     lines = [
         f"Cost to target ({result.target.label}) against the number of parameters n: median "
         f"cost in forward-evaluation equivalents over the seeds that reached it (reached/"
-        f"{len(seeds)}); budget {budget:,} evaluations per run; — = not reached",
+        f"{len(seeds)}); budget {budget:,} evaluations per run; — = not reached"
+        + (f"; BLAS threads per run: {result.blas_threads}" if result.blas_threads else ""),
         "",
         fmt(head),
         fmt(["-" * w for w in widths]),
