@@ -228,7 +228,7 @@ def test_resume_refuses_a_file_that_is_not_a_checkpoint(content, tmp_path):
     assert not calls
 
 
-@pytest.mark.parametrize("method", ["fd-sgd", "cma-es", "spsa"])
+@pytest.mark.parametrize("method", ["fd-sgd", "cma-es", "spsa", "nelder-mead", "fd-bfgs"])
 def test_interrupted_run_resumes_identically(method, tmp_path, monkeypatch):
     """Ctrl-C in the middle of an iteration (for fd-sgd: in a later probe block of a
     finite-difference gradient on one minibatch) rolls that iteration back."""
@@ -305,7 +305,7 @@ def run_script(tmp_path, method, mode):
     return proc, path
 
 
-@pytest.mark.parametrize("method", ["spsa", "fd-sgd"])
+@pytest.mark.parametrize("method", ["spsa", "fd-sgd", "nelder-mead", "fd-bfgs", "cobyqa"])
 def test_killed_process_resumes_from_its_last_checkpoint(method, tmp_path):
     proc, path = run_script(tmp_path, method, "kill")
     proc.communicate(timeout=60)

@@ -311,7 +311,7 @@ def test_ask_tell_with_bad_values(data, method, dim):
     if opt is None:
         return
     for _ in range(4):
-        if call(opt.stop) is None and opt.stop():
+        if call(opt.stop):  # the run is over (scipy's methods then have nothing to ask)
             break
         X = call(opt.ask)
         assert X is not None and X.ndim == 2 and X.shape[1] == dim

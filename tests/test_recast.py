@@ -12,28 +12,38 @@ import scipy.optimize
 
 import dfo
 from dfo import problems
+from dfo.numdiff import fd_gradient, fd_probes, fd_steps
 from dfo.result import Status
 
 # method -> (scipy's name, options as dfo takes them, the same as scipy takes them)
 SCIPY = {
-    "nelder-mead": ("Nelder-Mead", {}, {"xatol": 1e-8, "fatol": 1e-8}),
+    "nelder-mead": ("Nelder-Mead", {"xatol": 1e-8, "fatol": 1e-8}),
+    "powell": ("Powell", {"xtol": 1e-4, "ftol": 1e-4, "maxfev": np.inf}),
+    "cobyqa": ("COBYQA", {"maxfev": 2**62}),
 }
-RECAST = sorted(SCIPY)
+RECAST = ["backprop-bfgs", "cobyqa", "fd-bfgs", "nelder-mead", "powell"]
 
 
 def loop_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "dfo-scipy-loop"]
 
 
-class Recorder:
-    """An objective that records every point it is given (a copy)."""
+class Recorder(dfo.Objective):
+    """An objective that records every point it is given (a copy), with f's gradient."""
+
+    has_gradient = True
 
     def __init__(self, f):
+        super().__init__(f.dim)
         self.f, self.points = f, []
 
-    def __call__(self, x):
+    def _evaluate_batch(self, X):
+        self.points.extend(np.array(X, copy=True))
+        return self.f.evaluate_batch(X)
+
+    def _value_and_grad(self, x):
         self.points.append(np.array(x, copy=True))
-        return self.f(x)
+        return self.f.value_and_grad(x)
 
 
 def drive(opt, f, steps=None):
@@ -41,25 +51,70 @@ def drive(opt, f, steps=None):
     told = []
     while not opt.stop() and (steps is None or len(told) < steps):
         X = opt.ask()
-        opt.tell(X, [f(x) for x in X])
+        if opt.needs_gradient:
+            pairs = [f.value_and_grad(x) for x in X]
+            opt.tell(X, [v for v, _ in pairs], np.array([g for _, g in pairs]))
+        else:
+            opt.tell(X, [f(x) for x in X])
         told.extend(X)
     return told
 
 
-@pytest.mark.parametrize("method", RECAST)
-def test_same_points_as_scipy_run_directly(method):
+@pytest.mark.parametrize("method", sorted(SCIPY))
+@pytest.mark.parametrize("bounded", [False, True])
+def test_same_points_as_scipy_run_directly(method, bounded):
     f = problems.get("rosenbrock", 3)
     x0 = np.array([-1.0, 0.5, 2.0])
-    name, _, scipy_options = SCIPY[method]
+    bounds = scipy.optimize.Bounds([-1.5, 0.0, 0.9], [1.5, 0.8, 2.5]) if bounded else None
+    name, scipy_options = SCIPY[method]
     theirs = Recorder(f)
-    ref = scipy.optimize.minimize(theirs, x0, method=name, options=scipy_options)
+    ref = scipy.optimize.minimize(
+        lambda x: float(theirs(x)), x0, method=name, bounds=bounds, options=scipy_options
+    )
     ours = Recorder(f)
-    res = dfo.minimize(ours, x0, method=method, budget=len(theirs.points) + 10)
+    res = dfo.minimize(ours, x0, method=method, budget=len(theirs.points) + 10, bounds=bounds)
     assert ref.success and res.status == Status.CONVERGED
     np.testing.assert_array_equal(np.array(ours.points), np.array(theirs.points))
     assert res.nfev == ref.nfev == len(theirs.points)
-    assert res.fun == ref.fun
-    np.testing.assert_array_equal(res.x, ref.x)
+    # the best point evaluated (scipy's Powell may return another one with bounds)
+    assert res.fun == min(f(x) for x in theirs.points) <= ref.fun
+
+
+def _scipy_lbfgsb(f, x0, bounds=None, fd=True):
+    """scipy's L-BFGS-B run directly on dfo's forward differences (or the exact gradient)."""
+    points = []
+
+    def fun_and_grad(x):
+        if not fd:
+            points.append(x.copy())
+            return f.value_and_grad(x)
+        step = fd_steps(x)
+        X = fd_probes(x, step)
+        points.extend(X)
+        values = f.evaluate_batch(X)
+        return values[0], fd_gradient(values, step)
+
+    options = {"ftol": 0.0, "maxfun": 2**31 - 1, "maxiter": 2**31 - 1}
+    ref = scipy.optimize.minimize(
+        fun_and_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=options
+    )
+    return ref, points
+
+
+@pytest.mark.parametrize("method", ["fd-bfgs", "backprop-bfgs"])
+def test_bfgs_takes_scipys_steps_on_dfos_gradients(method):
+    f = problems.get("rosenbrock", 4)
+    x0 = np.array([-1.0, 0.5, 2.0, 0.3])
+    ref, theirs = _scipy_lbfgsb(f, x0, fd=method == "fd-bfgs")
+    ours = []
+    obj = dfo.as_objective(
+        lambda x: ours.append(x.copy()) or f(x), dim=4, grad=lambda x: f.value_and_grad(x)[1]
+    )
+    res = dfo.minimize(obj, x0, method=method, budget=len(theirs) + 50, restarts=False)
+    assert ref.success and res.status == Status.CONVERGED
+    np.testing.assert_array_equal(np.array(ours), np.array(theirs))
+    assert res.nfev == len(theirs)
+    assert res.fun == min(f(x) for x in theirs) <= ref.fun  # a probe may be lower
 
 
 @pytest.mark.parametrize("method", RECAST)
@@ -70,7 +125,8 @@ def test_budget_is_exact_and_stop_names_it(method, budget):
     drive(opt, f)
     assert len(f.points) == opt.nfev <= budget
     assert "budget" in opt.stop()
-    res = dfo.minimize(f := Recorder(f.f), np.ones(3) * 2, method=method, budget=budget)
+    f = Recorder(f.f)
+    res = dfo.minimize(f, np.ones(3) * 2, method=method, budget=budget)
     assert len(f.points) == res.nfev <= budget and res.status == Status.BUDGET
     assert not loop_threads()
 
@@ -104,7 +160,7 @@ def test_larger_budget_continues_after_stopping_at_the_budget(method):
 @pytest.mark.parametrize("method", RECAST)
 def test_abandoned_optimizer_ends_its_thread(method):
     opt = dfo.make_optimizer(method, np.zeros(3), budget=100)
-    drive(opt, problems.get("sphere", 3), steps=5)
+    drive(opt, problems.get("rosenbrock", 3), steps=5)
     opt.ask()
     assert len(loop_threads()) == 1
     thread = loop_threads()[0]
@@ -157,3 +213,86 @@ def test_errors_of_scipys_loop_reach_the_caller():
     with pytest.raises(TypeError):
         drive(opt, problems.get("sphere", 2))
     assert not loop_threads()
+
+
+def test_two_cobyqa_optimizers_interleaved_each_take_their_own_path():
+    """scipy runs one COBYQA at a time (a lock): the other one is halted and replayed."""
+    f = problems.get("rosenbrock", 3)
+    alone = [
+        drive(dfo.make_optimizer("cobyqa", x0, budget=40), f) for x0 in (np.zeros(3), -np.ones(3))
+    ]
+    a = dfo.make_optimizer("cobyqa", np.zeros(3), budget=40)
+    b = dfo.make_optimizer("cobyqa", -np.ones(3), budget=40)
+    seen = {id(a): [], id(b): []}
+    while not (a.stop() and b.stop()):
+        for opt in (a, b):
+            if not opt.stop():
+                X = opt.ask()
+                opt.tell(X, [f(x) for x in X])
+                seen[id(opt)].extend(X)
+    np.testing.assert_array_equal(np.array(seen[id(a)]), np.array(alone[0]))
+    np.testing.assert_array_equal(np.array(seen[id(b)]), np.array(alone[1]))
+
+
+# -- fd-bfgs ------------------------------------------------------------------------------
+class Batches(dfo.Objective):
+    """A stochastic objective: each realization adds its own offset; batches are recorded."""
+
+    is_stochastic = True
+
+    def __init__(self, dim, offset=0.0, log=None):
+        super().__init__(dim)
+        self.offset, self.log = offset, [] if log is None else log
+
+    def realization(self, rng):
+        return Batches(self.dim, float(rng.normal()), self.log)
+
+    def _evaluate_batch(self, X):
+        self.log.append((self.offset, X.shape[0]))
+        return np.sum((X - 1.0) ** 2, axis=1) + self.offset
+
+
+def test_fd_bfgs_asks_all_probes_of_a_gradient_as_one_batch_on_one_realization():
+    obj = Batches(5)
+    res = dfo.minimize(obj, np.zeros(5), method="fd-bfgs", budget=60, seed=0)
+    batches = [entry for entry in obj.log if entry[1] > 1]  # not a final re-measurement
+    assert len(batches) >= 2 and all(k == 6 for _, k in batches)  # n + 1 rows each
+    assert len({offset for offset, _ in batches}) == len(batches)  # a realization each
+    # common random numbers: the offset cancels in every difference, the gradient is exact
+    assert res.nfev == 6 * len(batches) + len(obj.log) - len(batches)
+    assert np.max(np.abs(res.x - 1.0)) < 1e-6
+
+
+def test_fd_bfgs_runs_the_same_under_an_executor():
+    from concurrent.futures import ThreadPoolExecutor
+
+    f = problems.get("rosenbrock", 6)
+    serial = dfo.minimize(f, np.zeros(6), method="fd-bfgs", budget=700)
+    with ThreadPoolExecutor(2) as pool:
+        parallel = dfo.minimize(f, np.zeros(6), method="fd-bfgs", budget=700, executor=pool)
+    assert parallel.nfev == serial.nfev and parallel.fun == serial.fun
+    np.testing.assert_array_equal(parallel.x, serial.x)
+
+
+@pytest.mark.parametrize("method", RECAST)
+def test_no_point_outside_the_bounds_is_evaluated(method):
+    lower, upper = np.array([-1.0, 0.2, 0.5]), np.array([0.5, 2.0, 0.5 + 1e-9])
+    f = problems.get("rosenbrock", 3)
+
+    def g(x):
+        if np.any(x < lower) or np.any(x > upper):
+            raise AssertionError(f"{x} is outside the box")
+        return f(x)
+
+    obj = dfo.as_objective(g, dim=3, grad=lambda x: f.value_and_grad(x)[1])
+    x0 = upper.copy()  # at the upper bound: forward differences must step backwards
+    res = dfo.minimize(obj, x0, method=method, budget=300, bounds=(lower, upper))
+    assert res.nfev <= 300 and np.all((lower <= res.x) & (res.x <= upper))
+
+
+def test_fd_bfgs_solves_an_ill_conditioned_ellipsoid_that_fd_sgd_does_not():
+    f = problems.get("ellipsoid", 10)  # condition number 1e6
+    x0 = np.linspace(-3.0, 3.0, 10)
+    bfgs = dfo.minimize(f, x0, method="fd-bfgs", budget=10_000)
+    sgd = dfo.minimize(f, x0, method="fd-sgd", budget=10_000)
+    assert bfgs.fun < 1e-6 < 1.0 < sgd.fun

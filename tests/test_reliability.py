@@ -97,12 +97,19 @@ NAN_TOL = {
     "random-search": 0.1,
     "forward-gradient": 1e-6,
     "auto": 1e-5,  # a black box (no gradient given): it chooses cma-es
+    "powell": 1e-5,
+    "cobyqa": 1e-5,
+    "fd-bfgs": 1e-5,
+    "backprop-bfgs": 1e-5,
 }
 # a learning rate that overshoots the minimizer into the nan wedge on the first step
 NAN_OPTIONS = {"backprop-sgd": {"learning_rate": 0.9}, "fd-sgd": {"learning_rate": 0.9}}
+# L-BFGS-B on the exact gradient of a sphere steps onto the minimizer along the ray from
+# the start: it never meets the wedge, so there is nothing to test
+NAN_METHODS = [m for m in METHODS if m != "backprop-bfgs"]
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", NAN_METHODS)
 def test_nan_on_a_third_of_the_space_still_converges(method):
     f = WedgeSphere()
     obj = dfo.as_objective(f, dim=5, grad=None if method == "auto" else f.grad)
@@ -205,16 +212,26 @@ def crash_at(n: int, fail_once: bool = False):
     return f, state
 
 
+def midway(method: str, n: int, budget: int) -> int:
+    """``n``, or the last evaluation of a whole run if the method stops before ``n``
+    (a quasi-Newton method solves these quadratics in a few gradients)."""
+    f, _ = crash_at(10**9)
+    obj = dfo.as_objective(f, dim=3, grad=lambda x: 2 * (x - 0.5))
+    full = dfo.minimize(obj, np.zeros(3), method=method, budget=budget, seed=0)
+    return min(n, full.nfev)
+
+
 def point_in_note(note: str) -> np.ndarray:
     return np.array([float(t) for t in note.split("x = [")[1].split("]")[0].split()])
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_objective_error_propagates_with_a_note(method):
-    f, state = crash_at(30)
+    n = midway(method, 30, 500)
+    f, state = crash_at(n)
     obj = dfo.as_objective(f, dim=3, grad=lambda x: 2 * (x - 0.5))
     iterations = []
-    with pytest.raises(SimulationCrashed, match="call 30") as info:
+    with pytest.raises(SimulationCrashed, match=f"call {n}") as info:
         dfo.minimize(
             obj,
             np.zeros(3),
@@ -256,6 +273,8 @@ def test_ask_tell_optimizer_stays_usable_after_a_failed_evaluation(method):
     def run(fail_at):
         opt = dfo.make_optimizer(method, np.zeros(3), seed=7, budget=1000)
         for i in range(25):
+            if opt.stop():  # a quasi-Newton method may converge first
+                break
             X = opt.ask()
             if i == fail_at:
                 with pytest.raises(SimulationCrashed):
@@ -277,7 +296,7 @@ def test_minimize_retries_a_failed_run_from_its_checkpoint(method, tmp_path):
     ref = dfo.minimize(
         dfo.as_objective(ref_f, dim=3, grad=grad), np.zeros(3), method=method, budget=300, seed=5
     )
-    f, state = crash_at(120, fail_once=True)
+    f, state = crash_at(min(120, ref.nfev // 2), fail_once=True)
     obj = dfo.as_objective(f, dim=3, grad=grad)
     path = tmp_path / "run.ckpt"
     with pytest.raises(SimulationCrashed):
@@ -292,7 +311,7 @@ def test_minimize_retries_a_failed_run_from_its_checkpoint(method, tmp_path):
         np.testing.assert_array_equal(res.history[key], ref.history[key])
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", NAN_METHODS)
 def test_on_error_worst_counts_failures_and_goes_on(method):
     f = WedgeSphere(fail=True)  # the simulation crashes on a third of the space
     obj = dfo.as_objective(f, dim=5, grad=None if method == "auto" else f.grad)
@@ -333,12 +352,13 @@ def interrupt_at(n: int):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_ctrl_c_returns_the_result_so_far(method):
-    obj = dfo.as_objective(interrupt_at(40), dim=3, grad=lambda x: 2 * (x - 0.5))
+    n = midway(method, 40, 500)
+    obj = dfo.as_objective(interrupt_at(n), dim=3, grad=lambda x: 2 * (x - 0.5))
     res = dfo.minimize(obj, np.zeros(3), method=method, budget=500, seed=0)
     assert res.status == Status.INTERRUPTED and not res.success
     assert "interrupted" in res.message and f"after {res.nit} iterations" in res.message
     assert 0 < res.nit == len(res.history["nit"])
-    assert res.nfev <= 40
+    assert res.nfev <= n
     assert np.isfinite(res.fun) and res.fun < 0.75  # better than the start
     if method in ASK_TELL:  # the interrupted iteration is not counted
         assert res.nfev == res.history["nfev"][-1]

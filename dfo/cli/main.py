@@ -105,8 +105,8 @@ def _add_compare_arguments(p: argparse.ArgumentParser) -> None:
         nargs="+",
         default=None,
         metavar="METHOD",
-        help="methods to run, by name, separated by spaces or commas (default: backprop-sgd "
-        "fd-sgd spsa cma-es nelder-mead random-search)",
+        help="methods to run, by name, separated by spaces or commas (default: the task's: "
+        "backprop-sgd forward-gradient fd-sgd fd-bfgs spsa cma-es nelder-mead random-search)",
     )
     what.add_argument(
         "--budget",

@@ -32,6 +32,7 @@ __all__ = ["band", "figure", "method_color", "write_plots"]
 _COLORS = {
     "backprop-sgd": "#1f77b4",
     "fd-sgd": "#ff7f0e",
+    "fd-bfgs": "#bcbd22",
     "spsa": "#2ca02c",
     "cma-es": "#d62728",
     "nelder-mead": "#9467bd",

@@ -53,6 +53,7 @@ DEFAULT_METHODS = (
     "backprop-sgd",
     "forward-gradient",
     "fd-sgd",
+    "fd-bfgs",
     "spsa",
     "cma-es",
     "nelder-mead",

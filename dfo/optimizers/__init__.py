@@ -80,10 +80,13 @@ def _load_builtins() -> None:
     # importing the modules registers the built-in methods
     from dfo.optimizers import (  # noqa: F401
         auto,
+        bfgs,
         cma_es,
+        cobyqa,
         forward_gradient,
         gradient,
         nelder_mead,
+        powell,
         random_search,
     )
 

@@ -32,13 +32,20 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from dfo.exceptions import AskTellError
 from dfo.optimizers.base import Optimizer
 
-__all__ = ["RecastOptimizer", "Reply", "Request", "scipy_bounds"]
+__all__ = [
+    "RecastOptimizer",
+    "Reply",
+    "Request",
+    "require_finite",
+    "stop_reasons",
+]
 
 #: what a scipy loop's objective receives for a batch of points: values (and gradients)
 Reply = tuple[np.ndarray, np.ndarray | None]
@@ -53,6 +60,22 @@ _JOIN_TIMEOUT = 10.0
 
 class _Halt(BaseException):
     """Raised inside scipy's loop (from its objective) to end the worker."""
+
+
+class _Overflow(Exception):
+    """scipy asked for a point with nan or inf coordinates: the loop ends there."""
+
+
+def require_finite(x: np.ndarray) -> None:
+    """End scipy's loop (reason ``"nonfinite"``) if its point ``x`` is not finite.
+
+    Parameters
+    ----------
+    x : ndarray
+        A point (or points) scipy's loop is about to use.
+    """
+    if not np.all(np.isfinite(x)):
+        raise _Overflow
 
 
 class ReplayError(RuntimeError):
@@ -84,13 +107,24 @@ def _work(
     requests: queue.SimpleQueue[Any],
     replies: queue.SimpleQueue[Any],
 ) -> None:
-    """The worker thread: scipy's loop, replayed over ``told`` and then handed over."""
+    """The worker thread: scipy's loop, replayed over ``told`` and then handed over.
+
+    scipy's own BLAS runs single-threaded while the worker computes (its
+    matrices are small, and spare BLAS threads spinning on busy cores made
+    L-BFGS-B 60 times slower); the caller's limits are back whenever the
+    objective runs.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+    limiter = controller.limit(limits=1, user_api="blas")
     replayed = 0  # values replayed
     path = b""
 
     def request(X: np.ndarray) -> Reply:
-        nonlocal replayed, path
+        nonlocal replayed, path, limiter
         X = np.array(X, dtype=np.float64, copy=True)  # scipy may reuse its buffer
+        require_finite(X)
         if replayed < told.n:
             k = X.shape[0]
             path = _chain(path, X)
@@ -99,10 +133,12 @@ def _work(
             if replayed >= told.n and path != digest:
                 raise ReplayError("the replay of scipy's loop asked for other points")
             return reply
+        limiter.restore_original_limits()
         requests.put(X)
         reply = replies.get()
         if reply is _Halt:
             raise _Halt
+        limiter = controller.limit(limits=1, user_api="blas")
         return reply
 
     try:
@@ -111,10 +147,16 @@ def _work(
             reasons = loop(request, x0, settings)
         if replayed < told.n:
             raise ReplayError("scipy's loop ended before the replay of the told values")
+        limiter.restore_original_limits()
         requests.put(_Finished(reasons=reasons))
     except _Halt:
         pass
+    except _Overflow:
+        limiter.restore_original_limits()
+        reason = "scipy's next point is not finite (the values or gradients told overflowed)"
+        requests.put(_Finished(reasons={"nonfinite": reason}))
     except BaseException as exc:  # handed to the main thread, raised there
+        limiter.restore_original_limits()
         requests.put(_Finished(error=exc))
 
 
@@ -186,6 +228,10 @@ class _Worker:
                 self.thread.join(_JOIN_TIMEOUT)
 
 
+#: the optimizer whose loop runs, per class of exclusive loops (see ``exclusive``)
+_RUNNING: dict[type, weakref.ref[RecastOptimizer]] = {}
+
+
 class RecastOptimizer(Optimizer):
     """Base of the methods whose loop is scipy's, recast into ask/tell.
 
@@ -209,6 +255,11 @@ class RecastOptimizer(Optimizer):
     budget : int or None
         The evaluation budget :meth:`stop` enforces.
     """
+
+    #: whether scipy's loop holds a process-wide lock while it runs (COBYQA's does):
+    #: one such loop runs at a time, and starting one halts the other (which is
+    #: rebuilt by replay when its optimizer goes on)
+    exclusive: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -240,6 +291,11 @@ class RecastOptimizer(Optimizer):
 
     # -- the worker -----------------------------------------------------------
     def _start(self) -> _Worker:
+        if self.exclusive:
+            other = _RUNNING.get(type(self), lambda: None)()
+            if other is not None and other is not self:
+                other.close()  # its loop holds the lock this one needs
+            _RUNNING[type(self)] = weakref.ref(self)
         worker = _Worker(
             type(self).loop, self.x0.copy(), self.settings(), self._told.copy(), self._digest
         )
@@ -270,7 +326,7 @@ class RecastOptimizer(Optimizer):
     def _ask(self) -> np.ndarray:
         X = self._peek()
         if X is None:
-            raise RuntimeError(f"{self.name} has stopped ({self.stop()}); nothing to ask")
+            raise AskTellError(f"{self.name} has stopped ({self.stop()}); nothing to ask")
         return X.copy()
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
@@ -296,15 +352,17 @@ class RecastOptimizer(Optimizer):
         if X is None:
             assert self._finished is not None
             return self._finished.reasons
-        budget = self.ledger.budget_reason(X.shape[0])  # the ledger's rule and words
-        if budget:
-            self.close()  # the worker ends at the budget (a larger one replays it)
-            return budget
         hopeless = 10 * (self.dim + 1)
         if self.nfev >= hopeless and not np.isfinite(self.best_f):
-            self.close()
             return {"nonfinite": f"none of the first {self.nfev} values was finite"}
         return {}
+
+    def stop(self) -> dict[str, Any]:
+        """Reasons to stop (see :meth:`Optimizer.stop`); the worker ends with the run."""
+        reasons = super().stop()
+        if reasons:
+            self.close()  # rebuilt by replay if the run goes on (a larger budget)
+        return reasons
 
     # -- pickling: the thread is rebuilt by replay --------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -313,25 +371,17 @@ class RecastOptimizer(Optimizer):
         return state
 
 
-def scipy_bounds(bounds: Any, dim: int) -> Any:
-    """``bounds`` as a :class:`scipy.optimize.Bounds` of ``dim`` variables, or None.
+def stop_reasons(res: Any) -> dict[str, Any]:
+    """The reasons scipy's result ``res`` gives for stopping, as :meth:`stop` names them.
 
     Parameters
     ----------
-    bounds : None, or any form :func:`dfo.bounds.parse_bounds` reads
-        scipy's Bounds, ``(lo, hi)`` pairs, or ``(lower, upper)``.
-    dim : int
+    res : scipy.optimize.OptimizeResult
+        What ``scipy.optimize.minimize`` returned.
 
     Returns
     -------
-    scipy.optimize.Bounds or None
-
-    Raises
-    ------
-    InvalidOptionError
-        Bounds that are not of that form, contain nan, or have ``lower >= upper``.
+    dict
+        ``{"converged": message}`` if scipy succeeded, else ``{"stopped": message}``.
     """
-    from dfo.bounds import parse_bounds
-
-    box = parse_bounds(bounds, dim)
-    return None if box is None else box.to_scipy()
+    return {"converged" if res.success else "stopped": str(res.message)}
