@@ -65,7 +65,15 @@ functions = {"smooth valley (Rosenbrock)": smooth, "non-smooth valley": nonsmoot
 methods = [m for m in dfo.methods() if m != "auto"]
 options = {m: {"step_rule": "adam", "learning_rate": 0.05} for m in methods}
 options["spsa"] = {"initial_step": 0.5}  # its first step's length; Spall's gains after
-for m in ("cma-es", "nelder-mead", "random-search"):
+for m in (
+    "cma-es",
+    "nelder-mead",
+    "random-search",
+    "powell",
+    "cobyqa",
+    "fd-bfgs",
+    "backprop-bfgs",
+):
     options[m] = {}
 
 paths = {}

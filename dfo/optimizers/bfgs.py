@@ -176,6 +176,12 @@ class BackpropBFGSOptions(Options):
 class _LBFGSB(RecastOptimizer):
     """What the two L-BFGS-B methods share: scipy's settings from the options."""
 
+    TOL = ("ftol", "gtol")
+    TOL_FIXED = {"restarts": False}  # noqa: RUF012 - read only
+    TOL_MEANING = (
+        "scipy's: the relative decrease per iteration and the projected gradient (no restarts)"
+    )
+
     def __init__(
         self,
         x0: Any,

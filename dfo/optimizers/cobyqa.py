@@ -58,6 +58,8 @@ class COBYQA(RecastOptimizer):
     exclusive = True
 
     Options = COBYQAOptions
+    TOL = ("final_tr_radius",)
+    TOL_MEANING = "scipy's: the trust-region radius at which it stops"
     config: COBYQAOptions
 
     def __init__(

@@ -44,6 +44,8 @@ class Powell(RecastOptimizer):
     """
 
     Options = PowellOptions
+    TOL = ("xtol", "ftol")
+    TOL_MEANING = "scipy's: the line searches' steps and the relative decrease per sweep"
     config: PowellOptions
 
     def __init__(
