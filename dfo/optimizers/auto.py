@@ -347,7 +347,8 @@ class Auto(Optimizer):
         method, rule = choose(self.facts)
         spent = self.nfev
         budget = None if self.budget is None else max(1, self.budget - spent)
-        seed = int(self.rng.integers(2**63))
+        # the run's own seed: the chosen method draws what it would draw if run directly
+        seed = self.seed
         bounds = None if self.box is None else self.box.pairs()
         tol = self.config.tol if get_method(method).TOL else None
         self.inner = build_optimizer(
