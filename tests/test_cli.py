@@ -109,7 +109,7 @@ def test_commands_share_their_short_flags():
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     flags: dict[str, set[tuple[str, ...]]] = {}
-    for name, command in sub.choices.items():
+    for command in sub.choices.values():
         for action in command._actions:
             longs = [o for o in action.option_strings if o.startswith("--")]
             if longs:
