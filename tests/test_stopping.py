@@ -61,5 +61,8 @@ def test_the_docs_show_one_stopping_table_for_every_method():
     table = stopping_table()
     for method in dfo.methods():
         assert f"| `{method}` |" in table
+    # every row has its four cells: a bar inside a cell is escaped
+    rows = table.splitlines()
+    assert all(row.replace("\\|", "").count("|") == 5 for row in rows)
     page = (DOCS / "your-objective.md").read_text()
     assert page.count("{dfo-stopping-table}") == 1

@@ -236,6 +236,7 @@ def stopping_table() -> str:
         sets = [f"`{name}`" for name in cls.TOL]
         sets += [f"`{name}={value!r}`" for name, value in cls.TOL_FIXED.items()]
         meaning = cls.TOL_MEANING.replace("``", "`") or "(no tolerance: tol= is refused)"
+        meaning = meaning.replace("|", "\\|")  # a bar inside a cell is not a column
         lines.append(
             f"| `{method}` | best value <= target | {', '.join(sets) or '—'} | {meaning} |"
         )

@@ -264,9 +264,10 @@ def decision_table(rules: tuple[Rule, ...] = RULES) -> str:
     ]
     for rule in rules:
         use = ", else ".join(f"`{m}`" for m in rule.methods)
+        cells = [rule.situation, rule.reason, rule.avoid or "—", rule.measured or "—"]
+        situation, reason, avoid, measured = (c.replace("|", "\\|") for c in cells)
         lines.append(
-            f"| {rule.situation} | {use} | {rule.reason} | {rule.avoid or '—'} | "
-            f"{rule.measured or '—'} |"
+            f"| {situation} | {use} | {reason} | {avoid} | {measured} |"
         )
     return "\n".join(lines)
 

@@ -236,7 +236,7 @@ class CMAES(Optimizer):
 
     Options = CMAESOptions
     TOL = ("tolfun", "tolx")
-    TOL_FIXED = {"restarts": 0}
+    TOL_FIXED: ClassVar[dict[str, Any]] = {"restarts": 0}
     TOL_MEANING = (
         "pycma's ``tolfun`` (the range of the recent generations' values) and ``tolx`` "
         "(the step size times the spread of the distribution); ``restarts=0``: the run "
