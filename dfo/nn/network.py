@@ -56,7 +56,7 @@ _TALL_BATCH = 512
 # Population pass: networks are processed in chunks with about this many bytes of
 # activations, so that each chunk's elementwise passes run in cache (for large
 # populations, 3x faster than one pass over everything).
-_CHUNK_BYTES = 4 * 2**20
+_CHUNK_BYTES = 2 * 2**20
 
 
 def _check_positive_int(value: Any, name: str) -> int:
@@ -318,6 +318,7 @@ class MLP:
         at: np.ndarray,
         keep: list[np.ndarray] | None = None,
         tangents: list[tuple[np.ndarray, np.ndarray]] | None = None,
+        out: list[np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """The forward pass on transposed activations (one column per sample).
 
@@ -325,7 +326,9 @@ class MLP:
         in place on the product. ``at`` is ``X^T`` of shape ``(n_in, batch)``; with
         stacked ``params`` every layer is one batched product over the ``k`` networks
         and the output has shape ``(k, n_out, batch)``. When ``keep`` is a list, each
-        layer's output is appended to it (for the backward pass).
+        layer's output is appended to it (for the backward pass). ``out``, when given,
+        holds one array per layer of at least the product's shape (leading rows are
+        used): the products are written there, with no allocation.
 
         Forward mode: with ``tangents`` (the ``params`` of ``k`` stacked directions
         ``V``), the tangent of each layer is pushed beside its forward,
@@ -346,6 +349,8 @@ class MLP:
                 # the first layer's weights) beats k thin products
                 k, n_out, n_in = Wt.shape
                 zt = (Wt.reshape(k * n_out, n_in) @ at).reshape(k, n_out, -1)
+            elif out is not None:
+                zt = np.matmul(Wt, at, out=out[i][: Wt.shape[0]])
             else:
                 zt = np.matmul(Wt, at)
             zt += b
@@ -534,7 +539,7 @@ class MLP:
             n_params) <= max_bytes``: an upper bound on the activations (every layer's
             output for every sample) and the weight copy of one chunk. At least one
             network is processed at a time, so a single very large network may exceed
-            it. Chunks also keep their activations under about 4 MiB, so that the
+            it. Chunks also keep their activations under about 2 MiB, so that the
             elementwise passes run in cache (faster than one pass over a large
             population); wide networks are still processed several at a time.
 
@@ -559,10 +564,13 @@ class MLP:
         )
         out = np.empty(k, dtype=self.dtype)
         at = X.T
+        # the chunks' products reuse one set of arrays: no fresh memory per chunk
+        rows = min(chunk, k)
+        bufs = [np.empty((rows, n, batch), self.dtype) for n in self.sizes[1:]] if k else []
         with np.errstate(all="ignore"):
             for start in range(0, k, chunk):
                 T = Thetas[start : start + chunk].astype(self.dtype, copy=False)
-                values, _ = self._run(self._params(T), at)
+                values, _ = self._run(self._params(T), at, out=bufs)
                 out[start : start + T.shape[0]] = lossfn.population(values, y)
         return out
 
