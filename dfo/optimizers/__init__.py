@@ -83,6 +83,7 @@ def _load_builtins() -> None:
         bfgs,
         cma_es,
         cobyqa,
+        es,
         forward_gradient,
         gradient,
         nelder_mead,

@@ -1,0 +1,106 @@
+"""Tests of the es method: ranks against scipy, the update against a hand-written one,
+perturbations rebuilt from seeds, float32 populations, bad options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+import dfo
+from dfo.exceptions import InvalidOptionError
+from dfo.optimizers.es import centered_ranks, perturbations
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 50])
+def test_centered_ranks_match_scipy(k):
+    values = np.random.default_rng(k).normal(size=k)
+    ref = (scipy.stats.rankdata(values, method="ordinal") - 1) / max(k - 1, 1) - (k > 1) * 0.5
+    np.testing.assert_allclose(centered_ranks(values), ref, rtol=0, atol=1e-15)
+
+
+def test_non_finite_values_rank_worst():
+    # nan, -inf and +inf all rank above every finite value, in their order
+    u = centered_ranks(np.array([1.0, np.nan, -np.inf, np.inf, 0.0]))
+    np.testing.assert_array_equal(u, [-0.25, 0.0, 0.25, 0.5, -0.5])
+
+
+def test_one_update_by_hand():
+    # the OpenAI-ES step with plain SGD, recomputed from the seed alone
+    x0 = np.array([0.5, -1.0, 2.0])
+    opt = dfo.make_optimizer(
+        "es", x0, seed=3, popsize=6, sigma=0.1, learning_rate=0.2, step_rule="sgd"
+    )
+    X = opt.ask()
+    eps = perturbations(opt.perturbation_seed, 3, 3)
+    np.testing.assert_array_equal(X, np.vstack([x0 + 0.1 * eps, x0 - 0.1 * eps]))
+    values = (X**2).sum(axis=1)
+    opt.tell(X, values)
+    u = centered_ranks(values)
+    g = ((u[:3] - u[3:]) / (6 * 0.1)) @ eps
+    np.testing.assert_allclose(opt.x, x0 - 0.2 * g, rtol=1e-15)
+
+
+def test_weight_decay_and_decaying_rate():
+    x0 = np.ones(4)
+    plain = dfo.make_optimizer("es", x0, seed=0, popsize=4, step_rule="sgd", learning_rate=0.1)
+    decayed = dfo.make_optimizer(
+        "es", x0, seed=0, popsize=4, step_rule="sgd", learning_rate=0.1, weight_decay=0.5
+    )
+    for opt in (plain, decayed):
+        X = opt.ask()
+        opt.tell(X, np.zeros(4))  # ties: ranks by order, the same for both
+    np.testing.assert_allclose(decayed.x - plain.x, -0.1 * 0.5 * x0, rtol=1e-12)
+    opt = dfo.make_optimizer("es", x0, seed=0, alpha=0.602, A=9.0, learning_rate=1.0)
+    opt.k = 10
+    assert opt._rate() == pytest.approx((10 / 20) ** 0.602)
+
+
+def test_converges_and_is_reproducible():
+    def fun(x):
+        return float(np.sum((x - 1) ** 2))
+
+    runs = [
+        dfo.minimize(
+            fun, np.zeros(10), method="es", budget=8000, seed=1, sigma=0.1, learning_rate=0.05
+        )
+        for _ in range(2)
+    ]
+    assert runs[0].fun < 0.05 * fun(np.zeros(10))
+    np.testing.assert_array_equal(runs[0].x, runs[1].x)
+
+
+def test_float32_population_through_minimize():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)), rng.integers(0, 3, size=60)
+    net = dfo.MLP([4, 5, 3])
+    obj = dfo.NetworkObjective(net, X, y, dtype="float32")
+    theta = net.init_params(0).astype(np.float64)
+    opt = dfo.make_optimizer("es", theta, seed=0, dtype="float32")
+    assert opt.ask().dtype == np.float32
+    res = dfo.minimize(obj, theta, method="es", budget=400, seed=0, learning_rate=0.05)
+    assert res.options["dtype"] == "float32" and res.dtype == "float32"
+    assert res.fun < obj(theta)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"popsize": 5}, "even"),
+        ({"popsize": 0}, "popsize"),
+        ({"sigma": -1.0}, "sigma"),
+        ({"alpha": -0.1}, "alpha"),
+        ({"weight_decay": np.inf}, "weight_decay"),
+        ({"dtype": "float16"}, "dtype"),
+    ],
+)
+def test_bad_options(options, match):
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return 0.0
+
+    with pytest.raises(InvalidOptionError, match=match):
+        dfo.minimize(f, np.zeros(3), method="es", budget=20, **options)
+    assert not calls
