@@ -379,3 +379,32 @@ def test_network_task_dtype():
     assert task.objective.dtype == np.float32 and "float32" in task.description
     assert task.start(0).dtype == np.float64
     assert "float64" in get_task("xor").description
+
+
+def test_parallel_compare_checks_options_in_the_workers(tmp_path):
+    # the parent never imports pycma, yet a bad cma-es value is refused before any run
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from dfo.compare import CompareConfig, run_compare
+        from dfo.exceptions import InvalidOptionError
+        cfg = dict(task="sphere", methods=("cma-es", "spsa"), seeds=(0, 1), budget=60)
+        result = run_compare(CompareConfig(**cfg), {str(tmp_path / "ok")!r}, jobs=2, plots=False)
+        assert len(result.records) == 4
+        print("cma" in sys.modules)
+        bad = CompareConfig(**cfg, options={{"cma-es": {{"sigma0": -1.0}}}})
+        try:
+            run_compare(bad, {str(tmp_path / "bad")!r}, jobs=2, plots=False)
+        except InvalidOptionError as exc:
+            print("refused:", "sigma0" in str(exc))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split("\n")
+    assert out[0] == "False" and out[1] == "refused: True"
+    assert not (tmp_path / "bad" / "runs.jsonl").exists()

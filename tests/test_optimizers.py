@@ -27,7 +27,7 @@ from dfo.result import Result, Status
 METHODS = dfo.methods()
 ASK_TELL = METHODS  # every method is ask/tell
 #: methods that draw random numbers (the others are deterministic on a deterministic objective)
-RANDOMIZED = {"cma-es", "random-search", "spsa", "forward-gradient"}
+RANDOMIZED = {"cma-es", "random-search", "es", "spsa", "forward-gradient"}
 GRADIENT_FREE = [m for m in METHODS if not needs_derivatives(m)]
 
 
@@ -78,6 +78,7 @@ TARGETS = {
         "cobyqa": (100, {}),
         "fd-bfgs": (200, {}),
         "backprop-bfgs": (50, {}),
+        "es": (2000, {"sigma": 0.003, "learning_rate": 0.05, "alpha": 1.0}),
     },
     "rosenbrock": {
         "backprop-sgd": (5000, {"step_rule": "momentum", "learning_rate": 1e-3}),
@@ -92,6 +93,7 @@ TARGETS = {
         "cobyqa": (500, {}),
         "fd-bfgs": (500, {}),
         "backprop-bfgs": (200, {}),
+        "es": (5000, {"sigma": 0.003, "learning_rate": 0.05, "alpha": 1.0}),
     },
     "xor": {
         "backprop-sgd": (500, {"step_rule": "momentum", "learning_rate": 0.5}),
@@ -102,6 +104,7 @@ TARGETS = {
         "forward-gradient": (3000, {"step_rule": "adam", "learning_rate": 0.05}),
         "fd-bfgs": (3000, {}),
         "backprop-bfgs": (300, {}),
+        "es": (3000, {"sigma": 0.1, "learning_rate": 0.05}),
     },
 }
 #: what "reached" means: f below this (sphere, Rosenbrock), training accuracy (xor)
@@ -112,6 +115,8 @@ THRESHOLDS = {
     ("rosenbrock", "fd-sgd"): 1e-6,  # forward differences: error ~ sqrt(eps)
     ("rosenbrock", "forward-gradient"): 1e-4,  # one random direction a step
     ("rosenbrock", "auto"): 1e-3,  # backprop-sgd's default rate, while it is the choice
+    ("sphere", "es"): 1e-5,  # ranks of values sigma apart: resolves about sigma^2
+    ("rosenbrock", "es"): 1e-5,
 }
 CASES = [(target, method) for target, table in TARGETS.items() for method in table]
 

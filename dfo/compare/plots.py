@@ -326,15 +326,47 @@ def write_plots(table: Any, folder: str | Path) -> list[Path]:
         ``loss_vs_cost.png``, ``loss_vs_time.png``, ``final_metric.png`` and
         ``runtime_distribution.png``.
     """
-    folder = Path(folder)
-    paths = [
-        folder / "loss_vs_cost.png",
-        folder / "loss_vs_time.png",
-        folder / "final_metric.png",
-        folder / "runtime_distribution.png",
-    ]
-    _loss_plot(table, "cost", paths[0])
-    _loss_plot(table, "time", paths[1])
-    _metric_plot(table, paths[2])
-    _runtime_plot(table, paths[3])
-    return paths
+    return [write_plot(table, name, folder) for name in PLOTS]
+
+
+def write_plot(table: Any, name: str, folder: str | Path) -> Path:
+    """Write the plot ``name`` (one of :data:`PLOTS`) of ``table`` into ``folder``.
+
+    Parameters
+    ----------
+    table : dfo.compare.table.Table
+    name : str
+        ``"loss_vs_cost.png"``, ``"loss_vs_time.png"``, ``"final_metric.png"`` or
+        ``"runtime_distribution.png"``.
+    folder : path
+        An existing folder.
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(folder) / name
+    if name == "final_metric.png":
+        _metric_plot(table, path)
+    elif name == "runtime_distribution.png":
+        _runtime_plot(table, path)
+    else:
+        _loss_plot(table, PLOTS[name], path)
+    return path
+
+
+def warm_up() -> None:
+    """Import what drawing needs (matplotlib), so that a later plot starts at once."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
+    from matplotlib.lines import Line2D  # noqa: F401
+    from matplotlib.patches import Patch  # noqa: F401
+
+
+#: the plots of a compare, by file name (the loss plots by their x axis)
+PLOTS = {
+    "loss_vs_cost.png": "cost",
+    "loss_vs_time.png": "time",
+    "final_metric.png": "metric",
+    "runtime_distribution.png": "runtime",
+}

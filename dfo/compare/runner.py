@@ -31,6 +31,7 @@ import numpy as np
 from dfo.compare import folder as run_folder
 from dfo.compare import records as rec
 from dfo.compare.cost import GradientCost, measure_gradient_cost
+from dfo.compare.plots import PLOTS, warm_up, write_plot, write_plots
 from dfo.compare.tasks import Task, get_task
 from dfo.exceptions import InvalidOptionError
 from dfo.files import atomic_write
@@ -197,7 +198,7 @@ def _check_time(value: Any, what: str) -> float | None:
     return float(value)
 
 
-def plan_runs(config: CompareConfig) -> tuple[Task, list[RunSpec]]:
+def plan_runs(config: CompareConfig, *, check_values: bool = True) -> tuple[Task, list[RunSpec]]:
     """Resolve ``config`` against its task's defaults into the list of runs.
 
     Option names and values are checked here, before any run starts.
@@ -205,6 +206,11 @@ def plan_runs(config: CompareConfig) -> tuple[Task, list[RunSpec]]:
     Parameters
     ----------
     config : CompareConfig
+    check_values : bool, default True
+        Also check the option values, by building each method's optimizer once
+        (:func:`check_run`). False leaves that to the caller (:func:`run_compare` has
+        the worker processes do it, where heavy libraries such as pycma are imported
+        anyway).
 
     Returns
     -------
@@ -265,7 +271,8 @@ def plan_runs(config: CompareConfig) -> tuple[Task, list[RunSpec]]:
             raise InvalidOptionError(
                 f"method {method!r} needs gradients; task {task.name!r} has none"
             )
-        build_optimizer(method, x0, seed=0, budget=m_budget, **options)  # checks values
+        if check_values:
+            build_optimizer(method, x0, seed=0, budget=m_budget, **options)
         specs_by_method[method] = (m_budget, m_time, options)
     specs = [
         RunSpec(
@@ -468,6 +475,18 @@ def _run_one(spec: RunSpec) -> dict[str, Any]:
 _BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def check_run(spec: RunSpec) -> None:
+    """Check the option values of ``spec`` by building its optimizer at its starting point.
+
+    Raises
+    ------
+    InvalidOptionError
+        A bad option value (no evaluation is spent).
+    """
+    task = get_task(spec.task, **spec.task_options)
+    build_optimizer(spec.method, task.start(spec.seed), seed=0, budget=spec.budget, **spec.options)
+
+
 @contextlib.contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """Set the BLAS thread variables to 1 (unless set) for processes started inside."""
@@ -499,6 +518,85 @@ def _worker_init() -> None:
     _PARENT_PID = os.getppid()
 
 
+class Workers:
+    """The processes a compare's runs go to (none for ``jobs=1``: this process).
+
+    Started first, so that their start-up overlaps the parent's preparations; they
+    also check the option values (:meth:`check`) before any run, so that the parent
+    never imports what only a method needs (pycma). Use as a context manager; the
+    processes are stopped on leaving it.
+    """
+
+    def __init__(self, jobs: int, n_runs: int, *, scheduler: str | None = None) -> None:
+        self.jobs = jobs
+        self.scheduler = scheduler  # a Dask cluster's address: the runs go there
+        self.processes = 1
+        self.pool: Any = None
+        if scheduler is None and jobs > 1 and n_runs > 1:
+            ctx = multiprocessing.get_context("spawn")
+            self.processes = min(jobs, n_runs)
+            with single_threaded_blas():
+                self.pool = ctx.Pool(self.processes, initializer=_worker_init)
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, kind: Any, *exc: Any) -> None:
+        if self.pool is None:
+            return
+        if kind is None:
+            self.pool.close()
+        else:
+            self.pool.terminate()
+        self.pool.join()
+
+    def check(self, specs: Sequence[RunSpec]) -> None:
+        """:func:`check_run` for the first run of each method; raises its first error."""
+        first = list({s.method: s for s in reversed(specs)}.values())[::-1]
+        if self.pool is None:
+            for spec in first:
+                check_run(spec)
+        else:
+            self.pool.map(check_run, first, chunksize=1)
+
+    def run(
+        self,
+        specs: Sequence[RunSpec],
+        on_record: Callable[[dict[str, Any]], None],
+        *,
+        plots: bool = False,
+    ) -> None:
+        """Run ``specs`` and hand each record to ``on_record`` as runs finish.
+
+        With ``plots``, a worker left without runs imports the plotting libraries
+        meanwhile (:meth:`plot` then starts at once). On ``KeyboardInterrupt`` or an
+        error the exception is raised (the context manager then stops the processes);
+        records already handed on stay handed on.
+        """
+        if self.scheduler is not None:
+            from dfo.compare.cluster import execute_on_cluster
+
+            self.jobs = execute_on_cluster(specs, self.scheduler, on_record)
+            return
+        if self.pool is None:
+            for spec in specs:
+                on_record(run_one(spec))
+            return
+        records = self.pool.imap_unordered(run_one, specs, chunksize=1)
+        if plots:  # queued after the runs: taken by workers that have none left
+            for _ in range(self.processes):
+                self.pool.apply_async(warm_up)
+        for record in records:
+            on_record(record)
+
+    def plot(self, table: Any, folder: Path) -> None:
+        """Write the compare's plots into ``folder``, one per worker at a time."""
+        if self.pool is None:
+            write_plots(table, folder)
+        else:
+            self.pool.starmap(write_plot, [(table, name, folder) for name in PLOTS])
+
+
 def execute(
     specs: Sequence[RunSpec],
     jobs: int,
@@ -516,27 +614,9 @@ def execute(
     processes are stopped and the exception is raised; records already handed on
     stay handed on.
     """
-    if scheduler is not None:
-        from dfo.compare.cluster import execute_on_cluster
-
-        return execute_on_cluster(specs, scheduler, on_record)
-    if jobs <= 1 or len(specs) <= 1:
-        for spec in specs:
-            on_record(run_one(spec))
-        return jobs
-    ctx = multiprocessing.get_context("spawn")
-    with single_threaded_blas():
-        pool = ctx.Pool(min(jobs, len(specs)), initializer=_worker_init)
-    try:
-        for record in pool.imap_unordered(run_one, specs, chunksize=1):
-            on_record(record)
-    except BaseException:
-        pool.terminate()
-        pool.join()
-        raise
-    pool.close()
-    pool.join()
-    return jobs
+    with Workers(jobs, len(specs), scheduler=scheduler) as workers:
+        workers.run(specs, on_record)
+    return workers.jobs
 
 
 def default_jobs() -> int:
@@ -617,26 +697,27 @@ def run_compare(
     KeyboardInterrupt
         Propagated after the finished runs are on disk.
     """
-    task, specs = plan_runs(config)
+    task, specs = plan_runs(config, check_values=False)
     folder = Path(out) if out is not None else None
-    if folder is None:
-        return _compare(
-            config, task, specs, None, False, jobs, progress, plots, gradient_cost, scheduler
-        )
-    own = run_folder.prepare(folder, resume=resume)
-    with run_folder.lock(folder):
-        return _compare(
-            config,
-            task,
-            specs,
-            folder,
-            resume and own,
-            jobs,
-            progress,
-            plots,
-            gradient_cost,
-            scheduler,
-        )
+    with Workers(jobs, len(specs), scheduler=scheduler) as workers:
+        workers.check(specs)  # option values, before anything is written or run
+        if folder is None:
+            return _compare(
+                config, task, specs, None, False, workers, progress, plots, gradient_cost
+            )
+        own = run_folder.prepare(folder, resume=resume)
+        with run_folder.lock(folder):
+            return _compare(
+                config,
+                task,
+                specs,
+                folder,
+                resume and own,
+                workers,
+                progress,
+                plots,
+                gradient_cost,
+            )
 
 
 def _compare(
@@ -645,11 +726,10 @@ def _compare(
     specs: list[RunSpec],
     folder: Path | None,
     resume: bool,
-    jobs: int,
+    workers: Workers,
     progress: bool,
     plots: bool,
     gradient_cost: GradientCost | None,
-    scheduler: str | None = None,
 ) -> CompareResult:
     """:func:`run_compare` once the folder is checked and locked."""
     from dfo.compare.table import build_table
@@ -716,7 +796,7 @@ def _compare(
 
     try:
         if pending:
-            jobs = execute(pending, jobs, on_record, scheduler=scheduler)
+            workers.run(pending, on_record, plots=plots and folder is not None)
     finally:
         if bar is not None:
             bar.close()
@@ -727,14 +807,12 @@ def _compare(
     for record in records:
         by_key.setdefault((record["method"], record["seed"]), record)
     ordered = [by_key[s.key] for s in specs if s.key in by_key]
-    table = build_table(task, specs, ordered, gradient_cost, jobs=jobs)
+    table = build_table(task, specs, ordered, gradient_cost, jobs=workers.jobs)
     if folder is not None:
         atomic_write(folder / rec.TABLE_TEXT_FILE, table.text + "\n")
         atomic_write(folder / rec.TABLE_CSV_FILE, table.csv)
         if plots:
-            from dfo.compare.plots import write_plots
-
-            write_plots(table, folder)
+            workers.plot(table, folder)
     return CompareResult(
         task, specs, ordered, gradient_cost, table, folder, runs.skipped, runs.reasons
     )
