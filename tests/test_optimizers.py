@@ -68,7 +68,8 @@ TARGETS = {
     "sphere": {
         "backprop-sgd": (300, {}),
         "fd-sgd": (1500, {}),
-        "spsa": (2000, {}),
+        # (at 2000 it reaches f = 5e-37, where +-c_k probes tie exactly: a stall)
+        "spsa": (1500, {}),
         "cma-es": (2000, {}),
         "nelder-mead": (1000, {}),
         "random-search": (2000, {}),
@@ -663,7 +664,7 @@ def test_spsa_beats_fd_sgd_on_the_noisy_skewed_quartic():
                 seed=seed,
                 **options,
             )
-            for seed in range(3)
+            for seed in range(7)  # 3 seeds: a coin flip between the two at this noise
         ]
         assert all(r.nfev <= 10_000 for r in runs)
         return np.array([base(r.x) for r in runs])

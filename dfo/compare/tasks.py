@@ -187,6 +187,7 @@ def _network_task(
     options: dict[str, dict[str, Any]],
     data_seed: int = 0,
     dtype: str = "float64",
+    methods: tuple[str, ...] = DEFAULT_METHODS,
 ) -> Task:
     data = load(dataset, seed=data_seed)
     net = MLP([data.n_features, *hidden, data.n_outputs], activation=activation, dtype=dtype)
@@ -237,6 +238,7 @@ def _network_task(
         notes=_nm_notes(net.n_params),
         batch_size=batch_size,
         n_train=obj.n_train,
+        methods=methods,
     )
 
 
@@ -258,6 +260,7 @@ def _digits(*, batch_size: int = 128, dtype: str = "float64", hidden: int = 16) 
             "cma-es": {"sigma0": 0.1, "popsize": 50},
             "random-search": {"sigma": 0.05},
         },
+        methods=(*DEFAULT_METHODS, "es"),
     )
 
 
