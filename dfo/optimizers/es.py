@@ -10,9 +10,12 @@ scale of the loss and to outliers, and
     g = 1 / (popsize sigma) * sum_j (u_j^+ - u_j^-) eps_j  (+ weight_decay * x)
 
 is a smoothed gradient of the loss's ranks; a dfo step rule turns it into a step
-(Adam by default). The directions of one iteration come from one seed
-(:func:`perturbations`), so a worker that knows the seed and ``sigma`` can rebuild its
-candidates, and its master needs only the values back.
+(Adam by default). As in Salimans et al., the directions are slices of one table of
+Gaussian noise drawn once from a seed (:func:`noise_table`): a direction is an offset
+into it (:func:`perturbations`), so a worker that knows the table's seed, the offsets
+and ``sigma`` rebuilds its candidates, and its master needs only the values back; and
+an iteration costs no Gaussian draws (drawing them cost about as much as evaluating
+the population of a small network).
 """
 
 from __future__ import annotations
@@ -38,26 +41,43 @@ from dfo.options import (
     option,
 )
 
-__all__ = ["EvolutionStrategy", "EvolutionStrategyOptions", "centered_ranks", "perturbations"]
+__all__ = [
+    "EvolutionStrategy",
+    "EvolutionStrategyOptions",
+    "centered_ranks",
+    "noise_table",
+    "perturbations",
+]
 
 
-def perturbations(seed: int, m: int, dim: int, dtype: Any = np.float64) -> np.ndarray:
-    """The ``m`` Gaussian directions ``(m, dim)`` of one iteration, rebuilt from its seed.
+def noise_table(seed: int, size: int, dtype: Any = np.float64) -> np.ndarray:
+    """The shared table of standard normal noise the directions are sliced from.
 
     Parameters
     ----------
     seed : int
-        The iteration's seed (``EvolutionStrategy.perturbation_seed``).
-    m, dim : int
-        Number of directions (half the population) and dimension.
+        The table's seed (``EvolutionStrategy.table_seed``).
+    size : int
+        Entries (``EvolutionStrategy.table_size``).
     dtype : float type, default float64
-        float32 draws are about twice as fast (and different numbers).
 
     Returns
     -------
-    ndarray, shape (m, dim)
+    ndarray, shape (size,)
     """
-    return np.random.default_rng(seed).standard_normal((m, dim), dtype=dtype)
+    return np.random.default_rng(seed).standard_normal(size, dtype=dtype)
+
+
+def perturbations(table: np.ndarray, offsets: np.ndarray, dim: int) -> np.ndarray:
+    """The directions ``table[o : o + dim]`` for each offset ``o``, shape ``(m, dim)``.
+
+    Examples
+    --------
+    >>> perturbations(np.arange(6.0), np.array([0, 3]), 2)
+    array([[0., 1.],
+           [3., 4.]])
+    """
+    return table[np.asarray(offsets)[:, None] + np.arange(dim)]
 
 
 def centered_ranks(values: np.ndarray) -> np.ndarray:
@@ -110,6 +130,7 @@ class EvolutionStrategyOptions(Options):
     A: float | None = option(None, Optional(RealRange(0.0)))
     weight_decay: float = option(0.0, RealRange(0.0))
     dtype: str | None = option(None, Optional(Custom(_check_dtype, "'float64' or 'float32'")))
+    noise_table: int = option(2**22, PositiveInt())
     patience: int = option(10, PositiveInt())
     divergence: float = option(1e4, PositiveReal(allow_inf=True))
 
@@ -143,14 +164,20 @@ class EvolutionStrategy(GradientStepOptimizer):
         Float type the population is built in (float32: half the memory traffic, and a
         float32 objective evaluates it without conversion); :func:`dfo.minimize` sets the
         objective's type. The iterate stays float64.
+    noise_table : int, default 2**22
+        Entries of the shared noise table the directions are sliced from (at least
+        ``2 n`` are used); drawn once, at the first iteration.
     patience, divergence
         As for :class:`dfo.optimizers.gradient.BackpropSGD` (the value checked is the
         mean of the population's values).
 
     Attributes
     ----------
-    perturbation_seed : int
-        Seed of the directions of the last iteration asked (:func:`perturbations`).
+    table_seed, table_size : int
+        Seed and size of the noise table (:func:`noise_table`).
+    offsets : ndarray of int
+        Offsets into it of the directions of the last iteration asked
+        (:func:`perturbations`).
 
     Examples
     --------
@@ -183,35 +210,50 @@ class EvolutionStrategy(GradientStepOptimizer):
         self.A = 0.1 * (budget // popsize if budget else 100) if cfg.A is None else cfg.A
         self.dtype = cfg.dtype
         self.k = 0
-        self.perturbation_seed = 0
-        self._eps: np.ndarray | None = None
+        self.table_seed = int(self.rng.integers(2**63))
+        self.table_size = max(cfg.noise_table, 2 * self.dim)
+        self.offsets = np.zeros(0, dtype=np.intp)
+        self._table: np.ndarray | None = None
+        self._eps: np.ndarray | None = None  # the directions between ask and tell
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_table"] = state["_eps"] = None  # rebuilt from seed and offsets: small
+        return state
+
+    def _noise(self) -> np.ndarray:
+        if self._table is None:
+            self._table = noise_table(self.table_seed, self.table_size, self.dtype or "float64")
+        return self._table
 
     def _resolved_options(self) -> dict[str, Any]:
         return {"popsize": self.popsize, "A": self.A}
 
     def _ask(self) -> np.ndarray:
-        m = self.popsize // 2
-        dtype = self.dtype or "float64"
-        self.perturbation_seed = int(self.rng.integers(2**63))
-        self._eps = eps = perturbations(self.perturbation_seed, m, self.dim, dtype)
-        X = np.empty((2 * m, self.dim), dtype=dtype)
+        m, n = self.popsize // 2, self.dim
+        table = self._noise()
+        self.offsets = self.rng.integers(0, self.table_size - n + 1, size=m)
+        self._eps = eps = perturbations(table, self.offsets, n)
+        X = np.empty((2 * m, n), dtype=table.dtype)
         np.multiply(eps, self.sigma, out=X[:m])
         np.negative(X[:m], out=X[m:])
-        X += self.x.astype(dtype, copy=False)  # x + sigma eps_j, then x - sigma eps_j
+        X += self.x.astype(table.dtype, copy=False)  # x + sigma eps_j, then x - sigma eps_j
         return X
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         m = self.popsize // 2
-        eps = self._eps
-        if eps is None:  # a restored optimizer: the directions from their seed
-            eps = perturbations(self.perturbation_seed, m, self.dim, self.dtype or "float64")
+        eps = (
+            self._eps
+            if self._eps is not None
+            else perturbations(self._noise(), self.offsets, self.dim)
+        )
         self._eps = None
         finite = np.isfinite(values)
         if not finite.any():
             return self._step(math.nan, None)
         u = centered_ranks(values)
         weights = (u[:m] - u[m:]) / (self.popsize * self.sigma)
-        grad = (weights.astype(eps.dtype) @ eps).astype(np.float64)
+        grad = (weights.astype(eps.dtype) @ eps).astype(np.float64)  # sum_j w_j eps_j
         if self.weight_decay:
             grad += self.weight_decay * self.x
         reported = self._step(_finite_mean(values), grad)
