@@ -133,26 +133,18 @@ def test_a_budget_below_what_was_spent_is_refused(tmp_path):
         _ckpt_run(path, budget=10, resume=True)
 
 
-@pytest.mark.parametrize("q", [1, 3])
-def test_spsa_draw_ahead_gives_the_bits_of_plain_draws(q, monkeypatch):
-    """The draw-ahead buffer (a fast path in small dimension) against drawing each batch."""
-    f = problems.get("rosenbrock", 5)
-
-    def trajectory():
-        opt = dfo.make_optimizer("spsa", np.full(5, 0.2), seed=9, c=0.01, n_directions=q)
-        xs = []
-        for _ in range(60):
-            X = opt.ask()
-            opt.tell(X, f.evaluate_batch(X))
-            xs.append(opt.recommend())
-        return np.array(xs), opt
-
-    fast, opt = trajectory()
-    assert opt._drawn.shape[0] > q  # the fast path ran
-    monkeypatch.setattr(gradient, "_DRAW_AHEAD_BYTES", 0)  # rows <= q: plain draws
-    plain, opt = trajectory()
-    assert opt._drawn.shape[0] == 0
-    np.testing.assert_array_equal(fast, plain)
+@pytest.mark.parametrize("regenerate", [False, True])
+def test_spsa_directions_are_fair_random_bits(regenerate):
+    """Rademacher directions from random bits: +-1 only, balanced, one bit per coordinate."""
+    n = 100_000
+    opt = dfo.make_optimizer("spsa", np.zeros(n), seed=9, c=0.5, a=1.0, regenerate=regenerate)
+    X = opt.ask()
+    d = (X[0] - X[1]) / (2 * opt._ck)
+    np.testing.assert_array_equal(np.abs(d), 1.0)
+    assert abs(d.mean()) < 5 / np.sqrt(n)  # five standard deviations of a fair coin
+    assert abs(np.mean(d[1:] * d[:-1])) < 5 / np.sqrt(n)  # neighbouring bits independent
+    again = dfo.make_optimizer("spsa", np.zeros(n), seed=9, c=0.5, a=1.0, regenerate=regenerate)
+    np.testing.assert_array_equal(again.ask(), X)
 
 
 @pytest.mark.parametrize("step_rule", ["sgd", "adam"])
