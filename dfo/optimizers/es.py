@@ -234,10 +234,11 @@ class EvolutionStrategy(GradientStepOptimizer):
         table = self._noise()
         self.offsets = self.rng.integers(0, self.table_size - n + 1, size=m)
         self._eps = eps = perturbations(table, self.offsets, n)
+        x = self.x.astype(table.dtype, copy=False)
         X = np.empty((2 * m, n), dtype=table.dtype)
         np.multiply(eps, self.sigma, out=X[:m])
-        np.negative(X[:m], out=X[m:])
-        X += self.x.astype(table.dtype, copy=False)  # x + sigma eps_j, then x - sigma eps_j
+        np.subtract(x, X[:m], out=X[m:])  # x - sigma eps_j
+        X[:m] += x  # x + sigma eps_j
         return X
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
