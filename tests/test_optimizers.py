@@ -106,6 +106,7 @@ TARGETS = {
         "fd-bfgs": (3000, {}),
         "backprop-bfgs": (300, {}),
         "es": (3000, {"sigma": 0.1, "learning_rate": 0.05}),
+        "es": (3000, {"sigma": 0.1, "learning_rate": 0.1}),
     },
 }
 #: what "reached" means: f below this (sphere, Rosenbrock), training accuracy (xor)

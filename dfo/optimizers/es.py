@@ -130,7 +130,7 @@ class EvolutionStrategyOptions(Options):
     A: float | None = option(None, Optional(RealRange(0.0)))
     weight_decay: float = option(0.0, RealRange(0.0))
     dtype: str | None = option(None, Optional(Custom(_check_dtype, "'float64' or 'float32'")))
-    noise_table: int = option(2**22, PositiveInt())
+    noise_table: int = option(2**20, PositiveInt())
     patience: int = option(10, PositiveInt())
     divergence: float = option(1e4, PositiveReal(allow_inf=True))
 
@@ -164,9 +164,9 @@ class EvolutionStrategy(GradientStepOptimizer):
         Float type the population is built in (float32: half the memory traffic, and a
         float32 objective evaluates it without conversion); :func:`dfo.minimize` sets the
         objective's type. The iterate stays float64.
-    noise_table : int, default 2**22
+    noise_table : int, default 2**20
         Entries of the shared noise table the directions are sliced from (at least
-        ``2 n`` are used); drawn once, at the first iteration.
+        ``2 n`` are used); drawn once, when the optimizer is made.
     patience, divergence
         As for :class:`dfo.optimizers.gradient.BackpropSGD` (the value checked is the
         mean of the population's values).
@@ -214,6 +214,7 @@ class EvolutionStrategy(GradientStepOptimizer):
         self.table_size = max(cfg.noise_table, 2 * self.dim)
         self.offsets = np.zeros(0, dtype=np.intp)
         self._table: np.ndarray | None = None
+        self._noise()  # drawn once, here (outside the run's clock)
         self._eps: np.ndarray | None = None  # the directions between ask and tell
 
     def __getstate__(self) -> dict[str, Any]:
