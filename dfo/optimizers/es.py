@@ -71,6 +71,20 @@ def noise_table(seed: int, size: int, dtype: Any = np.float64) -> np.ndarray:
 def perturbations(table: np.ndarray, offsets: np.ndarray, dim: int) -> np.ndarray:
     """The directions ``table[o : o + dim]`` for each offset ``o``, shape ``(m, dim)``.
 
+    Parameters
+    ----------
+    table : ndarray, shape (size,)
+        The noise table (:func:`noise_table`).
+    offsets : array_like of int, shape (m,)
+        Where each direction starts (``EvolutionStrategy.offsets``).
+    dim : int
+        Length of a direction.
+
+    Returns
+    -------
+    ndarray, shape (m, dim)
+        A copy (rows of the table, one per offset).
+
     Examples
     --------
     >>> perturbations(np.arange(6.0), np.array([0, 3]), 2)
@@ -133,6 +147,7 @@ class EvolutionStrategyOptions(Options):
     noise_table: int = option(2**20, PositiveInt())
     patience: int = option(10, PositiveInt())
     divergence: float = option(1e4, PositiveReal(allow_inf=True))
+    xtol: float | None = option(None, Optional(RealRange(0.0)))
 
 
 @register("es")
@@ -167,9 +182,12 @@ class EvolutionStrategy(GradientStepOptimizer):
     noise_table : int, default 2**20
         Entries of the shared noise table the directions are sliced from (at least
         ``2 n`` are used); drawn once, when the optimizer is made.
-    patience, divergence
+    patience, divergence, xtol
         As for :class:`dfo.optimizers.gradient.BackpropSGD` (the value checked is the
         mean of the population's values).
+
+    With ``bounds`` the candidates are clipped to the box and the iterate is projected
+    onto it after each step.
 
     Attributes
     ----------
@@ -240,7 +258,7 @@ class EvolutionStrategy(GradientStepOptimizer):
         np.multiply(eps, self.sigma, out=X[:m])
         np.subtract(x, X[:m], out=X[m:])  # x - sigma eps_j
         X[:m] += x  # x + sigma eps_j
-        return X
+        return X if self.box is None else self.box.clip(X)
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         m = self.popsize // 2
