@@ -105,7 +105,6 @@ TARGETS = {
         "forward-gradient": (3000, {"step_rule": "adam", "learning_rate": 0.05}),
         "fd-bfgs": (3000, {}),
         "backprop-bfgs": (300, {}),
-        "es": (3000, {"sigma": 0.1, "learning_rate": 0.05}),
         "es": (3000, {"sigma": 0.1, "learning_rate": 0.1}),
     },
 }
