@@ -266,9 +266,7 @@ def decision_table(rules: tuple[Rule, ...] = RULES) -> str:
         use = ", else ".join(f"`{m}`" for m in rule.methods)
         cells = [rule.situation, rule.reason, rule.avoid or "—", rule.measured or "—"]
         situation, reason, avoid, measured = (c.replace("|", "\\|") for c in cells)
-        lines.append(
-            f"| {situation} | {use} | {reason} | {avoid} | {measured} |"
-        )
+        lines.append(f"| {situation} | {use} | {reason} | {avoid} | {measured} |")
     return "\n".join(lines)
 
 
