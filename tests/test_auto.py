@@ -95,3 +95,13 @@ def test_auto_with_a_small_budget_spends_nothing_on_measuring():
 def test_auto_refuses_bad_facts_before_evaluating():
     with pytest.raises(dfo.InvalidOptionError, match="cost"):
         dfo.minimize(lambda x: 0.0, np.ones(2), method="auto", cost=-1.0)
+
+
+def test_auto_reports_the_chosen_methods_own_fields():
+    from dfo.problems import Rastrigin
+
+    f = Rastrigin(2)
+    res = dfo.minimize(lambda x: f(x), np.full(2, 3.0), method="auto", budget=5000, seed=0)
+    assert res.auto["method"] == "cma-es"
+    # multimodal: CMA-ES restarts while budget remains, and the result says how often
+    assert res.restarts >= 1 and f"{res.restarts} restarts" in res.message

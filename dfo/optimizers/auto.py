@@ -422,6 +422,10 @@ class Auto(Optimizer):
     def _resolved_options(self) -> dict[str, Any]:
         return {"cost": self.facts.cost}
 
+    def extra(self) -> dict[str, Any]:
+        """The chosen method's own Result fields (such as CMA-ES's ``restarts``)."""
+        return {} if self.inner is None else self.inner.extra()
+
     def describe(self) -> dict[str, Any] | None:
         """The choice with the chosen method's options (what ``Result.auto`` records)."""
         if self.choice is None or self.inner is None:
