@@ -217,7 +217,7 @@ def test_a_final_minus_inf_does_not_replace_a_finite_best():
     assert np.isfinite(res.fun) and res.success and res.n_nonfinite == 1
 
 
-def test_ci_runs_the_readme_test_line_with_mypy():
+def test_ci_runs_the_readme_test_line_with_lint_and_mypy():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
@@ -226,4 +226,5 @@ def test_ci_runs_the_readme_test_line_with_mypy():
         ln for ln in readme.splitlines() if ln.startswith("python3 -m venv") and "pytest" in ln
     )
     assert "python -m mypy dfo" in line
+    assert "python -m ruff check ." in line and "python -m ruff format --check ." in line
     assert line in (root / ".ci" / "run").read_text().splitlines()
