@@ -312,20 +312,12 @@ class Auto(Optimizer):
     #: until the method is chosen (and then as the chosen method says)
     recommends_unevaluated: bool = True  # type: ignore[misc]
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
         cfg = self.config
         gradient, stochastic, cost, bounds = cfg.gradient, cfg.stochastic, cfg.cost, cfg.bounds
         self.facts = Facts(
             dim=self.dim,
-            budget=budget,
+            budget=self.budget,
             gradient=bool(gradient),
             stochastic=bool(stochastic),
             cost=None if cost is None else float(cost),

@@ -29,9 +29,11 @@ counts: its ``_tell`` updates only its own state.
 ``Options`` (class attribute)
     A frozen dataclass of :func:`dfo.options.option` fields: the method's
     options, declared once (defaults, kinds, ranges). ``self.config`` holds the
-    checked values; ``__init__(x0, *, seed=None, budget=None, **options)`` of the
-    subclass calls ``super().__init__`` first and then builds its state from
-    ``self.config``, ``self.x0``, ``self.dim``, ``self.rng`` and ``self.budget``.
+    checked values.
+``_setup()``
+    Build the method's state from ``self.config``, ``self.x0``, ``self.dim``,
+    ``self.rng`` and ``self.budget``; the base ``__init__`` calls it last, so a
+    method needs no ``__init__`` of its own.
 ``_ask() -> ndarray (k, dim)``
     The next points; a new array (a view of the method's state is copied).
     Called once per iteration: ``ask()`` repeats the same points until ``tell``.
@@ -300,6 +302,14 @@ class Optimizer:
         self.ledger = Ledger(self.x0, None if budget is None else check_budget(budget))
         self._pending: np.ndarray | None = None  # the method's own copy of the asked points
         self._handed: list[np.ndarray] = []  # the copies ask() handed out since the last tell
+        self._setup()
+
+    def _setup(self) -> None:
+        """Build the method's own state, once ``x0``, ``config``, ``rng`` and ``ledger`` exist.
+
+        Called at the end of ``__init__``; a method overrides this hook instead of
+        ``__init__`` (and calls ``super()._setup()`` when its parent has one).
+        """
 
     # -- hooks for subclasses -----------------------------------------------------------
     def _ask(self) -> np.ndarray:

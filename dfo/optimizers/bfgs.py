@@ -182,15 +182,8 @@ class _LBFGSB(RecastOptimizer):
         "scipy's: the relative decrease per iteration and the projected gradient (no restarts)"
     )
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
+        super()._setup()
         self._box = None if self.box is None else self.box.to_scipy()
 
     def settings(self) -> dict[str, Any]:
@@ -244,15 +237,8 @@ class FiniteDifferenceBFGS(_LBFGSB):
     Options = FiniteDifferenceBFGSOptions
     config: FiniteDifferenceBFGSOptions
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
+        super()._setup()
         dtype = self.config.dtype
         fd_steps(self.x0 if dtype is None else self.x0.astype(dtype), h=self.config.h)  # bad h
 

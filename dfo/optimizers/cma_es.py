@@ -245,15 +245,7 @@ class CMAES(Optimizer):
     config: CMAESOptions
     recommends_unevaluated: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
         cfg = self.config
         sigma0, popsize, restarts = cfg.sigma0, cfg.popsize, cfg.restarts
         restart_regime, verbose = cfg.restart_regime, cfg.verbose
@@ -273,7 +265,7 @@ class CMAES(Optimizer):
             "maxfevals": np.inf,
         }
         if popsize is not None:
-            check_rows("popsize", popsize, self.dim, budget=budget)
+            check_rows("popsize", popsize, self.dim, budget=self.budget)
             opts["popsize"] = popsize
         if separable:
             opts["CMA_diagonal"] = True
@@ -309,7 +301,7 @@ class CMAES(Optimizer):
         self.popsize = int(self.es.popsize)
         self.all_bad = 0
         # restart bookkeeping
-        if restarts is None and budget is None:
+        if restarts is None and self.budget is None:
             restarts = RESTARTS_WITHOUT_BUDGET
         self.max_restarts = restarts
         self.restart_regime = restart_regime

@@ -62,15 +62,8 @@ class COBYQA(RecastOptimizer):
     TOL_MEANING = "scipy's: the trust-region radius at which it stops"
     config: COBYQAOptions
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
+        super()._setup()
         cfg = self.config
         if cfg.final_tr_radius > cfg.initial_tr_radius:
             raise InvalidOptionError(

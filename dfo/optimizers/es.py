@@ -209,15 +209,8 @@ class EvolutionStrategy(GradientStepOptimizer):
     Options = EvolutionStrategyOptions
     config: EvolutionStrategyOptions
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
+        super()._setup()
         cfg = self.config
         popsize = cfg.popsize
         if popsize is None:
@@ -225,7 +218,7 @@ class EvolutionStrategy(GradientStepOptimizer):
             popsize += popsize % 2
         self.sigma, self.popsize = cfg.sigma, popsize
         self.alpha, self.weight_decay = cfg.alpha, cfg.weight_decay
-        self.A = 0.1 * (budget // popsize if budget else 100) if cfg.A is None else cfg.A
+        self.A = 0.1 * (self.budget // popsize if self.budget else 100) if cfg.A is None else cfg.A
         self.dtype = cfg.dtype
         self.k = 0
         self.table_seed = int(self.rng.integers(2**63))

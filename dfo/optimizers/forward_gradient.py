@@ -18,7 +18,7 @@ counted in ``nfev`` and ``njvp``), whatever ``n`` is.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -82,15 +82,8 @@ class ForwardGradient(GradientStepOptimizer):
     config: ForwardGradientOptions
     needs_jvp: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
+        super()._setup()
         self.q = self.config.n_directions
         self._V = np.empty((0, self.dim))
 

@@ -231,15 +231,7 @@ class GradientStepOptimizer(Optimizer):
     )
     recommends_unevaluated: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
         cfg: Any = self.config  # every gradient method declares these options
         self.learning_rate: float = getattr(cfg, "learning_rate", 1.0)
         self.patience: int = cfg.patience
@@ -531,15 +523,8 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
     Options = FiniteDifferenceSGDOptions
     config: FiniteDifferenceSGDOptions
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
+        super()._setup()
         self.dtype = self.config.dtype
         self.scheme = self.config.scheme
         self.h_auto = isinstance(self.config.h, str)
@@ -698,15 +683,8 @@ class SPSA(GradientStepOptimizer):
     Options = SPSAOptions
     config: SPSAOptions
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
+        super()._setup()
         cfg = self.config
         self.q = cfg.n_directions
         self.calibration = cfg.calibration

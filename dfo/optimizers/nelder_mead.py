@@ -62,15 +62,8 @@ class NelderMead(RecastOptimizer):
     TOL_MEANING = "scipy's: the simplex's size and the spread of its values (as scipy's tol)"
     config: NelderMeadOptions
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
+        super()._setup()
         cfg = self.config
         self.simplex_scale = cfg.simplex_scale
         self.adaptive = self.dim > ADAPTIVE_ABOVE if cfg.adaptive == "auto" else cfg.adaptive

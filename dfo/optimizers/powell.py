@@ -48,15 +48,8 @@ class Powell(RecastOptimizer):
     TOL_MEANING = "scipy's: the line searches' steps and the relative decrease per sweep"
     config: PowellOptions
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
+        super()._setup()
         self._box = None if self.box is None else self.box.to_scipy()
 
     def settings(self) -> dict[str, Any]:

@@ -69,19 +69,11 @@ class RandomSearch(Optimizer):
     )
     config: RandomSearchOptions
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
         cfg = self.config
         self.popsize = 4 + int(3 * np.log(self.dim)) if cfg.popsize is None else cfg.popsize
         if cfg.popsize is not None:
-            check_rows("popsize", cfg.popsize, self.dim, budget=budget)
+            check_rows("popsize", cfg.popsize, self.dim, budget=self.budget)
         finite = self.box is not None and self.box.finite  # uniform inside a finite box
         self.lower = self.box.lower if finite and self.box is not None else None
         self.upper = self.box.upper if finite and self.box is not None else None

@@ -267,15 +267,7 @@ class RecastOptimizer(Optimizer):
     #: rebuilt by replay when its optimizer goes on)
     exclusive: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        x0: Any,
-        *,
-        seed: int | np.random.SeedSequence | None = None,
-        budget: int | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(x0, seed=seed, budget=budget, **options)
+    def _setup(self) -> None:
         self._told = _Told(self.dim, self.needs_gradient)  # every reply given to the loop
         self._digest = b""  # of the points asked so far
         self._worker: _Worker | None = None
