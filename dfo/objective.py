@@ -15,6 +15,7 @@ Deterministic objectives return themselves.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
@@ -29,8 +30,17 @@ from dfo.exceptions import (
     ShapeError,
 )
 from dfo.options import check_flag
+from dfo.sampling import EpochSampler
 
-__all__ = ["DTYPES", "FunctionObjective", "Objective", "as_objective", "check_dtype"]
+__all__ = [
+    "DTYPES",
+    "FunctionObjective",
+    "Objective",
+    "all_finite",
+    "as_objective",
+    "check_dtype",
+    "square_norm",
+]
 
 #: float types an objective (a network) can compute in
 DTYPES = ("float64", "float32")
@@ -49,6 +59,40 @@ def as_float64(value: Any) -> np.ndarray:
     if arr.dtype.kind not in "biufO":
         raise TypeError(f"expected real numbers; got an array of dtype {arr.dtype}")
     return arr.astype(np.float64, copy=False)
+
+
+def square_norm(a: np.ndarray) -> float:
+    """``sum(a**2)``: finite exactly when every entry of ``a`` is, unless it overflows.
+
+    The per-iteration finiteness test of a gradient: one read of ``a``, no temporary
+    (``np.vdot``, which also neither warns nor raises on overflow). A nan or inf entry
+    makes it nan or inf; so does an overflow of finite entries beyond about 1e154,
+    which callers tell apart with :func:`all_finite`. When finite, its square root
+    bounds every ``|a_i|``.
+
+    Parameters
+    ----------
+    a : ndarray of float
+
+    Returns
+    -------
+    float
+    """
+    return float(np.vdot(a, a))
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every entry of ``a`` is finite (one read of ``a`` in the common case).
+
+    Parameters
+    ----------
+    a : ndarray of float
+
+    Returns
+    -------
+    bool
+    """
+    return math.isfinite(square_norm(a)) or bool(np.isfinite(a).all())
 
 
 def as_real(value: Any, dtype: np.dtype | type = np.float64) -> np.ndarray:
@@ -153,6 +197,8 @@ def to_scalar(value: Any, source: str = "the objective") -> float:
 
     Non-finite values (nan, inf) are allowed: methods deal with them.
     """
+    if type(value) is float:  # the common case
+        return value
     if isinstance(value, Real | np.bool_ | np.number) and not isinstance(
         value, np.complexfloating
     ):
@@ -322,13 +368,25 @@ class Objective:
             dderiv, "the directional derivative"
         )
 
-    def realization(self, rng: np.random.Generator) -> Objective:
+    def realization(
+        self, rng: np.random.Generator, sampler: EpochSampler | None = None
+    ) -> Objective:
         """Fix the objective's randomness for one iteration.
 
         Every evaluation of one iteration (one gradient estimate, one population)
         goes through the returned objective. Deterministic objectives return ``self``.
+        ``sampler``, for objectives that have one (:meth:`sampler`), is the run's
+        state of the minibatch stream: the realization takes its next minibatch.
         """
         return self
+
+    def sampler(self) -> EpochSampler | None:
+        """A fresh minibatch stream for a run (None: the realizations need no state).
+
+        :func:`dfo.minimize` keeps it for the whole run (and in checkpoints) and
+        passes it to every :meth:`realization`; see :mod:`dfo.sampling`.
+        """
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim})"
@@ -430,7 +488,9 @@ class FunctionObjective(Objective):
         assert self.grad is not None  # has_gradient
         return float(self._evaluate_batch(x[None, :])[0]), self.grad(x)
 
-    def realization(self, rng: np.random.Generator) -> FunctionObjective:
+    def realization(
+        self, rng: np.random.Generator, sampler: EpochSampler | None = None
+    ) -> FunctionObjective:
         if not self.is_stochastic:
             return self
         bound = object.__new__(type(self))

@@ -41,6 +41,7 @@ import numpy as np
 
 from dfo.exceptions import InvalidOptionError, suggest
 from dfo.objective import Objective
+from dfo.sampling import EpochSampler
 
 __all__ = [
     "PROBLEMS",
@@ -356,9 +357,19 @@ class Noisy(Objective):
             return values + self.sigma * self._rng.standard_normal()
         return values + self.sigma * self._rng.standard_normal(X.shape[0])
 
-    def realization(self, rng: np.random.Generator) -> Objective:
-        base = self.objective.realization(rng)
+    def realization(
+        self, rng: np.random.Generator, sampler: EpochSampler | None = None
+    ) -> Objective:
+        base = (
+            self.objective.realization(rng)
+            if sampler is None
+            else self.objective.realization(rng, sampler)
+        )
         return _NoisyRealization(base, self.sigma, self.common, int(rng.integers(2**63)))
+
+    def sampler(self) -> EpochSampler | None:
+        """The minibatch stream of the wrapped objective, if it has one."""
+        return self.objective.sampler()
 
     def __repr__(self) -> str:
         return f"Noisy({self.objective!r}, sigma={self.sigma:g}, common={self.common})"

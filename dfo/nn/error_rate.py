@@ -33,6 +33,7 @@ import numpy as np
 from dfo.nn.network import MLP
 from dfo.nn.network_objective import NetworkObjective
 from dfo.objective import Objective
+from dfo.sampling import EpochSampler
 
 __all__ = ["ErrorRateObjective"]
 
@@ -96,17 +97,25 @@ class ErrorRateObjective(Objective):
         # piecewise constant: the derivative is 0 wherever it exists
         return float(self._evaluate_batch(x[None, :])[0]), np.zeros(self.dim)
 
-    def realization(self, rng: np.random.Generator) -> Objective:
+    def realization(
+        self, rng: np.random.Generator, sampler: EpochSampler | None = None
+    ) -> Objective:
         """The error rate on one minibatch drawn with ``rng`` (``self`` if full batch).
 
         Parameters
         ----------
         rng : numpy.random.Generator
+        sampler : EpochSampler, optional
+            The run's minibatch stream (see :meth:`NetworkObjective.realization`).
         """
         if not self.is_stochastic:
             return self
-        batch = self.network.realization(rng)
+        batch = self.network.realization(rng, sampler)
         return ErrorRateObjective(self.net, batch.X, batch.y)  # type: ignore[attr-defined]
+
+    def sampler(self) -> EpochSampler | None:
+        """The minibatch stream of the underlying :class:`NetworkObjective`."""
+        return self.network.sampler()
 
     def full_error(self, theta: Any) -> float:
         """Error rate of ``theta`` on the whole training set (for monitoring).

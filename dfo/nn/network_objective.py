@@ -37,6 +37,7 @@ from dfo.exceptions import InvalidOptionError
 from dfo.nn.losses import Loss, get_loss
 from dfo.nn.network import MLP
 from dfo.objective import Objective, as_real, check_dtype, check_point
+from dfo.sampling import EpochSampler
 
 __all__ = ["MinibatchObjective", "NetworkObjective"]
 
@@ -118,8 +119,9 @@ class NetworkObjective(_NetLoss):
     batch_size : int, optional
         Minibatch size. None (default) uses the full training set every time and
         the objective is deterministic; an int makes it stochastic
-        (``is_stochastic`` is True): :meth:`realization` draws ``batch_size`` rows
-        without replacement.
+        (``is_stochastic`` is True): :meth:`realization` takes ``batch_size`` rows,
+        in a run the next minibatch of shuffled epochs (every row once per epoch;
+        see :mod:`dfo.sampling`).
     X_test, y_test : array_like, optional
         Held-out data for :meth:`accuracy` (and :meth:`test_loss`).
     dtype : {"float64", "float32"} or numpy type, optional
@@ -203,18 +205,34 @@ class NetworkObjective(_NetLoss):
             self.y_test = net.check_targets(y_test, self.X_test.shape[0], lossfn, "y_test")
 
     # -- stochastic interface ------------------------------------------------------
-    def realization(self, rng: np.random.Generator) -> Objective:
-        """The loss on one minibatch drawn with ``rng`` (or ``self`` if full batch).
+    def realization(
+        self, rng: np.random.Generator, sampler: EpochSampler | None = None
+    ) -> Objective:
+        """The loss on one minibatch (or ``self`` if full batch).
 
-        The rows are drawn without replacement; the same generator state gives the
-        same minibatch. Only the drawn rows are copied.
+        With ``sampler`` (the run's, from :meth:`sampler`) the minibatch is the next
+        one of its shuffled epochs, and ``rng`` draws each epoch's permutation;
+        without it, ``batch_size`` rows are drawn with ``rng`` without replacement.
+        The same generator (and sampler) state gives the same minibatch. Only the
+        drawn rows are copied, in one ``take`` per array.
         """
         if self.batch_size is None:
             return self
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
-        idx = rng.choice(self.n_train, size=self.batch_size, replace=False)
-        return MinibatchObjective(self.net, self.X[idx], self.y[idx], self._lossfn, idx)
+        if sampler is None:
+            idx = rng.choice(self.n_train, size=self.batch_size, replace=False)
+        else:
+            idx = sampler.draw(rng)
+        return MinibatchObjective(
+            self.net, self.X.take(idx, axis=0), self.y.take(idx, axis=0), self._lossfn, idx
+        )
+
+    def sampler(self) -> EpochSampler | None:
+        """Shuffled epochs of ``batch_size`` rows for a run (None if full batch)."""
+        if self.batch_size is None:
+            return None
+        return EpochSampler(self.n_train, self.batch_size)
 
     # -- monitoring (not meant to be charged to an optimizer's budget) -------------
     def full_loss(self, theta: Any) -> float:

@@ -71,6 +71,11 @@ and declares what the run loop needs to know as class attributes:
     ``_recommend()`` may be a point the method has not evaluated (an SGD iterate,
     a CMA-ES mean): :func:`dfo.minimize` keeps one evaluation of the budget to
     evaluate it at the end.
+``immutable_asks``
+    ``_ask`` returns arrays (or views of arrays) that the method never changes
+    afterwards, such as a view of an iterate that each step replaces by a new
+    array: the base class then keeps them as the pending points, and the ledger the
+    best of them, without a copy (``ask`` still hands out a copy).
 ``wants_new_sample()`` (a method; default True)
     Whether the next ask starts a new estimate that gets a new realization
     (minibatch, noise) of a stochastic objective. FD-SGD answers False for the
@@ -275,6 +280,8 @@ class Optimizer:
     needs_jvp: ClassVar[bool] = False
     #: whether ``_recommend()`` may return a point that was never evaluated
     recommends_unevaluated: ClassVar[bool] = False
+    #: whether ``_ask``'s arrays are never changed by the method afterwards (no copies)
+    immutable_asks: ClassVar[bool] = False
 
     config: BaseOptions
 
@@ -404,7 +411,7 @@ class Optimizer:
                     f"dfo bug: {self.name} asked for a point outside its bounds {self.box}; "
                     "nothing was evaluated"
                 )
-            self._pending = X if X.flags.owndata else X.copy()
+            self._pending = X if X.flags.owndata or self.immutable_asks else X.copy()
         return self._pending
 
     def ask(self) -> np.ndarray:
@@ -488,6 +495,30 @@ class Optimizer:
             grads = _check_values(grads, k)
         else:
             grads = None
+        self.tell_evaluated(values, grads)
+
+    def tell_evaluated(self, values: np.ndarray, grads: np.ndarray | None = None) -> None:
+        """:meth:`tell` for arrays known to be right: the checks of the caller's arrays skipped.
+
+        For the run loop (:func:`dfo.minimize`), whose evaluator produced ``values``
+        (float64, ``(k,)``) and ``grads`` (float64 ``(k, dim)``; the directional
+        derivatives ``(k,)`` for forward mode; None for the other methods) at the
+        pending points from what the objective returned, checked there: the checks
+        of :meth:`tell` are not made a second time in every iteration. The
+        bookkeeping is :meth:`tell`'s.
+
+        Raises
+        ------
+        AskTellError
+            Without a pending ask, or beyond the budget.
+        """
+        pending = self._pending
+        if pending is None:
+            raise AskTellError(
+                f"tell without a pending ask ({self.nit} iterations told): call ask() "
+                "first, and tell the values of each ask once"
+            )
+        k = pending.shape[0]
         ledger = self.ledger
         if ledger.budget is not None and ledger.nfev + k > ledger.budget:
             raise AskTellError(
@@ -500,7 +531,7 @@ class Optimizer:
         if self.needs_jvp:
             ledger.book(pending, values, dderivs=grads)
         else:
-            ledger.book(pending, values, grads)
+            ledger.book(pending, values, grads, copy=not self.immutable_asks)
         ledger.close_iteration(reported)
 
     def stop(self) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from dfo.exceptions import InvalidOptionError
 from dfo.limits import check_rows
 from dfo.noise import NoiseProbe, noise_aware_step
 from dfo.numdiff import PROBE_BLOCK_BYTES, fd_gradient, fd_probes, fd_steps
-from dfo.objective import check_dtype
+from dfo.objective import all_finite, check_dtype, square_norm
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
 from dfo.optimizers.step_rules import StepRule, get_step_rule, is_plain_sgd
@@ -346,7 +346,8 @@ class GradientStepOptimizer(Optimizer):
             size = rate * grad_bound  # |step_i| <= size: |x_i + step_i| <= bound + size
             if size + self._x_bound < _NO_OVERFLOW:
                 step, self.rule_state = self.rule.update(grad, self.rule_state, rate)
-                self.x = self.x + step
+                step += self.x  # the rule's new array: x + step, in place
+                self.x = step
                 self._x_bound += size
                 self._project()
                 return value
@@ -456,13 +457,20 @@ class BackpropSGD(GradientStepOptimizer):
     """
 
     needs_gradient: ClassVar[bool] = True
+    # every step makes a new iterate: the asked view of x is never changed
+    immutable_asks: ClassVar[bool] = True
 
     def _ask(self) -> np.ndarray:
         return self.x[None, :]
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         assert grads is not None
-        return self._step(float(values[0]), grads[0])
+        grad = grads[0]
+        # one read of the gradient: finite, and a bound on |g_i| for the overflow test
+        square = square_norm(grad)
+        if math.isfinite(square):
+            return self._step(float(values[0]), grad, finite=True, grad_bound=math.sqrt(square))
+        return self._step(float(values[0]), grad if all_finite(grad) else None)
 
 
 def _check_dtype(name: str, value: Any) -> str:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import itertools
 import pickle
 from concurrent.futures import BrokenExecutor, Executor
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError, ObjectiveOutputError
-from dfo.objective import Objective, mark_failed_row, to_values
+from dfo.exceptions import InvalidOptionError, ObjectiveOutputError, ObjectiveOutputTypeError
+from dfo.objective import Objective, as_float64, mark_failed_row, to_scalar, to_values
 from dfo.run.ledger import Ledger
 
 __all__ = ["BudgetExhausted", "Evaluator", "executor_workers", "map_batches"]
@@ -157,6 +157,20 @@ def map_batches(
     return _map_chunks(executor, objective, X, n_chunks, worst=False)[0]
 
 
+def _checked_gradient(grad: Any, dim: int) -> np.ndarray:
+    """A gradient returned by an objective as a float64 ``(dim,)`` array, or raise."""
+    try:
+        arr = as_float64(grad)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ObjectiveOutputTypeError(
+            f"the gradient must be a real vector of shape ({dim},); "
+            f"got {type(grad).__name__}: {grad!r:.60}"
+        ) from exc
+    if arr.shape != (dim,):
+        raise ObjectiveOutputError(f"the gradient must have shape ({dim},); got shape {arr.shape}")
+    return arr
+
+
 class Evaluator:
     """Budgeted evaluation of an objective for the run loop.
 
@@ -268,7 +282,7 @@ class Evaluator:
         if self.executor is not None:
             return self._evaluate_parallel(objective, X)
         try:
-            return objective.evaluate_batch(X)
+            return to_values(objective.evaluate_batch(X), k, "the objective")
         except Exception as exc:
             if self.on_error == "worst" and not isinstance(exc, ObjectiveOutputError):
                 self.errors = k
@@ -296,6 +310,21 @@ class Evaluator:
         k = X.shape[0]
         self._charge(k)
         self.errors = 0
+        if k == 1:  # one point (backprop-sgd): its gradient as it is, without a copy
+            try:
+                value, grad = objective.value_and_grad(X[0])
+                if type(value) is not float:  # an objective that overrides value_and_grad
+                    value = to_scalar(value, "the gradient function's value")
+                ok = type(grad) is np.ndarray and grad.dtype == np.float64
+                if not (ok and grad.shape == X[0].shape):
+                    grad = _checked_gradient(grad, X.shape[1])
+            except Exception as exc:
+                if self.on_error != "worst" or isinstance(exc, ObjectiveOutputError):
+                    self._annotate(exc, X)
+                    raise
+                self.errors = 1
+                return np.array([np.nan]), np.full_like(X, np.nan)
+            return np.array([value]), grad[None, :]
         values = np.empty(k)
         grads = np.empty_like(X)
         for i in range(k):

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from dfo.objective import all_finite as rows_finite
+from dfo.objective import square_norm
 from dfo.result import HISTORY_FIELDS, Result, Status, is_success
 
 __all__ = ["Ledger", "build_result", "stop_status"]
@@ -138,14 +140,26 @@ class Ledger:
         grads: np.ndarray | None = None,
         *,
         dderivs: np.ndarray | None = None,
+        copy: bool = True,
     ) -> None:
         """Count the evaluations of the rows of ``X`` and keep the best finite one.
 
         A row is non-finite when its value, or its gradient or directional derivative
-        if given, has a nan or inf. ``X`` must be the optimizer's own copy (the best
-        row is copied).
+        if given, has a nan or inf. ``X`` must be the optimizer's own copy: the best
+        row is copied, or, with ``copy=False`` (``X`` is never changed afterwards),
+        kept as it is.
         """
         k = X.shape[0]
+        if k == 1 and dderivs is None:  # one point (a gradient step): in scalars
+            value = values.item()
+            if math.isfinite(value) and (grads is None or math.isfinite(square_norm(grads))):
+                self.nfev += 1
+                if grads is not None:
+                    self.ngev += 1
+                if value < self.best_f:
+                    self.best_f = value
+                    self.best_x = X[0].copy() if copy else X[0]
+                return
         self.nfev += k
         if grads is not None:
             self.ngev += k
@@ -165,11 +179,11 @@ class Ledger:
             self.n_nonfinite += k - int(np.count_nonzero(finite))
             if grads is not None:  # finite values with non-finite gradients
                 self.n_nonfinite += int(np.count_nonzero(finite & ~np.isfinite(grads).all(axis=1)))
-        elif grads is not None and not np.isfinite(grads).all():
+        elif grads is not None and not rows_finite(grads):
             self.n_nonfinite += int(np.count_nonzero(~np.isfinite(grads).all(axis=1)))
         if i >= 0 and values[i] < self.best_f:
             self.best_f = float(values[i])
-            self.best_x = X[i].copy()
+            self.best_x = X[i].copy() if copy else X[i]
 
     def book_errors(self, n: int) -> None:
         """Count ``n`` evaluations that raised (already booked as nan by :meth:`book`)."""

@@ -38,10 +38,11 @@ from dfo.run import preflight
 from dfo.run.callbacks import as_result_callback
 from dfo.run.evaluation import Evaluator, OnError
 from dfo.run.ledger import build_result, stop_status
+from dfo.sampling import EpochSampler, EpochState
 
 __all__ = ["minimize"]
 
-_CHECKPOINT_VERSION = 3
+_CHECKPOINT_VERSION = 4
 
 
 def _gradient_error(method: str, objective: Objective) -> GradientNotAvailableError:
@@ -62,8 +63,10 @@ class _Run:
 
     The counters, best point and history are the optimizer's ledger. The
     objective's realization (minibatch, noise) of the current iteration is not
-    stored: ``sample_state`` is the generator state it was drawn from, and
-    ``sample_key`` the iteration it belongs to, so a resumed run draws it again.
+    stored: ``sample_state`` is the generator state it was drawn from, ``sampler_state``
+    the minibatch stream's (the objective's :class:`~dfo.sampling.EpochSampler`, kept
+    in ``sampler``), and ``sample_key`` the iteration it belongs to, so a resumed run
+    draws it again.
     """
 
     def __init__(
@@ -72,21 +75,34 @@ class _Run:
         evaluator: Evaluator,
         obj_rng: np.random.Generator,
         identity: dict[str, Any],
+        sampler: EpochSampler | None = None,
     ):
         self.optimizer = optimizer
         self.evaluator = evaluator
         self.obj_rng = obj_rng
         self.identity = identity
+        self.sampler = sampler
         self.sample: Objective | None = None
         self.sample_state: dict[str, Any] | None = None
+        self.sampler_state: EpochState | None = None
         self.sample_key = -1
         self.dirty = False  # an error inside ask/tell left a state not worth saving
 
     def draw_sample(self, objective: Objective) -> None:
         """Draw the objective's realization for the optimizer's next iteration."""
         self.sample_state = dict(self.obj_rng.bit_generator.state)
-        self.sample = objective.realization(self.obj_rng)
+        if self.sampler is None:
+            self.sample = objective.realization(self.obj_rng)
+        else:
+            self.sampler_state = self.sampler.state
+            self.sample = objective.realization(self.obj_rng, self.sampler)
         self.sample_key = self.optimizer.nit
+
+    def draw_final(self, objective: Objective) -> Objective:
+        """A realization for the final evaluation (the stream's next minibatch)."""
+        if self.sampler is None:
+            return objective.realization(self.obj_rng)
+        return objective.realization(self.obj_rng, self.sampler)
 
     def save(self, path: Path) -> None:
         state = {
@@ -94,19 +110,42 @@ class _Run:
             "identity": canonical(self.identity),
             "optimizer": self.optimizer,
             "obj_rng": self.obj_rng,
+            "sampler": self.sampler,
             "sample_state": self.sample_state,
+            "sampler_state": self.sampler_state,
             "sample_key": self.sample_key,
         }
         atomic_write(path, lambda fh: pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL))
 
-    def restore(self, state: dict[str, Any], objective: Objective) -> None:
-        """Take over the realization of a checkpoint."""
+    def restore(self, state: dict[str, Any], objective: Objective, path: Path) -> None:
+        """Take over the minibatch stream and the realization of a checkpoint."""
+        saved = state["sampler"]
+        fresh = self.sampler
+        if (saved is None) != (fresh is None) or (
+            saved is not None
+            and fresh is not None
+            and (saved.n_rows, saved.batch_size) != (fresh.n_rows, fresh.batch_size)
+        ):
+            raise InvalidOptionError(
+                f"checkpoint {path} belongs to a run on another objective: its minibatch "
+                f"stream is {saved!r}, the objective's is {fresh!r}; pass the same "
+                "objective to resume, or resume=False to start afresh"
+            )
+        self.sampler = saved
         self.sample_key = state["sample_key"]
         self.sample_state = state["sample_state"]
-        if self.sample_state is not None:
-            rng = copy.deepcopy(self.obj_rng)
-            rng.bit_generator.state = self.sample_state
+        self.sampler_state = state["sampler_state"]
+        if self.sample_state is None:  # no realization drawn yet
+            return
+        rng = copy.deepcopy(self.obj_rng)
+        rng.bit_generator.state = self.sample_state
+        if saved is None:
             self.sample = objective.realization(rng)
+        else:
+            sampler = saved.copy()
+            assert self.sampler_state is not None
+            sampler.state = self.sampler_state
+            self.sample = objective.realization(rng, sampler)
 
 
 def _show(value: Any) -> str:
@@ -407,9 +446,9 @@ def minimize(
     if history_x and ledger.xs is None:
         ledger.xs = []
     evaluator = Evaluator(ledger, method=method, executor=executor, on_error=on_error)
-    run = _Run(optimizer, evaluator, obj_rng, identity)
+    run = _Run(optimizer, evaluator, obj_rng, identity, objective.sampler())
     if resume and path is not None and path.exists():
-        run.restore(state, objective)
+        run.restore(state, objective, path)
     if path is not None:
         preflight.check_checkpointable(optimizer)
 
@@ -511,7 +550,7 @@ def _run_ask_tell(
             else:
                 values, grads = ev.evaluate(sample, X), None
             guard.hold()
-            opt.tell(X, values, grads)
+            opt.tell_evaluated(values, grads)  # the evaluator checked what it returns
             ledger.book_errors(ev.errors)
             if ledger.xs is not None:
                 ledger.xs.append(opt.recommend())
@@ -598,7 +637,7 @@ def _final_result(
         if opt.box is not None:  # rounding at a bound: never evaluate outside
             rec = opt.box.clip(rec)
         try:
-            sample = objective.realization(run.obj_rng) if objective.is_stochastic else objective
+            sample = run.draw_final(objective) if objective.is_stochastic else objective
             point = rec[None, :].copy()  # the objective's copy
             values = ev.evaluate(sample, point)
             ledger.book(rec[None, :], values)
