@@ -1,0 +1,159 @@
+"""Wall time of the default ``dfo compare``: this checkout against another, side by side.
+
+Each repeat runs ``dfo compare`` once with this checkout and once with the checkout
+given by ``--base`` (a folder holding another version of dfo), alternating which goes
+first, each in a fresh temporary folder (its working directory and its ``--out``) with
+``PYTHONPATH`` set to that checkout, so that each process and its workers import that
+version alone. For each run it prints the wall time, the CPU time of the compare's own
+process and of its worker processes, and the load average; then the medians and the
+ratios, this checkout over the base. CPU time does not count the time a process waits
+for a core, so on a shared machine it is the steadier figure.
+
+Last, for the (method, seed) runs both versions made, it shows per method how many
+are identical (final training loss, test metric, evaluations, gradients, iterations,
+status), the largest relative difference of the final training loss, and whether
+the counts agree: a change that only saves time leaves every run identical.
+
+Target: this checkout's median wall time <= 0.8x the base's.
+
+Run: ``python benchmarks/bench_compare.py --base DIR [--repeats N] [-- COMPARE ARGS]``,
+e.g. ``-- --methods backprop-sgd fd-sgd spsa cma-es nelder-mead random-search``
+(arguments after ``--`` are passed to both compares).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _bench import describe_machine, parser, print_table, verdict
+
+TARGET = 0.8
+ROOT = Path(__file__).resolve().parent.parent
+
+#: runs ``dfo compare`` in this process and writes its own and its children's CPU time
+_WRAPPER = """\
+import json, resource, sys
+from dfo.cli import main
+status = main(sys.argv[2:])
+me = resource.getrusage(resource.RUSAGE_SELF)
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[1], "w") as f:
+    json.dump({"status": status, "parent": me.ru_utime + me.ru_stime,
+               "workers": kids.ru_utime + kids.ru_stime}, f)
+sys.exit(status)
+"""
+
+_COMPARED = ("train_loss", "test_metric", "nfev", "ngev", "nit", "status")
+
+
+def run_once(checkout: Path, args: list[str]) -> dict[str, Any]:
+    """One compare with ``checkout`` on ``PYTHONPATH``; times and its records."""
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
+        env = {**os.environ, "PYTHONPATH": str(checkout), "MPLBACKEND": "Agg"}
+        cpu_file = Path(tmp) / "cpu.json"
+        out = Path(tmp) / "run"
+        command = [sys.executable, "-c", _WRAPPER, str(cpu_file), "compare", "-q"]
+        load = os.getloadavg()[0]
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [*command, "--out", str(out), *args],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            sys.exit(f"dfo compare failed with {checkout}:\n{proc.stderr[-2000:]}")
+        cpu = json.loads(cpu_file.read_text())
+        records = {}
+        for line in (out / "runs.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            records[(r["method"], r["seed"])] = {k: r.get(k) for k in _COMPARED}
+    return {
+        "wall": wall,
+        "parent": cpu["parent"],
+        "workers": cpu["workers"],
+        "load": load,
+        "records": records,
+    }
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    passed: list[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, passed = argv[:at], argv[at + 1 :]
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--base", required=True, type=Path, help="folder of the other checkout")
+    args = p.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
+    base = args.base.resolve()
+    if not (base / "dfo" / "__init__.py").is_file():
+        sys.exit(f"--base must be a checkout of dfo (a folder holding dfo/); got {base}")
+    versions = {"this": ROOT, "base": base}
+    print(describe_machine())
+    print(f"dfo compare -q {' '.join(passed)}".rstrip() + f"; this: {ROOT}, base: {base}")
+    print(f"{repeats} repeats, alternating; seconds")
+    print()
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in versions}
+    rows = []
+    for i in range(repeats):
+        order = list(versions) if i % 2 == 0 else list(versions)[::-1]
+        for name in order:
+            s = run_once(versions[name], passed)
+            samples[name].append(s)
+            rows.append((i + 1, name, s["wall"], s["parent"], s["workers"], s["load"]))
+    print_table(("repeat", "version", "wall", "parent CPU", "worker CPU", "load"), rows)
+    print()
+    med = {
+        name: {k: statistics.median(s[k] for s in runs) for k in ("wall", "parent", "workers")}
+        for name, runs in samples.items()
+    }
+    print_table(
+        ("median", "wall", "parent CPU", "worker CPU"),
+        [(name, m["wall"], m["parent"], m["workers"]) for name, m in med.items()]
+        + [
+            (
+                "this / base",
+                med["this"]["wall"] / med["base"]["wall"],
+                med["this"]["parent"] / med["base"]["parent"],
+                med["this"]["workers"] / med["base"]["workers"],
+            )
+        ],
+    )
+    ratio = med["this"]["wall"] / med["base"]["wall"]
+    print()
+    print(
+        f"wall time this / base: {ratio:.3f} (target <= {TARGET}): "
+        f"{verdict(ratio, TARGET, at_least=False)}"
+    )
+    mine, theirs = samples["this"][0]["records"], samples["base"][0]["records"]
+    common = sorted(set(mine) & set(theirs))
+    print(f"runs in both: {len(common)} (this: {len(mine)}, base: {len(theirs)})")
+    rows = []
+    for method in dict.fromkeys(m for m, _ in common):
+        keys = [k for k in common if k[0] == method]
+        same = sum(mine[k] == theirs[k] for k in keys)
+        rel = max(
+            abs(mine[k]["train_loss"] - theirs[k]["train_loss"]) / abs(theirs[k]["train_loss"])
+            for k in keys
+        )
+        counts = all(
+            mine[k][c] == theirs[k][c] for k in keys for c in ("nfev", "ngev", "nit", "status")
+        )
+        rows.append((method, f"{same}/{len(keys)}", f"{rel:.1e}", "yes" if counts else "no"))
+    print_table(("method", "identical runs", "max rel. diff. final loss", "same counts"), rows)
+
+
+if __name__ == "__main__":
+    main()
