@@ -122,6 +122,12 @@ def test_monitoring_is_not_charged_and_does_not_change_the_run():
     assert record["train_loss"] == task.train_loss(res.x)
     assert record["test_metric"] == task.test_metric(res.x)
     assert record["monitor"]["points"] > 10
+    # monitored at the first iteration reaching each log-spaced mark, as a callback
+    # called after every iteration would have been (the loop calls it at the marks only)
+    marks = compare_runner.Monitor(task, 400, spec.n_monitor).marks
+    nfev = res.history["nfev"]
+    first = [int(nfev[np.searchsorted(nfev, m)]) for m in marks if m <= nfev[-1]]
+    assert record["monitor"]["curve"]["nfev"][1:-1] == sorted(set(first))
 
 
 def test_a_record_holds_the_run_as_a_result_document(tmp_path):

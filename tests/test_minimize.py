@@ -114,6 +114,34 @@ def test_callback_gets_the_intermediate_result_every_iteration(method):
     np.testing.assert_array_equal([r.fun for r in seen], res.history["best"])
 
 
+@pytest.mark.parametrize("method", ["spsa", "cma-es", "nelder-mead"])
+def test_a_callback_with_next_nfev_is_called_once_the_evaluations_reach_it(method):
+    class Every50:
+        next_nfev = 50
+
+        def __init__(self):
+            self.seen = []
+
+        def __call__(self, intermediate_result):
+            self.seen.append(intermediate_result.nfev)
+            self.next_nfev = intermediate_result.nfev + 50
+
+    every = Every50()
+    res = dfo.minimize(
+        _objective(method), np.zeros(3), method=method, budget=400, seed=0, callback=every
+    )
+    nfev = list(res.history["nfev"])
+    # the first iteration at or past each request, and no other
+    expected, due = [], 50
+    for n in nfev:
+        if n >= due:
+            expected.append(n)
+            due = n + 50
+    assert every.seen == expected and len(expected) >= 3
+    plain = dfo.minimize(_objective(method), np.zeros(3), method=method, budget=400, seed=0)
+    np.testing.assert_array_equal(res.x, plain.x)  # the callback changes nothing
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_stop_iteration_in_the_callback_ends_the_run_cleanly(method):
     def stop_at_five(intermediate_result):

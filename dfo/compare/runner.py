@@ -323,14 +323,20 @@ class Monitor:
 
     It evaluates the method's recommendation when ``nfev`` first reaches each of
     ``n_points`` log-spaced marks between 1 and ``budget``; :meth:`observe` also
-    records the start and the end.
+    records the start and the end. The run loop calls it only at the marks and every
+    :attr:`PARENT_CHECK` evaluations (:attr:`next_nfev`), when a worker also checks
+    that the compare that started it still runs.
     """
+
+    #: evaluations between two checks that the parent process is alive
+    PARENT_CHECK = 1_000
 
     def __init__(self, task: Task, budget: int, n_points: int) -> None:
         self.task = task
         marks = np.unique(np.geomspace(1, budget, max(2, n_points)).astype(np.int64))
         self.marks = marks.tolist()
         self.next = 0
+        self.checked = 0  # evaluations at the last call
         self.rows: list[tuple[int, int, int, float, float, float | None]] = []
         self.n_points = 0
         self.seconds = 0.0
@@ -348,8 +354,15 @@ class Monitor:
         self.rows.append((int(nfev), int(ngev), int(nit), float(elapsed), loss, metric))
         self.njvp.append(int(njvp))
 
+    @property
+    def next_nfev(self) -> int:
+        """Evaluations after which the run loop calls the monitor next."""
+        mark = self.marks[self.next] if self.next < len(self.marks) else np.iinfo(np.int64).max
+        return min(int(mark), self.checked + self.PARENT_CHECK)
+
     def __call__(self, intermediate_result: Result) -> None:
         res = intermediate_result
+        self.checked = int(res.nfev)
         if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
             raise ParentGone("the compare process that started this run has exited")
         if self.next >= len(self.marks) or res.nfev < self.marks[self.next]:

@@ -22,6 +22,11 @@ def as_result_callback(callback: Callable[..., Any]) -> Callable[[Result], Any]:
     their defaults); any other callback receives ``xk``, a copy of the best point
     so far (``intermediate_result.x``). Raising ``StopIteration`` ends the run.
 
+    A callback with an integer attribute ``next_nfev`` is called only after the
+    iterations at which the evaluations spent reach it (read again after each
+    call): a callback that looks at the run at chosen evaluation counts spares
+    the run loop an intermediate result per iteration.
+
     Parameters
     ----------
     callback : callable
@@ -30,7 +35,8 @@ def as_result_callback(callback: Callable[..., Any]) -> Callable[[Result], Any]:
     Returns
     -------
     callable
-        ``f(result)``, calling ``callback`` the way its signature asks for.
+        ``f(result)``, calling ``callback`` the way its signature asks for; its
+        ``next_nfev`` is the callback's (0 without one: called every iteration).
 
     Examples
     --------
@@ -42,11 +48,31 @@ def as_result_callback(callback: Callable[..., Any]) -> Callable[[Result], Any]:
     >>> as_result_callback(seen.append)(Result(x=np.zeros(2), nit=4))
     >>> seen
     [3, array([0., 0.])]
+    >>> as_result_callback(seen.append).next_nfev
+    0
     """
     try:
         names = set(inspect.signature(callback).parameters)
     except (TypeError, ValueError):  # a callable without a signature: called with xk
         names = set()
-    if "intermediate_result" in names:
-        return lambda result: callback(intermediate_result=result)
-    return lambda result: callback(np.copy(result["x"]))
+    return _ResultCallback(callback, "intermediate_result" in names)
+
+
+class _ResultCallback:
+    """A callback and how to call it (see :func:`as_result_callback`)."""
+
+    __slots__ = ("by_result", "callback")
+
+    def __init__(self, callback: Callable[..., Any], by_result: bool) -> None:
+        self.callback = callback
+        self.by_result = by_result
+
+    def __call__(self, result: Result) -> Any:
+        if self.by_result:
+            return self.callback(intermediate_result=result)
+        return self.callback(np.copy(result["x"]))
+
+    @property
+    def next_nfev(self) -> int:
+        """Evaluations the run must have spent before the next call (0: every iteration)."""
+        return getattr(self.callback, "next_nfev", 0)

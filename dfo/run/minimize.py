@@ -290,7 +290,9 @@ def minimize(
         Called after every iteration, as :func:`scipy.optimize.minimize` calls it:
         ``callback(intermediate_result)`` (the parameter named so) gets the
         intermediate :class:`Result`, any other ``callback(xk)`` a copy of the best
-        point so far. Raising ``StopIteration`` ends the run cleanly.
+        point so far. Raising ``StopIteration`` ends the run cleanly. A callback
+        with an integer attribute ``next_nfev`` is called only once the evaluations
+        spent reach it (see :func:`dfo.run.callbacks.as_result_callback`).
     max_time : float, optional
         Wall-clock limit in seconds, checked between iterations.
     max_iter : int, optional
@@ -559,7 +561,7 @@ def _run_ask_tell(
                 bar.update(X.shape[0])
             if path is not None and opt.nit % checkpoint_every == 0:
                 run.save(path)
-            if callback is not None:
+            if callback is not None and ledger.nfev >= getattr(callback, "next_nfev", 0):
                 try:
                     callback(_intermediate(run))
                 except StopIteration:
