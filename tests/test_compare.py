@@ -414,3 +414,17 @@ def test_parallel_compare_checks_options_in_the_workers(tmp_path):
     ).stdout.split("\n")
     assert out[0] == "False" and out[1] == "refused: True"
     assert not (tmp_path / "bad" / "runs.jsonl").exists()
+
+
+def _loaded(name):
+    """Whether module ``name`` is imported in this (worker) process."""
+    import sys
+
+    return name in sys.modules
+
+
+def test_workers_import_the_libraries_of_their_methods_as_they_start():
+    with compare_runner.Workers(2, 2, methods=("spsa", "cma-es")) as workers:
+        assert workers.pool.map(_loaded, ["cma", "cma"], chunksize=1) == [True, True]
+    with compare_runner.Workers(2, 2, methods=("spsa",)) as workers:
+        assert workers.pool.map(_loaded, ["cma", "dfo"], chunksize=1) == [False, True]

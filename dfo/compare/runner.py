@@ -16,6 +16,7 @@ uninterrupted one (wall times and the measured gradient cost aside).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import multiprocessing
 import os
 import signal
@@ -524,11 +525,19 @@ class ParentGone(Exception):
     """Raised in a worker whose parent process has died (its run has nowhere to go)."""
 
 
-def _worker_init() -> None:
+#: libraries a method imports when it first runs (pycma: about a second of CPU)
+LIBRARIES = {"cma-es": ("cma",)}
+
+
+def _worker_init(libraries: tuple[str, ...] = ()) -> None:
     global _PARENT_PID
     # Ctrl-C goes to the whole process group; the parent alone handles it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _PARENT_PID = os.getppid()
+    # every worker imports them at once, instead of one checking options while the
+    # other waits, and again at its first run of the method
+    for name in libraries:
+        importlib.import_module(name)
 
 
 class Workers:
@@ -536,11 +545,19 @@ class Workers:
 
     Started first, so that their start-up overlaps the parent's preparations; they
     also check the option values (:meth:`check`) before any run, so that the parent
-    never imports what only a method needs (pycma). Use as a context manager; the
-    processes are stopped on leaving it.
+    never imports what only a method needs (pycma); each process imports the
+    libraries of the ``methods`` to run (:data:`LIBRARIES`) as it starts. Use as a
+    context manager; the processes are stopped on leaving it.
     """
 
-    def __init__(self, jobs: int, n_runs: int, *, scheduler: str | None = None) -> None:
+    def __init__(
+        self,
+        jobs: int,
+        n_runs: int,
+        *,
+        scheduler: str | None = None,
+        methods: Sequence[str] = (),
+    ) -> None:
         self.jobs = jobs
         self.scheduler = scheduler  # a Dask cluster's address: the runs go there
         self.processes = 1
@@ -548,8 +565,11 @@ class Workers:
         if scheduler is None and jobs > 1 and n_runs > 1:
             ctx = multiprocessing.get_context("spawn")
             self.processes = min(jobs, n_runs)
+            libraries = tuple(dict.fromkeys(x for m in methods for x in LIBRARIES.get(m, ())))
             with single_threaded_blas():
-                self.pool = ctx.Pool(self.processes, initializer=_worker_init)
+                self.pool = ctx.Pool(
+                    self.processes, initializer=_worker_init, initargs=(libraries,)
+                )
 
     def __enter__(self) -> Workers:
         return self
@@ -627,7 +647,8 @@ def execute(
     processes are stopped and the exception is raised; records already handed on
     stay handed on.
     """
-    with Workers(jobs, len(specs), scheduler=scheduler) as workers:
+    methods = tuple(dict.fromkeys(s.method for s in specs))
+    with Workers(jobs, len(specs), scheduler=scheduler, methods=methods) as workers:
         workers.run(specs, on_record)
     return workers.jobs
 
@@ -712,7 +733,8 @@ def run_compare(
     """
     task, specs = plan_runs(config, check_values=False)
     folder = Path(out) if out is not None else None
-    with Workers(jobs, len(specs), scheduler=scheduler) as workers:
+    methods = tuple(dict.fromkeys(s.method for s in specs))
+    with Workers(jobs, len(specs), scheduler=scheduler, methods=methods) as workers:
         workers.check(specs)  # option values, before anything is written or run
         if folder is None:
             return _compare(
