@@ -98,6 +98,26 @@ class MinibatchObjective(_NetLoss):
         super().__init__(net, X, y, lossfn)
         self.indices = indices
 
+    @classmethod
+    def of(
+        cls, parent: NetworkObjective, X: np.ndarray, y: np.ndarray, indices: np.ndarray
+    ) -> MinibatchObjective:
+        """The minibatch ``(X, y)`` (rows ``indices``) of ``parent``, checked there.
+
+        The constructor's work without its checks: a run makes one per iteration.
+        """
+        batch = cls.__new__(cls)
+        batch.__dict__.update(
+            dim=parent.dim,
+            net=parent.net,
+            X=X,
+            y=y,
+            _lossfn=parent._lossfn,
+            dtype=parent.dtype,
+            indices=indices,
+        )
+        return batch
+
     def __repr__(self) -> str:
         return f"MinibatchObjective({self.net!r}, loss={self.loss!r}, rows={len(self.indices)})"
 
@@ -224,9 +244,7 @@ class NetworkObjective(_NetLoss):
             idx = rng.choice(self.n_train, size=self.batch_size, replace=False)
         else:
             idx = sampler.draw(rng)
-        return MinibatchObjective(
-            self.net, self.X.take(idx, axis=0), self.y.take(idx, axis=0), self._lossfn, idx
-        )
+        return MinibatchObjective.of(self, self.X.take(idx, axis=0), self.y.take(idx, axis=0), idx)
 
     def sampler(self) -> EpochSampler | None:
         """Shuffled epochs of ``batch_size`` rows for a run (None if full batch)."""

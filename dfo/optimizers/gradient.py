@@ -345,11 +345,12 @@ class GradientStepOptimizer(Optimizer):
                 self._x_bound = float(np.abs(self.x).max())
             size = rate * grad_bound  # |step_i| <= size: |x_i + step_i| <= bound + size
             if size + self._x_bound < _NO_OVERFLOW:
-                step, self.rule_state = self.rule.update(grad, self.rule_state, rate)
-                step += self.x  # the rule's new array: x + step, in place
-                self.x = step
+                x = grad * -rate  # the plain SGD rule's step, a new array: x + step in place
+                x += self.x
+                self.x = x
                 self._x_bound += size
-                self._project()
+                if self.box is not None or self.xtol is not None:
+                    self._project()
                 return value
         with np.errstate(over="ignore", invalid="ignore"):
             step, self.rule_state = self.rule.update(grad, self.rule_state, rate)

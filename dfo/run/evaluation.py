@@ -311,12 +311,13 @@ class Evaluator:
         self._charge(k)
         self.errors = 0
         if k == 1:  # one point (backprop-sgd): its gradient as it is, without a copy
+            x = X[0]
             try:
-                value, grad = objective.value_and_grad(X[0])
+                value, grad = objective.value_and_grad(x)
                 if type(value) is not float:  # an objective that overrides value_and_grad
                     value = to_scalar(value, "the gradient function's value")
                 ok = type(grad) is np.ndarray and grad.dtype == np.float64
-                if not (ok and grad.shape == X[0].shape):
+                if not (ok and grad.shape == x.shape):
                     grad = _checked_gradient(grad, X.shape[1])
             except Exception as exc:
                 if self.on_error != "worst" or isinstance(exc, ObjectiveOutputError):

@@ -193,7 +193,8 @@ class Ledger:
         """End an iteration whose method reported ``value``: one history row."""
         self.nit += 1
         self.value = value
-        self.history.append((self.nit, self.nfev, self.ngev, self.elapsed(), value, self.best_f))
+        elapsed = self._elapsed + time.perf_counter() - self._clock  # elapsed(), inlined
+        self.history.append((self.nit, self.nfev, self.ngev, elapsed, value, self.best_f))
 
     def history_arrays(self) -> dict[str, np.ndarray]:
         """The history as one array per column of :data:`~dfo.result.HISTORY_FIELDS`."""

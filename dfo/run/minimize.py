@@ -66,7 +66,7 @@ class _Run:
     stored: ``sample_state`` is the generator state it was drawn from, ``sampler_state``
     the minibatch stream's (the objective's :class:`~dfo.sampling.EpochSampler`, kept
     in ``sampler``), and ``sample_key`` the iteration it belongs to, so a resumed run
-    draws it again.
+    draws it again (the states are kept only when checkpoints are written).
     """
 
     def __init__(
@@ -76,8 +76,10 @@ class _Run:
         obj_rng: np.random.Generator,
         identity: dict[str, Any],
         sampler: EpochSampler | None = None,
+        saved: bool = True,
     ):
         self.optimizer = optimizer
+        self.saved = saved  # whether checkpoints are written (else no states to keep)
         self.evaluator = evaluator
         self.obj_rng = obj_rng
         self.identity = identity
@@ -90,11 +92,13 @@ class _Run:
 
     def draw_sample(self, objective: Objective) -> None:
         """Draw the objective's realization for the optimizer's next iteration."""
-        self.sample_state = dict(self.obj_rng.bit_generator.state)
+        if self.saved:
+            self.sample_state = dict(self.obj_rng.bit_generator.state)
         if self.sampler is None:
             self.sample = objective.realization(self.obj_rng)
         else:
-            self.sampler_state = self.sampler.state
+            if self.saved:
+                self.sampler_state = self.sampler.state
             self.sample = objective.realization(self.obj_rng, self.sampler)
         self.sample_key = self.optimizer.nit
 
@@ -448,7 +452,7 @@ def minimize(
     if history_x and ledger.xs is None:
         ledger.xs = []
     evaluator = Evaluator(ledger, method=method, executor=executor, on_error=on_error)
-    run = _Run(optimizer, evaluator, obj_rng, identity, objective.sampler())
+    run = _Run(optimizer, evaluator, obj_rng, identity, objective.sampler(), path is not None)
     if resume and path is not None and path.exists():
         run.restore(state, objective, path)
     if path is not None:
@@ -553,7 +557,8 @@ def _run_ask_tell(
                 values, grads = ev.evaluate(sample, X), None
             guard.hold()
             opt.tell_evaluated(values, grads)  # the evaluator checked what it returns
-            ledger.book_errors(ev.errors)
+            if ev.errors:
+                ledger.book_errors(ev.errors)
             if ledger.xs is not None:
                 ledger.xs.append(opt.recommend())
             guard.release()
