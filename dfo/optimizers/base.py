@@ -541,8 +541,11 @@ class Optimizer:
         tests), and the ledger's ``"budget"`` (the next ask would not fit; the next
         points are asked to know their number), ``"max_iter"`` and ``"target"``.
         """
-        reasons = {**self.ledger.limits(), **self._stop()}
-        if not reasons and self.ledger.budget is not None:
+        reasons = self.ledger.limits()
+        own = self._stop()
+        if own:
+            reasons.update(own)
+        elif not reasons and self.ledger.budget is not None:
             reasons = self.ledger.budget_reason(self._pending_points().shape[0])
         return reasons
 

@@ -466,12 +466,12 @@ class BackpropSGD(GradientStepOptimizer):
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         assert grads is not None
-        grad = grads[0]
+        grad, value = grads[0], values.item()
         # one read of the gradient: finite, and a bound on |g_i| for the overflow test
         square = square_norm(grad)
         if math.isfinite(square):
-            return self._step(float(values[0]), grad, finite=True, grad_bound=math.sqrt(square))
-        return self._step(float(values[0]), grad if all_finite(grad) else None)
+            return self._step(value, grad, finite=True, grad_bound=math.sqrt(square))
+        return self._step(value, grad if all_finite(grad) else None)
 
 
 def _check_dtype(name: str, value: Any) -> str:
