@@ -1,7 +1,8 @@
 """One backprop SGD step of dfo's numpy network beside PyTorch's CPU eager mode.
 
 Same MLP (tanh hidden layers, cross-entropy on logits), same weights, same batch,
-float64 in both. A step is forward, backward and the parameter update:
+float64 in both (``--dtype float32``: float32 in both). A step is forward, backward and
+the parameter update:
 
 - dfo, core: ``loss, g = net.loss_and_grad(theta, X, y); theta -= lr * g``;
 - dfo, minimize: one iteration of ``dfo.minimize(..., method="backprop-sgd")`` on a
@@ -20,7 +21,7 @@ default 1) and ``torch.set_num_threads`` with the same number. Everything is tim
 alternately in each repeat; at one thread by the process's CPU time
 (``time.process_time``: a shared machine's waits for a core are not counted), else by
 wall time. Before timing, the script checks that both compute the same loss and
-gradient (to 1e-10 relative).
+gradient (to 1e-10 relative; 1e-4 in float32).
 
 Networks: 64-16-10 at batch 32 and 128, 784-256-256-10 at batch 256.
 Targets: dfo's step through minimize faster than PyTorch's (ratio <= 1.0) on both, and
@@ -28,7 +29,7 @@ the loop at most 1.25x its bare loss_and_grad.
 
 PyTorch is a benchmark-only dependency: ``pip install torch`` (a CPU build).
 
-Run: ``python benchmarks/bench_torch.py [--quick] [--threads N]``.
+Run: ``python benchmarks/bench_torch.py [--quick] [--threads N] [--dtype float32]``.
 """
 
 from __future__ import annotations
@@ -57,13 +58,15 @@ LOOP_TARGET = 1.25
 
 
 def torch_model(net: dfo.MLP, theta: np.ndarray):  # type: ignore[no-untyped-def]
-    """A torch.nn.Sequential equal to ``net`` with parameters ``theta``."""
+    """A torch.nn.Sequential equal to ``net`` with parameters ``theta`` (in its dtype)."""
     import torch
+
+    dtype = getattr(torch, net.dtype.name)
 
     layers: list[torch.nn.Module] = []
     pairs = net.unflatten(theta)
     for i, (W, b) in enumerate(pairs):
-        linear = torch.nn.Linear(W.shape[0], W.shape[1], dtype=torch.float64)
+        linear = torch.nn.Linear(W.shape[0], W.shape[1], dtype=dtype)
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(W.T.copy()))
             linear.bias.copy_(torch.from_numpy(b.copy()))
@@ -84,15 +87,15 @@ def torch_grad(model) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 
 def run_case(
-    sizes: list[int], batch: int, repeats: int, clock: Callable[[], float]
+    sizes: list[int], batch: int, repeats: int, clock: Callable[[], float], dtype: str
 ) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
     rng = np.random.default_rng(0)
-    net = dfo.MLP(sizes, activation="tanh")
+    net = dfo.MLP(sizes, activation="tanh", dtype=dtype)
     theta = net.init_params(rng)
-    X = rng.standard_normal((batch, sizes[0]))
+    X = rng.standard_normal((batch, sizes[0])).astype(dtype)
     y = rng.integers(0, sizes[-1], size=batch)
 
     model = torch_model(net, theta)
@@ -104,9 +107,10 @@ def run_case(
     loss = F.cross_entropy(model(Xt), yt)
     loss.backward()
     g_torch = torch_grad(model)
+    tol = 1e-10 if dtype == "float64" else 1e-4
     if not (
-        abs(value - loss.item()) <= 1e-10 * abs(value)
-        and np.linalg.norm(grad - g_torch) <= 1e-10 * np.linalg.norm(grad)
+        abs(value - loss.item()) <= tol * abs(value)
+        and np.linalg.norm(grad - g_torch) <= tol * np.linalg.norm(grad)
     ):
         raise RuntimeError("dfo and PyTorch disagree on the loss or the gradient")
 
@@ -126,7 +130,7 @@ def run_case(
 
     objective = dfo.NetworkObjective(net, X, y)
     # minibatches of the same size drawn from 10x as many rows, as a training run does
-    big = rng.standard_normal((10 * batch, sizes[0]))
+    big = rng.standard_normal((10 * batch, sizes[0])).astype(dtype)
     minibatches = dfo.NetworkObjective(
         net, big, rng.integers(0, sizes[-1], size=10 * batch), batch_size=batch
     )
@@ -160,7 +164,11 @@ def run_case(
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
+    cli = parser(__doc__.splitlines()[0])
+    cli.add_argument(
+        "--dtype", choices=("float64", "float32"), default="float64", help="in both libraries"
+    )
+    args = cli.parse_args()
     try:
         import torch
     except ImportError:
@@ -173,14 +181,14 @@ def main() -> None:
     clock = time.process_time if threads == 1 else time.perf_counter
     print(describe_machine())
     print(
-        f"PyTorch {torch.__version__}, torch.set_num_threads({threads}); float64; "
+        f"PyTorch {torch.__version__}, torch.set_num_threads({threads}); {args.dtype}; "
         f"median of {repeats}, clock: {clock.__name__}"
     )
     print()
     rows, loops = [], []
     keys = ("dfo minimize, fixed", "dfo minimize, minibatches")
     for sizes, batch in CASES:
-        t = run_case(sizes, batch, repeats, clock)
+        t = run_case(sizes, batch, repeats, clock, args.dtype)
         name = "-".join(map(str, sizes)) + f" @ {batch}"
         for key in ("dfo core", *keys):
             ratio = t[key] / t["PyTorch"]
