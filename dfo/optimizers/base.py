@@ -335,6 +335,13 @@ class Optimizer:
     def _resolved_options(self) -> dict[str, Any]:
         return {}
 
+    def _grads_finite(self) -> bool | None:
+        """After ``_tell``: whether the gradients told were all finite (None: not checked).
+
+        A method that tests them anyway says so, and the ledger does not test again.
+        """
+        return None
+
     def directions(self) -> np.ndarray:
         """For ``needs_jvp`` methods: one tangent direction per point asked, ``(k, dim)``."""
         raise NotImplementedError
@@ -531,7 +538,8 @@ class Optimizer:
         if self.needs_jvp:
             ledger.book(pending, values, dderivs=grads)
         else:
-            ledger.book(pending, values, grads, copy=not self.immutable_asks)
+            finite = self._grads_finite() if grads is not None else None
+            ledger.book(pending, values, grads, copy=not self.immutable_asks, grads_finite=finite)
         ledger.close_iteration(reported)
 
     def stop(self) -> dict[str, Any]:

@@ -473,6 +473,9 @@ class BackpropSGD(GradientStepOptimizer):
             return self._step(value, grad, finite=True, grad_bound=math.sqrt(square))
         return self._step(value, grad if all_finite(grad) else None)
 
+    def _grads_finite(self) -> bool:
+        return self.gradient is not None  # _tell tested it: None when not finite
+
 
 def _check_dtype(name: str, value: Any) -> str:
     return check_dtype(value).name

@@ -312,9 +312,14 @@ class Evaluator:
         self.errors = 0
         if k == 1:  # one point (backprop-sgd): its gradient as it is, without a copy
             x = X[0]
+            # the run checked the point (and that the objective has a gradient) once:
+            # the hook directly, unless the objective has a value_and_grad of its own
+            direct = type(objective).value_and_grad is Objective.value_and_grad
             try:
-                value, grad = objective.value_and_grad(x)
-                if type(value) is not float:  # an objective that overrides value_and_grad
+                value, grad = (
+                    objective._value_and_grad(x) if direct else objective.value_and_grad(x)
+                )
+                if type(value) is not float:  # a value of another type: converted, or raise
                     value = to_scalar(value, "the gradient function's value")
                 ok = type(grad) is np.ndarray and grad.dtype == np.float64
                 if not (ok and grad.shape == x.shape):

@@ -141,18 +141,22 @@ class Ledger:
         *,
         dderivs: np.ndarray | None = None,
         copy: bool = True,
+        grads_finite: bool | None = None,
     ) -> None:
         """Count the evaluations of the rows of ``X`` and keep the best finite one.
 
         A row is non-finite when its value, or its gradient or directional derivative
         if given, has a nan or inf. ``X`` must be the optimizer's own copy: the best
         row is copied, or, with ``copy=False`` (``X`` is never changed afterwards),
-        kept as it is.
+        kept as it is. ``grads_finite=True`` says the caller found every gradient
+        finite (they are not tested again).
         """
         k = X.shape[0]
         if k == 1 and dderivs is None:  # one point (a gradient step): in scalars
             value = values.item()
-            if math.isfinite(value) and (grads is None or math.isfinite(square_norm(grads))):
+            if math.isfinite(value) and (
+                grads is None or grads_finite or math.isfinite(square_norm(grads))
+            ):
                 self.nfev += 1
                 if grads is not None:
                     self.ngev += 1
