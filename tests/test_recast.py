@@ -110,7 +110,8 @@ def test_bfgs_takes_scipys_steps_on_dfos_gradients(method):
     obj = dfo.as_objective(
         lambda x: ours.append(x.copy()) or f(x), dim=4, grad=lambda x: f.value_and_grad(x)[1]
     )
-    res = dfo.minimize(obj, x0, method=method, budget=len(theirs) + 50, restarts=False)
+    fd = {"scheme": "forward", "maxcor": 10} if method == "fd-bfgs" else {}  # scipy's
+    res = dfo.minimize(obj, x0, method=method, budget=len(theirs) + 50, restarts=False, **fd)
     assert ref.success and res.status == Status.CONVERGED
     np.testing.assert_array_equal(np.array(ours), np.array(theirs))
     assert res.nfev == len(theirs)
@@ -296,3 +297,105 @@ def test_fd_bfgs_solves_an_ill_conditioned_ellipsoid_that_fd_sgd_does_not():
     bfgs = dfo.minimize(f, x0, method="fd-bfgs", budget=10_000)
     sgd = dfo.minimize(f, x0, method="fd-sgd", budget=10_000)
     assert bfgs.fun < 1e-6 < 1.0 < sgd.fun
+
+
+# -- fd-bfgs's difference schemes -------------------------------------------------------
+def _quadratic(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    Q = rng.standard_normal((n, n))
+    A, b = Q @ Q.T + n * np.eye(n), rng.standard_normal(n)
+    return (lambda x: 0.5 * x @ A @ x + b @ x), (lambda x: A @ x + b)
+
+
+def test_central_differences_inside_the_box_match_the_analytic_gradient():
+    from dfo.optimizers.bfgs import bounded_fd_gradient
+
+    f, grad = _quadratic()
+    lower, upper = np.array([-1.0, -1.0, 0.3, -2.0]), np.array([1.0, 0.5, 0.3 + 1e-7, 2.0])
+    x = np.array([0.2, 0.5, 0.3, -2.0])  # inside, at an upper bound, a narrow box, a lower bound
+    seen = []
+
+    def request(X):
+        assert np.all((lower <= X) & (X <= upper)), "a probe left the box"
+        seen.append(X.shape[0])
+        return np.array([f(row) for row in X]), None
+
+    value, central = bounded_fd_gradient(request, x, None, lower, upper, scheme="central")
+    _, forward = bounded_fd_gradient(request, x, None, lower, upper)
+    assert seen == [9, 5] and value == f(x)
+    scale = np.abs(grad(x)).max()
+    # exact on a quadratic up to rounding (central and one-sided second order), where the
+    # forward difference is off by h * A_ii / 2
+    assert np.abs(central - grad(x)).max() < 1e-8 * scale
+    assert np.abs(forward - grad(x)).max() > 1e-8 * scale
+    # a smooth non-quadratic: within eps**(2/3) of the exact gradient
+    rosen = problems.get("rosenbrock", 4)
+    x = np.array([-1.0, 0.5, 2.0, 0.3])
+    request = lambda X: (rosen.evaluate_batch(X), None)  # noqa: E731
+    _, g = bounded_fd_gradient(
+        request, x, None, -np.inf * np.ones(4), np.inf * np.ones(4), None, "central"
+    )
+    exact = rosen.value_and_grad(x)[1]
+    assert np.linalg.norm(g - exact) < 1e-9 * np.linalg.norm(exact)
+
+
+def _oscillating_ellipsoid(seed=2, d=10):
+    """bbob's f10: a rotated ellipsoid (condition 1e6) through the T_osz oscillation."""
+    rng = np.random.default_rng(seed)
+    xo, R = rng.uniform(-4, 4, d), np.linalg.qr(rng.standard_normal((d, d)))[0]
+    D = 10 ** (6 * np.arange(d) / (d - 1))
+
+    def tosz(u):
+        v = np.log(np.where(u != 0, np.abs(u), 1.0))
+        c1, c2 = np.where(u > 0, 10.0, 5.5), np.where(u > 0, 7.9, 3.1)
+        return np.sign(u) * np.exp(v + 0.049 * (np.sin(c1 * v) + np.sin(c2 * v)))
+
+    return dfo.as_objective(lambda x: 100.0 + float(D @ tosz(R @ (x - xo)) ** 2), dim=d)
+
+
+def test_fd_bfgs_auto_refines_its_differences_to_1e8_where_forward_and_central_stall():
+    f = _oscillating_ellipsoid()
+    runs = {
+        scheme: dfo.minimize(
+            f, np.zeros(10), method="fd-bfgs", budget=10_000, scheme=scheme, target=100 + 1e-8
+        )
+        for scheme in ("auto", "forward", "central")
+    }
+    assert runs["auto"].success and runs["auto"].fun - 100 <= 1e-8
+    assert runs["forward"].fun - 100 > 1e-7 and runs["central"].fun - 100 > 1e-4
+
+
+def test_fd_bfgs_resumes_identically_across_a_refinement():
+    f = _oscillating_ellipsoid()
+    straight, resumed = [], []
+    a = dfo.make_optimizer("fd-bfgs", np.zeros(10), budget=4000)
+    b = dfo.make_optimizer("fd-bfgs", np.zeros(10), budget=4000)
+    for opt, log in ((a, straight), (b, resumed)):
+        while not opt.stop():
+            X = opt.ask()
+            log.append(X.shape[0])
+            opt.tell(X, [f(x) for x in X])
+            if opt is b and opt.nfev >= 2500 and log[-1] == 21:  # central by now: pickle
+                b.close()
+                opt = b = pickle.loads(pickle.dumps(b))
+                log.append("resumed")
+    assert "resumed" in resumed and 11 in straight and 21 in straight
+    assert [k for k in resumed if k != "resumed"] == straight
+    assert a.best_f == b.best_f and a.nfev == b.nfev <= 4000
+
+
+@pytest.mark.parametrize("scheme", ["forward", "central", "auto"])
+def test_fd_bfgs_budget_is_exact_and_bounds_are_honoured_in_every_scheme(scheme):
+    lower, upper = np.array([-1.0, 0.2, 0.5]), np.array([0.5, 2.0, 0.5 + 1e-9])
+    f = problems.get("rosenbrock", 3)
+
+    def g(x):
+        if np.any(x < lower) or np.any(x > upper):
+            raise AssertionError(f"{x} is outside the box")
+        return f(x)
+
+    for budget in (1, 7, 8, 300):
+        res = dfo.minimize(
+            g, upper, method="fd-bfgs", budget=budget, bounds=(lower, upper), scheme=scheme
+        )
+        assert res.nfev <= budget and np.all((lower <= res.x) & (res.x <= upper))

@@ -1,14 +1,16 @@
 """L-BFGS-B through scipy on finite-difference or exact gradients, recast into ask/tell.
 
 ``fd-bfgs`` is scipy's default way to minimize a function without a gradient
-(quasi-Newton on forward differences), with the ``n + 1`` probes of one gradient
-asked as ONE batch: evaluated in parallel under an executor, and on the same
-realization of a stochastic objective (common random numbers). ``backprop-bfgs``
+(quasi-Newton on forward differences, refined to central ones as the run stalls),
+with the probes of one gradient asked as ONE batch: evaluated in parallel under an
+executor, and on the same realization of a stochastic objective (common random
+numbers). ``backprop-bfgs``
 is L-BFGS-B on the objective's exact gradient.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from dfo.optimizers.recast import (
     stop_reasons,
 )
 from dfo.options import (
+    Choice,
     Custom,
     Flag,
     Optional,
@@ -47,24 +50,32 @@ def bounded_fd_gradient(
     lower: np.ndarray,
     upper: np.ndarray,
     dtype: str | None = None,
+    scheme: str = "forward",
 ) -> tuple[float, np.ndarray]:
-    """``f(x)`` and its forward-difference gradient from one batch of ``n + 1`` probes.
+    """``f(x)`` and its difference gradient from one batch of probes inside a box.
 
-    A probe that would leave the box ``[lower, upper]`` steps the other way (a
-    backward difference for that coordinate), so no probe leaves the box.
+    Forward: the ``n + 1`` probes ``x, x + h_i e_i``; a probe that would leave the
+    box ``[lower, upper]`` steps the other way (a backward difference for that
+    coordinate). Central: the ``2 n + 1`` probes ``x, x + h_i e_i, x - h_i e_i``
+    (``f(x)`` is what L-BFGS-B needs beside the gradient); where one of them would
+    leave the box, the coordinate takes the one-sided second-order difference
+    ``(4 f(x + a) - f(x + 2a) - 3 f(x)) / (2a)`` into the box instead (scipy's
+    ``3-point`` convention), its step shrunk if the box is narrower than ``2a``.
+    No probe leaves the box.
 
     Parameters
     ----------
     request : callable
-        ``request(X) -> (values, grads)``: evaluates the ``(n + 1, n)`` probes at once.
+        ``request(X) -> (values, grads)``: evaluates the probes at once.
     x : ndarray, shape (n,)
     h : float, array_like or None
-        Steps as :func:`dfo.numdiff.fd_steps` takes them.
+        Steps as :func:`dfo.numdiff.fd_steps` takes them (its defaults per scheme).
     lower, upper : ndarray, shape (n,)
         The box (``-inf``/``inf`` where unbounded).
     dtype : str, optional
         The objective's float type: the centre is rounded to it (and kept in the
         box), so the default steps come from its epsilon and are exact in it.
+    scheme : {"forward", "central"}, default "forward"
 
     Returns
     -------
@@ -73,7 +84,9 @@ def bounded_fd_gradient(
     """
     require_finite(x)  # L-BFGS-B stepped to nan or inf: the values overflowed
     centre = x if dtype is None else x.astype(dtype)
-    step = fd_steps(centre, h=h)
+    step = fd_steps(centre, scheme=scheme, h=h)
+    if scheme == "central":
+        return _bounded_central(request, centre, step, lower, upper)
     X = fd_probes(centre, step)
     X[0] = np.clip(X[0], lower, upper)
     i = np.arange(x.size)
@@ -86,6 +99,35 @@ def bounded_fd_gradient(
     return float(values[0]), fd_gradient(values, step)
 
 
+def _bounded_central(
+    request: Request, centre: np.ndarray, step: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """The central (or, at a bound, one-sided second-order) part of :func:`bounded_fd_gradient`."""
+    c = np.clip(centre.astype(np.float64), lower, upper)
+    h = step.astype(np.float64)
+    room_up, room_down = upper - c, c - lower
+    central = (room_up >= h) & (room_down >= h)
+    up = room_up >= room_down  # a one-sided difference goes where there is more room
+    a = np.where(central | up, 1.0, -1.0) * np.where(
+        central, h, np.minimum(h, 0.5 * np.maximum(room_up, room_down))
+    )
+    second = np.where(central, -a, 2.0 * a)  # the other probe's offset
+    n = c.size
+    i = np.arange(n)
+    X = np.repeat(c[None, :], 2 * n + 1, axis=0)
+    X[1 + i, i] = np.clip((c + a).astype(centre.dtype), lower, upper)
+    X[1 + n + i, i] = np.clip((c + second).astype(centre.dtype), lower, upper)
+    d1, d2 = X[1 + i, i] - c, X[1 + n + i, i] - c  # the distances the probes really moved
+    values = request(X)[0]
+    f0, f1, f2 = values[0], values[1 : n + 1], values[n + 1 :]
+    # the slope at c of the parabola through (0, f0), (d1, f1), (d2, f2): central is
+    # (f1 - f2) / (2h), one-sided (4 f1 - f2 - 3 f0) / (2a); exact on quadratics
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grad = (f1 * d2**2 - f2 * d1**2 - f0 * (d2**2 - d1**2)) / (d1 * d2 * (d2 - d1))
+    grad[d1 == 0] = 0.0  # a fixed variable (lower == upper)
+    return float(f0), grad
+
+
 def _finite_or_worst(value: float, grad: np.ndarray) -> tuple[float, np.ndarray]:
     """A non-finite value or gradient is the worst value (L-BFGS-B's line search backs off)."""
     if np.isfinite(value) and np.all(np.isfinite(grad)):
@@ -93,13 +135,20 @@ def _finite_or_worst(value: float, grad: np.ndarray) -> tuple[float, np.ndarray]
     return np.inf, np.zeros_like(grad)
 
 
-def _lbfgsb(fun_and_grad: Any, x0: np.ndarray, settings: dict[str, Any]) -> dict[str, Any]:
+def _lbfgsb(
+    fun_and_grad: Any,
+    x0: np.ndarray,
+    settings: dict[str, Any],
+    refine: Callable[[bool], bool] | None = None,
+) -> dict[str, Any]:
     """scipy's L-BFGS-B from ``x0``, started again from its end point while that helps.
 
     A run ends when scipy stops (tolerance met, or a line search failed on noise
     or inexact differences); with ``restarts`` the next run starts from its end
     point with an empty memory, until a run takes no step at all (or the budget
-    halts the loop).
+    halts the loop). ``refine(stalled)``, called when a run ends short of the
+    gradient tolerance (``stalled``: it took no step), makes the differences finer
+    and returns whether it did: then the next run starts even after no step.
     """
     from scipy.optimize import minimize as scipy_minimize
 
@@ -121,7 +170,9 @@ def _lbfgsb(fun_and_grad: Any, x0: np.ndarray, settings: dict[str, Any]) -> dict
             options=options,
         )
         runs += 1
-        if not (settings["restarts"] and res.nit > 0):
+        converged = "PGTOL" in str(res.message)  # scipy's message for the gradient test
+        refined = refine is not None and not converged and refine(res.nit == 0)
+        if not (settings["restarts"] and (res.nit > 0 or refined)):
             break
         x = res.x
     reasons = stop_reasons(res)
@@ -129,6 +180,62 @@ def _lbfgsb(fun_and_grad: Any, x0: np.ndarray, settings: dict[str, Any]) -> dict
         key = next(iter(reasons))
         reasons[key] += f" (run {runs}: {runs - 1} restarts)"
     return reasons
+
+
+class _Differences:
+    """fd-bfgs's difference scheme and steps; ``"auto"`` makes them finer as the run stalls.
+
+    ``"auto"`` starts with forward differences at the default (or given) steps ``h``.
+    When two values in a row that L-BFGS-B asks for are no lower than the best so far
+    (its line search is failing: the difference is too inexact to give a descent
+    direction), or a run ends short of the gradient tolerance, the differences are
+    refined: first central differences (no ``O(h)`` bias) at a tenth of the forward
+    steps, then steps ten times smaller each time (at the end of a run: if it took no
+    step), down to ``eps**(2/3) * max(1, |x_i|)``, where rounding error takes over.
+    Near a minimum a small central step beats scipy's ``eps**(1/3)``: the bias of a
+    central difference grows with the third derivative, which functions that oscillate
+    on small scales (bbob's ``T_osz``) make large, while rounding error only adds noise
+    that the line search rejects. Kelley's implicit filtering refines its difference
+    stencil on a line-search failure in the same way.
+    """
+
+    def __init__(self, scheme: str, h: Any, dtype: str | None) -> None:
+        self.auto = scheme == "auto"
+        self.scheme = "forward" if self.auto else scheme
+        self.h = h
+        self.eps = float(np.finfo(dtype or np.float64).eps)
+        self.factor = 1.0  # steps: factor * the forward steps
+        self.best = np.inf
+        self.fails = 0
+
+    def steps(self, centre: np.ndarray) -> Any:
+        """The ``h`` for :func:`bounded_fd_gradient` at ``centre`` (its float type)."""
+        if self.factor == 1.0:
+            return self.h
+        floor = self.eps ** (2 / 3) * np.maximum(1.0, np.abs(centre))
+        return np.maximum(self.factor * fd_steps(centre, h=self.h), floor)
+
+    def seen(self, value: float) -> None:
+        """Count a value L-BFGS-B was given; refine after two in a row above the best."""
+        if value < self.best:
+            self.best, self.fails = value, 0
+            return
+        self.fails += 1
+        if self.fails == 2:
+            self.fails = 0
+            self.refine()
+
+    def refine(self, stalled: bool = True) -> bool:
+        """Finer differences (``"auto"`` only; smaller steps only if ``stalled``)."""
+        if not self.auto:
+            return False
+        if self.scheme == "forward":
+            self.scheme, self.factor = "central", 0.1
+            return True
+        if not stalled or self.factor < self.eps ** (1 / 6):  # sqrt(eps) * factor <= floor
+            return False
+        self.factor /= 10.0
+        return True
 
 
 def _lbfgsb_options() -> dict[str, Any]:
@@ -155,9 +262,10 @@ def _check_dtype(name: str, value: Any) -> str:
 class FiniteDifferenceBFGSOptions(Options):
     """Options of :class:`FiniteDifferenceBFGS`."""
 
+    scheme: str = option("auto", Choice("auto", "forward", "central"))
     h: Any = option(None, Custom(_check_h, "None, a positive number or an array of them"))
     dtype: str | None = option(None, Optional(Custom(_check_dtype, "'float64' or 'float32'")))
-    maxcor: int = _lbfgsb_options()["maxcor"]
+    maxcor: int = option(20, PositiveInt())
     ftol: float = _lbfgsb_options()["ftol"]
     gtol: float = _lbfgsb_options()["gtol"]
     restarts: bool = _lbfgsb_options()["restarts"]
@@ -199,27 +307,43 @@ class _LBFGSB(RecastOptimizer):
 
 @register("fd-bfgs")
 class FiniteDifferenceBFGS(_LBFGSB):
-    """L-BFGS-B on forward-difference gradients (scipy's L-BFGS-B, dfo's differences).
+    """L-BFGS-B on difference gradients (scipy's L-BFGS-B, dfo's differences).
 
-    Each ``ask`` is the ``n + 1`` probes ``x, x + h_i e_i`` of one gradient, as one
-    batch; L-BFGS-B then builds a quasi-Newton model from the last ``maxcor``
-    gradient differences and line-searches along its step, which copes with
+    Each ``ask`` is the probes of one gradient as one batch (``n + 1`` forward,
+    ``2 n + 1`` central: ``f(x)`` and ``x +- h_i e_i``); L-BFGS-B then builds a
+    quasi-Newton model from the last ``maxcor`` gradient differences and
+    line-searches along its step, which copes with
     ill-conditioning where a fixed-step gradient descent does not. The budget is
     exact: a gradient that does not fit into it is not asked. A non-finite value
     or difference counts as the worst value (the line search backs off).
 
     Parameters
     ----------
+    scheme : {"auto", "forward", "central"}, default "auto"
+        ``"forward"``: forward differences throughout. ``"central"``: central
+        differences throughout (scipy's ``3-point``; twice the evaluations, no ``O(h)``
+        bias). ``"auto"``: forward differences until L-BFGS-B stops making progress
+        with them (two values in a row above the best, or a run that ends short of
+        ``gtol``), then central differences at a tenth of the forward steps, ten times
+        smaller at each further stall down to ``eps**(2/3) * max(1, |x_i|)``; the
+        restart after a run goes on from its end point with the differences refined.
+        On bbob f2 and f10 (d=10) only ``"auto"`` reaches 1e-8 within ``1000 * d``
+        evaluations (``benchmarks/bench_bfgs.py``).
     h : float or array_like, optional
-        Difference step; by default ``sqrt(eps) * max(1, |x_i|)``
-        (:func:`dfo.numdiff.fd_steps`). Near an upper bound the step is taken
-        backwards, so no probe leaves ``bounds``.
+        Difference step; by default ``sqrt(eps) * max(1, |x_i|)`` (forward and
+        ``"auto"``) or ``eps**(1/3) * max(1, |x_i|)`` (central), eps of ``dtype``
+        (:func:`dfo.numdiff.fd_steps`). Near a bound a forward step is taken
+        backwards and a central difference becomes one-sided (second order) into the
+        box, so no probe leaves ``bounds``.
     dtype : {"float64", "float32"}, optional
         The float type the objective computes in: the default steps come from its
         epsilon and the probes are rounded to it. :func:`dfo.minimize` passes a
         float32 objective's type.
-    maxcor : int, default 10
-        Number of gradient differences in L-BFGS-B's model.
+    maxcor : int, default 20
+        Number of gradient differences in L-BFGS-B's model (scipy's default is 10: a
+        difference gradient costs ``n + 1`` evaluations, the model's memory nothing
+        beside it; with 10, L-BFGS-B needs about three times as many gradients on an
+        ill-conditioned function such as bbob f10).
     ftol : float, default 0.0
         Stop when the relative decrease of the value over an iteration is at most
         ``ftol`` (scipy's default is 2.22e-9; 0 goes on while the value decreases at
@@ -229,9 +353,10 @@ class FiniteDifferenceBFGS(_LBFGSB):
         Stop when the largest projected gradient component is below it.
     restarts : bool, default True
         When scipy stops with budget left, start L-BFGS-B again from its end point
-        (an empty memory), as long as the last run took a step: a line search that
-        failed on noise (minibatches) or on inexact differences does not end the
-        run; a converged one ends it after one more gradient.
+        (an empty memory), as long as the last run took a step or the differences were
+        refined: a line search that failed on noise (minibatches) or on inexact
+        differences does not end the run; a converged one ends it after one more
+        gradient.
     """
 
     Options = FiniteDifferenceBFGSOptions
@@ -243,21 +368,26 @@ class FiniteDifferenceBFGS(_LBFGSB):
         fd_steps(self.x0 if dtype is None else self.x0.astype(dtype), h=self.config.h)  # bad h
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "h": self.config.h, "dtype": self.config.dtype}
+        cfg = self.config
+        return {**super().settings(), "scheme": cfg.scheme, "h": cfg.h, "dtype": cfg.dtype}
 
     @staticmethod
     def loop(request: Request, x0: np.ndarray, settings: dict[str, Any]) -> dict[str, Any]:
-        """scipy's L-BFGS-B on batched forward differences; the reasons it stopped."""
+        """scipy's L-BFGS-B on batched differences; the reasons it stopped."""
         box = settings["bounds"]
         lower = np.full(x0.size, -np.inf) if box is None else box.lb
         upper = np.full(x0.size, np.inf) if box is None else box.ub
         dtype = settings["dtype"]
+        diffs = _Differences(settings["scheme"], settings["h"], dtype)
 
         def fun_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
-            value, grad = bounded_fd_gradient(request, x, settings["h"], lower, upper, dtype)
-            return _finite_or_worst(value, grad)
+            h = diffs.steps(x if dtype is None else x.astype(dtype))
+            found = bounded_fd_gradient(request, x, h, lower, upper, dtype, diffs.scheme)
+            value, grad = _finite_or_worst(*found)
+            diffs.seen(value)
+            return value, grad
 
-        return _lbfgsb(fun_and_grad, x0, settings)
+        return _lbfgsb(fun_and_grad, x0, settings, diffs.refine)
 
 
 @register("backprop-bfgs")
