@@ -399,3 +399,22 @@ def test_fd_bfgs_budget_is_exact_and_bounds_are_honoured_in_every_scheme(scheme)
             g, upper, method="fd-bfgs", budget=budget, bounds=(lower, upper), scheme=scheme
         )
         assert res.nfev <= budget and np.all((lower <= res.x) & (res.x <= upper))
+
+
+class Scaled(Batches):
+    """Each realization scales the sphere and shifts its centre (a noisy gradient too)."""
+
+    def realization(self, rng):
+        return Scaled(self.dim, float(rng.normal()), self.log)
+
+    def _evaluate_batch(self, X):
+        self.log.append((self.offset, X.shape[0]))
+        return (1.0 + 0.3 * self.offset) ** 2 * np.sum((X - 1.0 - 0.1 * self.offset) ** 2, axis=1)
+
+
+def test_fd_bfgs_auto_keeps_forward_differences_on_a_stochastic_objective():
+    obj = Scaled(5)
+    res = dfo.minimize(obj, np.zeros(5), method="fd-bfgs", budget=2000, seed=0)
+    sizes = {k for _, k in obj.log}
+    assert res.nfev > 500 and sizes <= {1, 6}, sizes  # never the 11 rows of a central one
+    # (noise-free, auto does refine: test_fd_bfgs_resumes_identically_across_a_refinement)

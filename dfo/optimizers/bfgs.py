@@ -196,17 +196,21 @@ class _Differences:
     central difference grows with the third derivative, which functions that oscillate
     on small scales (bbob's ``T_osz``) make large, while rounding error only adds noise
     that the line search rejects. Kelley's implicit filtering refines its difference
-    stencil on a line-search failure in the same way.
+    stencil on a line-search failure in the same way. Before the first refinement the
+    best point is evaluated again: a stochastic or noisy objective, whose value there
+    changes, keeps its forward differences (noise, not their bias, stalls it).
     """
 
-    def __init__(self, scheme: str, h: Any, dtype: str | None) -> None:
+    def __init__(self, scheme: str, h: Any, dtype: str | None, request: Request) -> None:
         self.auto = scheme == "auto"
         self.scheme = "forward" if self.auto else scheme
         self.h = h
         self.eps = float(np.finfo(dtype or np.float64).eps)
+        self.request = request
         self.factor = 1.0  # steps: factor * the forward steps
-        self.best = np.inf
+        self.best, self.best_x = np.inf, np.zeros(0)
         self.fails = 0
+        self.noisy: bool | None = None  # whether f(best_x) asked again gave another value
 
     def steps(self, centre: np.ndarray) -> Any:
         """The ``h`` for :func:`bounded_fd_gradient` at ``centre`` (its float type)."""
@@ -215,10 +219,10 @@ class _Differences:
         floor = self.eps ** (2 / 3) * np.maximum(1.0, np.abs(centre))
         return np.maximum(self.factor * fd_steps(centre, h=self.h), floor)
 
-    def seen(self, value: float) -> None:
-        """Count a value L-BFGS-B was given; refine after two in a row above the best."""
+    def seen(self, x: np.ndarray, value: float) -> None:
+        """Count the value at ``x`` L-BFGS-B was given; refine after two above the best."""
         if value < self.best:
-            self.best, self.fails = value, 0
+            self.best, self.best_x, self.fails = value, x, 0
             return
         self.fails += 1
         if self.fails == 2:
@@ -230,6 +234,11 @@ class _Differences:
         if not self.auto:
             return False
         if self.scheme == "forward":
+            if self.noisy is None:  # once: noise, not inexact differences, may stall it
+                values = self.request(self.best_x[None, :])[0]
+                self.noisy = bool(values[0] != self.best)
+            if self.noisy:
+                return False
             self.scheme, self.factor = "central", 0.1
             return True
         if not stalled or self.factor < self.eps ** (1 / 6):  # sqrt(eps) * factor <= floor
@@ -378,13 +387,15 @@ class FiniteDifferenceBFGS(_LBFGSB):
         lower = np.full(x0.size, -np.inf) if box is None else box.lb
         upper = np.full(x0.size, np.inf) if box is None else box.ub
         dtype = settings["dtype"]
-        diffs = _Differences(settings["scheme"], settings["h"], dtype)
+        diffs = _Differences(settings["scheme"], settings["h"], dtype, request)
 
         def fun_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
-            h = diffs.steps(x if dtype is None else x.astype(dtype))
-            found = bounded_fd_gradient(request, x, h, lower, upper, dtype, diffs.scheme)
+            centre = x if dtype is None else x.astype(dtype)
+            found = bounded_fd_gradient(
+                request, x, diffs.steps(centre), lower, upper, dtype, diffs.scheme
+            )
             value, grad = _finite_or_worst(*found)
-            diffs.seen(value)
+            diffs.seen(np.clip(centre.astype(np.float64), lower, upper), value)  # X[0]
             return value, grad
 
         return _lbfgsb(fun_and_grad, x0, settings, diffs.refine)
