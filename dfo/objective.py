@@ -226,6 +226,29 @@ def to_scalar(value: Any, source: str = "the objective") -> float:
     )
 
 
+def to_gradient(grad: Any, dim: int) -> np.ndarray:
+    """Convert what an objective returned as its gradient to a ``(dim,)`` float64 array.
+
+    Raises :class:`~dfo.exceptions.ObjectiveOutputError` (a TypeError too for what is
+    not real numbers) that says what was expected.
+    """
+    try:
+        arr = as_float64(grad)
+    except OverflowError:
+        raise ObjectiveOutputError(
+            "the gradient holds an integer too large for a float (beyond 1.8e308); "
+            "return float64 numbers (inf for too large)"
+        ) from None
+    except (TypeError, ValueError) as exc:
+        raise ObjectiveOutputTypeError(
+            f"the gradient must be a real vector of shape ({dim},); "
+            f"got {type(grad).__name__}: {grad!r:.60}"
+        ) from exc
+    if arr.shape != (dim,):
+        raise ObjectiveOutputError(f"the gradient must have shape ({dim},); got shape {arr.shape}")
+    return arr
+
+
 def to_values(values: Any, k: int, source: str = "the objective") -> np.ndarray:
     """Convert what an objective returned for ``k`` points to a ``(k,)`` float64 array."""
     if isinstance(values, np.ndarray) and values.dtype == np.float64 and values.shape == (k,):
@@ -331,23 +354,7 @@ class Objective:
             )
         x = check_point(x, self.dim)
         value, grad = self._value_and_grad(x)
-        try:
-            grad = as_float64(grad)
-        except OverflowError:
-            raise ObjectiveOutputError(
-                "the gradient holds an integer too large for a float (beyond 1.8e308); "
-                "return float64 numbers (inf for too large)"
-            ) from None
-        except (TypeError, ValueError) as exc:
-            raise ObjectiveOutputTypeError(
-                f"the gradient must be a real vector of shape ({self.dim},); "
-                f"got {type(grad).__name__}: {grad!r:.60}"
-            ) from exc
-        if grad.shape != (self.dim,):
-            raise ObjectiveOutputError(
-                f"the gradient must have shape ({self.dim},); got shape {grad.shape}"
-            )
-        return to_scalar(value, "the gradient function's value"), grad
+        return to_scalar(value, "the gradient function's value"), to_gradient(grad, self.dim)
 
     def value_and_jvp(self, x: Any, v: Any) -> tuple[float, float]:
         """Value at ``x`` and the directional derivative ``grad f(x) @ v`` (forward mode).

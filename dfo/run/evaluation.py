@@ -14,12 +14,12 @@ from __future__ import annotations
 import itertools
 import pickle
 from concurrent.futures import BrokenExecutor, Executor
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
-from dfo.exceptions import InvalidOptionError, ObjectiveOutputError, ObjectiveOutputTypeError
-from dfo.objective import Objective, as_float64, mark_failed_row, to_scalar, to_values
+from dfo.exceptions import InvalidOptionError, ObjectiveOutputError
+from dfo.objective import Objective, mark_failed_row, to_gradient, to_scalar, to_values
 from dfo.run.ledger import Ledger
 
 __all__ = ["BudgetExhausted", "Evaluator", "executor_workers", "map_batches"]
@@ -155,20 +155,6 @@ def map_batches(
     ndarray, shape (k,)
     """
     return _map_chunks(executor, objective, X, n_chunks, worst=False)[0]
-
-
-def _checked_gradient(grad: Any, dim: int) -> np.ndarray:
-    """A gradient returned by an objective as a float64 ``(dim,)`` array, or raise."""
-    try:
-        arr = as_float64(grad)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ObjectiveOutputTypeError(
-            f"the gradient must be a real vector of shape ({dim},); "
-            f"got {type(grad).__name__}: {grad!r:.60}"
-        ) from exc
-    if arr.shape != (dim,):
-        raise ObjectiveOutputError(f"the gradient must have shape ({dim},); got shape {arr.shape}")
-    return arr
 
 
 class Evaluator:
@@ -323,7 +309,7 @@ class Evaluator:
                     value = to_scalar(value, "the gradient function's value")
                 ok = type(grad) is np.ndarray and grad.dtype == np.float64
                 if not (ok and grad.shape == x.shape):
-                    grad = _checked_gradient(grad, X.shape[1])
+                    grad = to_gradient(grad, X.shape[1])
             except Exception as exc:
                 if self.on_error != "worst" or isinstance(exc, ObjectiveOutputError):
                     self._annotate(exc, X)
