@@ -305,7 +305,9 @@ def run_script(tmp_path, method, mode):
     return proc, path
 
 
-@pytest.mark.parametrize("method", ["spsa", "fd-sgd", "nelder-mead", "fd-bfgs", "cobyqa"])
+@pytest.mark.parametrize(
+    "method", ["spsa", "fd-sgd", "nelder-mead", "fd-bfgs", "cobyqa", "backprop-sgd"]
+)
 def test_killed_process_resumes_from_its_last_checkpoint(method, tmp_path):
     proc, path = run_script(tmp_path, method, "kill")
     proc.communicate(timeout=60)
