@@ -31,20 +31,7 @@ def test_target_stops_every_method_with_success(method):
     assert res.nfev < 3000
 
 
-#: es's perturbation sigma is fixed (Salimans et al.) and Adam's steps stay about its
-#: learning rate: its xtol maps tol, but the steps never fall to 1e-10 on this budget
-TOL_OPEN = {"es": "fixed sigma and Adam steps: no convergence to tol=1e-10 in 3000"}
-
-
-@pytest.mark.parametrize(
-    "method",
-    [
-        pytest.param(m, marks=pytest.mark.xfail(reason=TOL_OPEN[m], strict=True))
-        if m in TOL_OPEN
-        else m
-        for m in dfo.methods()
-    ],
-)
+@pytest.mark.parametrize("method", dfo.methods())
 def test_tol_sets_the_methods_tolerances_and_stops_it(method):
     cls = get_method(method)
     assert cls.TOL and cls.TOL_MEANING  # every method maps tol

@@ -148,6 +148,7 @@ class EvolutionStrategyOptions(Options):
     patience: int = option(10, PositiveInt())
     divergence: float = option(1e4, PositiveReal(allow_inf=True))
     xtol: float | None = option(None, Optional(RealRange(0.0)))
+    ftol: float | None = option(None, Optional(RealRange(0.0)))
 
 
 @register("es")
@@ -185,6 +186,14 @@ class EvolutionStrategy(GradientStepOptimizer):
     patience, divergence, xtol
         As for :class:`dfo.optimizers.gradient.BackpropSGD` (the value checked is the
         mean of the population's values).
+    ftol : float, optional
+        Stop (reason ``"ftol"``) once the mean of the population's values, averaged over
+        the last ``patience`` iterations, has improved by less than
+        ``ftol * (1 + |average|)`` over ``2 * patience`` iterations; what ``tol=`` sets.
+        A fixed ``sigma`` and Adam keep the iterate moving by about the learning rate,
+        so its steps (``xtol``) need not shrink; the smoothed value stops improving.
+        It cannot see progress below its own sampling noise (about ``sigma**2`` times
+        the curvature): near a minimum every small ``ftol`` stops at the same point.
 
     With ``bounds`` the candidates are clipped to the box and the iterate is projected
     onto it after each step.
@@ -208,6 +217,11 @@ class EvolutionStrategy(GradientStepOptimizer):
 
     Options = EvolutionStrategyOptions
     config: EvolutionStrategyOptions
+    TOL = ("ftol",)
+    TOL_MEANING = (
+        "the mean of the population's values, averaged over ``patience`` iterations, "
+        "improved by less than ``tol * (1 + |average|)`` over ``2 patience`` iterations"
+    )
 
     def _setup(self) -> None:
         super()._setup()
@@ -221,6 +235,8 @@ class EvolutionStrategy(GradientStepOptimizer):
         self.A = 0.1 * (self.budget // popsize if self.budget else 100) if cfg.A is None else cfg.A
         self.dtype = cfg.dtype
         self.k = 0
+        self.recent: list[float] = []  # ftol: the last ``patience`` population means
+        self.mark = (0, math.inf)  # ftol: (iteration, average) of the last real improvement
         self.table_seed = int(self.rng.integers(2**63))
         self.table_size = max(cfg.noise_table, 2 * self.dim)
         self.offsets = np.zeros(0, dtype=np.intp)
@@ -271,7 +287,29 @@ class EvolutionStrategy(GradientStepOptimizer):
             grad += self.weight_decay * self.x
         reported = self._step(_finite_mean(values), grad)
         self.k += 1
+        if self.config.ftol is not None:
+            self._watch(reported)
         return reported
+
+    def _watch(self, mean: float) -> None:
+        """ftol: mark the iteration if the average of recent means improved enough."""
+        self.recent = [*self.recent[1 - self.patience :], mean]
+        if len(self.recent) < self.patience or not math.isfinite(
+            average := sum(self.recent) / self.patience
+        ):
+            return
+        if self.mark[1] - average > self.config.ftol * (1.0 + abs(average)):  # type: ignore[operator]
+            self.mark = (self.k, average)
+
+    def _stop(self) -> dict[str, Any]:
+        ftol, waited = self.config.ftol, self.k - self.mark[0]
+        if ftol is not None and waited >= 2 * self.patience:
+            return {
+                "ftol": f"the average of the population's values over {self.patience} "
+                f"iterations improved by less than ftol={ftol:g} (relative to 1 + |average|) "
+                f"in the last {waited} iterations"
+            }
+        return super()._stop()
 
     def _rate(self) -> float:
         return self.learning_rate * ((self.A + 1.0) / (self.k + 1.0 + self.A)) ** self.alpha
