@@ -58,6 +58,9 @@ counts: its ``_tell`` updates only its own state.
 ``_budget_changed()``
     Called when a resumed run gets a new budget (recompute budget-derived
     schedules).
+``_grads_finite() -> bool or None``
+    After ``_tell``: whether the gradients told were all finite, for a method that
+    tests them anyway (the ledger then does not test them again); None by default.
 
 and declares what the run loop needs to know as class attributes:
 
