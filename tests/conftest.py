@@ -1,9 +1,17 @@
 """Test configuration: property tests are derandomized, so every run tries the same examples."""
 
+import signal
+
 from hypothesis import settings
 
 settings.register_profile("dfo", derandomize=True, database=None, deadline=None)
 settings.load_profile("dfo")
+
+# A command started in the background of a non-interactive shell inherits SIGINT
+# ignored, and Python then installs no KeyboardInterrupt handler. The Ctrl-C tests
+# (in this process and in the children it starts) need Ctrl-C delivered as usual.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def told(opt, grads):
