@@ -15,13 +15,15 @@ Methods, by name (``--methods``):
   with options written after a colon: ``cma-es:restart_regime='ipop',restarts=0``;
 - ``pycma``: one bare ``cma.fmin2`` run, sigma0 = 2, no restarts;
   ``pycma-bipop``: ``cma.fmin2`` with ``bipop=True, restarts=9`` from random starts;
+  ``pycma-ipop``: the same without ``bipop`` (the population doubles at each restart);
 - ``scipy-cobyqa``, ``scipy-powell``, ``scipy-lbfgsb`` (finite-difference gradients):
   ``scipy.optimize.minimize`` run directly, defaults and bounds.
 
 Printed per method, dimension and budget: functions solved (f_opt + 1e-8 reached;
 with several seeds, the mean count over the seeds and its range),
 median log10 precision (best f - f_opt, floored at 1e-8), the median share of the
-budget used (over all functions, and over the unsolved ones) and the run time.
+budget used (over all functions, and over the unsolved ones) and the run time; with
+several seeds, also the count of each seed.
 Runs are spread over ``--jobs`` processes; nothing is written unless ``--out``.
 
 Run: ``python benchmarks/bench_bbob.py [--quick] [--methods cma-es,pycma ...]
@@ -50,7 +52,7 @@ from dfo.optimizers import method_options
 
 PRECISION = 1e-8  # COCO's final target: f_opt + 1e-8
 DOMAIN = 5.0  # the bbob search domain [-5, 5]^d
-REFERENCES = ("pycma", "pycma-bipop", "scipy-cobyqa", "scipy-powell", "scipy-lbfgsb")
+REFERENCES = ("pycma", "pycma-bipop", "pycma-ipop", "scipy-cobyqa", "scipy-powell", "scipy-lbfgsb")
 
 
 class OutOfBudget(Exception):
@@ -114,7 +116,9 @@ def run_dfo(name: str, f: Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarra
     return {"message": res.message, "chosen": chosen, "restarts": res.get("restarts")}
 
 
-def run_pycma(f: Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, seed: int, bipop=False):
+def run_pycma(
+    f: Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, seed: int, restarts: str = ""
+):
     import cma
 
     rng = np.random.default_rng(seed)
@@ -132,8 +136,8 @@ def run_pycma(f: Counted, x0: np.ndarray, lo: np.ndarray, hi: np.ndarray, seed: 
         "verb_disp": 0,
         "verb_log": 0,
     }
-    if bipop:
-        cma.fmin2(f, start, 2.0, options, restarts=9, bipop=True)
+    if restarts:
+        cma.fmin2(f, start, 2.0, options, restarts=9, bipop=restarts == "bipop")
     else:
         cma.fmin2(f, x0, 2.0, options, restarts=0)
     return {}
@@ -152,8 +156,8 @@ def runner(name: str) -> Callable[..., dict[str, Any]]:
     scipy_names = {"scipy-cobyqa": "COBYQA", "scipy-powell": "Powell", "scipy-lbfgsb": "L-BFGS-B"}
     if name == "pycma":
         return run_pycma
-    if name == "pycma-bipop":
-        return lambda *a: run_pycma(*a, bipop=True)
+    if name in ("pycma-bipop", "pycma-ipop"):
+        return lambda *a: run_pycma(*a, restarts=name.removeprefix("pycma-"))
     if name in scipy_names:
         return lambda *a: run_scipy(scipy_names[name], *a)
     return lambda *a: run_dfo(name, *a)
@@ -339,6 +343,30 @@ def main() -> None:
     )
     print("solved: f_opt + 1e-8 reached; precision floored at 1e-8; budget used: median share")
     print("over budget: runs that asked for more evaluations than the budget (refused)")
+    if len(seeds) > 1:
+        print()
+        print_table(
+            ("d", "budget", "method", *(f"s{s}" for s in seeds)),
+            [
+                (
+                    dim,
+                    f"{k}*d",
+                    m,
+                    *(
+                        sum(
+                            r["solved"]
+                            for r in records
+                            if (r["dim"], r["multiple"], r["method"], r["seed"]) == (dim, k, m, s)
+                        )
+                        for s in seeds
+                    ),
+                )
+                for dim in dims
+                for k in multiples
+                for m in methods
+            ],
+        )
+        print("functions solved per seed")
     if args.per_function:
         print()
         for dim in dims:
