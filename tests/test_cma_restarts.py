@@ -15,6 +15,7 @@ import pytest
 import dfo
 from dfo import problems
 from dfo.exceptions import InvalidOptionError
+from dfo.optimizers.cma_es import CMAES
 from dfo.result import Status
 
 ORIGINAL = cma.CMAEvolutionStrategy
@@ -255,3 +256,32 @@ def test_bad_restart_options_are_refused_before_any_evaluation(options, match):
     with pytest.raises(InvalidOptionError, match=match):
         dfo.minimize(lambda x: calls.append(1) or 0.0, np.zeros(2), method="cma-es", **options)
     assert calls == []
+
+
+def two_basins(x: np.ndarray) -> float:
+    """A global basin at (2, 2) (value 0) beside a local one at (-2, -2) (value 1)."""
+    return float(min(np.sum((x - 2.0) ** 2), 1.0 + np.sum((x + 2.0) ** 2)))
+
+
+def test_a_run_in_a_basin_above_the_best_found_is_ended_early(monkeypatch):
+    def runs_of(**kw):
+        opt = dfo.make_optimizer(
+            "cma-es", np.zeros(2), budget=6000, seed=8, sigma0=1.5, restart_regime="ipop"
+        )
+        while not opt.stop():
+            X = opt.ask()
+            opt.tell(X, [two_basins(x) for x in X])
+        return opt.runs
+
+    runs = runs_of()
+    assert "dominated" not in runs[0]["stop"]  # nothing to compare the first run with
+    ended = [k for k, r in enumerate(runs) if "dominated" in r["stop"]]
+    assert ended and len(ended) < len(runs)
+    for k in ended:  # ended in the local basin, above the best of the runs before it
+        assert 0.5 < runs[k]["best"] < 2 and min(r["best"] for r in runs[:k]) < 1e-9
+    # without the rule, the same run goes on until pycma stops it, twice as long
+    monkeypatch.setattr(CMAES, "DOMINATED_RATIO", 0.0)
+    alone = runs_of()
+    k = ended[0]
+    assert alone[:k] == runs[:k] and "dominated" not in alone[k]["stop"]
+    assert alone[k]["best"] < runs[k]["best"] and runs[k]["evals"] < 0.5 * alone[k]["evals"]

@@ -10,7 +10,8 @@ options and never lets the user override them:
   pycma prints nothing, writes no files and reads none (``verbose=True`` lets
   it print, still without files).
 
-When pycma's termination fires and budget remains, the strategy restarts from a
+When pycma's termination fires (or a restarted run is dominated: converging above
+the best value found) and budget remains, the strategy restarts from a
 random point of the initial region with a new :class:`cma.CMAEvolutionStrategy`:
 IPOP doubles the population at each restart (Auger & Hansen 2005), BIPOP (the
 default; Hansen 2009) interlaces such large-population runs with runs of small,
@@ -197,6 +198,11 @@ class CMAES(Optimizer):
       size ``sigma0 * 10**(-2 v)`` (u, v uniform in [0, 1]) and stops after about
       half the evaluations of the latest large run.
 
+    A restarted run also ends once it is dominated: its best lies more than
+    :attr:`DOMINATED_RATIO` (10) times the range of its recent values (pycma's
+    ``tolfun`` window) above the best of the earlier runs, so its basin cannot beat
+    what was found and the evaluations go to the next run instead.
+
     ``Result.restarts`` (and the message) say how many restarts ran.
 
     In more than :data:`SEPARABLE_ABOVE` (100) dimensions the separable variant
@@ -355,6 +361,8 @@ class CMAES(Optimizer):
         self.run["best"] = min(self.run["best"], float(values.min()))
         self.run["evals"] += X.shape[0]
         reasons = self._pycma_stop()
+        if self._dominated(values):
+            reasons["dominated"] = "this run's basin lies above the best value found"
         restart_left = self.max_restarts is None or self.restarts < self.max_restarts
         if reasons and "ftarget" not in reasons and restart_left:
             # this run is over; the next starts at the next ask (so a run that ends
@@ -362,9 +370,33 @@ class CMAES(Optimizer):
             self.run_over = sorted(reasons)
         return float(values.min())
 
+    #: a run whose best lies this many times its recent range above the best of the
+    #: earlier runs is ended (0 turns it off)
+    DOMINATED_RATIO = 10.0
+
+    def _dominated(self, values: np.ndarray) -> bool:
+        """Whether the current run cannot reach the best value of the earlier runs.
+
+        Over the last ``10 + 30 n / popsize`` generations (pycma's ``tolfun`` window)
+        the run's values spanned a range R; when its best is more than
+        ``DOMINATED_RATIO * R`` above the best of the earlier runs, at its recent pace
+        it would need that many windows to get there.
+        """
+        if not self.runs or not self.DOMINATED_RATIO:
+            return False
+        recent = self.run.setdefault("recent", [])
+        recent.append(float(values.min()))
+        window = 10 + int(30 * self.dim / self.es.popsize)
+        del recent[:-window]
+        if len(recent) < window:
+            return False
+        spread = max(max(recent), float(values.max())) - min(recent)
+        best_before = min(r["best"] for r in self.runs)
+        return self.run["best"] - best_before > self.DOMINATED_RATIO * spread
+
     def _restart(self, reasons: list[str]) -> None:
         """End the current run (stopped for ``reasons``) and start the next one."""
-        finished = {**self.run, "stop": reasons}
+        finished = {k: v for k, v in self.run.items() if k != "recent"} | {"stop": reasons}
         if all(finished["best"] <= r["best"] for r in self.runs):
             self.best_run_mean = self.recommend_current()
         self.runs.append(finished)
