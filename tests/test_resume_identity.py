@@ -183,3 +183,27 @@ def test_spsa_pair_fast_path_gives_the_bits_of_the_general_path(step_rule, monke
     np.testing.assert_array_equal(g_fast, g_plain)
     assert np.array_equal(np.signbit(g_fast), np.signbit(g_plain))  # negative zeros too
     assert opt_fast.a == opt_plain.a and opt_fast.nfev == opt_plain.nfev
+
+
+@pytest.mark.parametrize("q", [1, 3])
+def test_spsa_points_are_the_bits_of_x_plus_and_minus_ck_d(q):
+    """The asked points, written in place, against ``x + c_k d`` and ``x - c_k d`` computed
+    independently from the same random bits (and the box's clip, with bounds)."""
+    n = 1001
+    x0 = np.linspace(-1.0, 1.0, n)
+    for bounds in (None, (np.full(n, -0.9), np.full(n, 0.95))):
+        opt = dfo.make_optimizer("spsa", x0, seed=4, a=0.1, c=0.3, n_directions=q, bounds=bounds)
+        rng = np.random.default_rng(4)
+        f = problems.get("sphere", n)
+        for k in range(3):
+            x = opt.recommend()
+            X = opt.ask()
+            bits = rng.integers(0, 256, size=(q, (n + 7) // 8), dtype=np.uint8)
+            d = 1.0 - 2.0 * np.unpackbits(bits, axis=1, count=n).astype(np.float64)
+            ck = 0.3 / (k + 1) ** 0.101
+            centre = x if bounds is None else opt.box.inset(x, ck)
+            expected = np.concatenate([centre + ck * d, centre - ck * d])
+            if bounds is not None:
+                expected = np.clip(expected, *bounds)
+            np.testing.assert_array_equal(X, expected)
+            opt.tell(X, f.evaluate_batch(X))

@@ -770,11 +770,13 @@ class SPSA(GradientStepOptimizer):
             self._delta_seed = int(self.rng.integers(2**63))
         delta = self._directions(q)  # (q, n) Rademacher +-1
         self._delta = None if self.regenerate else delta
-        step = self._ck * delta
         # bounds: perturb around the nearest point c_k inside the box
         centre = self.x if self.box is None else self.box.inset(self.x, self._ck)
-        X = np.concatenate([centre + step, centre - step])  # x + c_k d_j, x - c_k d_j
-        return X if self.box is None else self.box.clip(X)  # clip: rounding only
+        X = np.empty((2 * q, self.dim))  # written in place: no (2q, n) temporaries
+        np.multiply(delta, self._ck, out=X[:q])  # c_k d_j
+        np.subtract(centre, X[:q], out=X[q:])  # x - c_k d_j
+        X[:q] += centre  # x + c_k d_j
+        return X if self.box is None else np.clip(X, self.box.lower, self.box.upper, out=X)
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         if self._probe is not None:
