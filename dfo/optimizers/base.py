@@ -41,7 +41,16 @@ counts: its ``_tell`` updates only its own state.
     Update the method's state from the values at its own copy ``X`` of the asked
     points (``values`` float64 ``(k,)``, possibly nan or inf; ``grads`` ``(k, dim)``
     or None). Return the value to report for the iteration (the history's
-    ``value``).
+    ``value``). A method that rebuilds its points (below) gets, in place of its
+    copy, a read-only ``(k, dim)`` array of nan.
+``_rebuilds() -> bool`` and ``_asked_row(i) -> ndarray (dim,)``
+    Optional (default False): whether the method can rebuild, bit for bit, each row
+    of the points its last ``_ask`` returned from its own state until ``_tell``
+    (SPSA from ``x``, ``c_k`` and its directions). ``ask`` then hands out the
+    array ``_ask`` returned itself, without a copy (one population matrix, not
+    two), and never reads it again: ``tell`` rebuilds the one row that becomes the
+    best point, and asking again rebuilds the points to see whether the caller
+    changed them. Only for arrays ``_ask`` made anew and keeps no reference to.
 ``_recommend() -> ndarray (dim,)``
     The method's estimate of the minimizer (default: the best point told).
 ``_stop() -> dict``
@@ -87,7 +96,8 @@ and declares what the run loop needs to know as class attributes:
 **Misuse.** ``tell`` without a pending ask (before the first ask, or twice), with
 other points than asked, with a number of values or gradients that does not match,
 or beyond the budget raises :class:`~dfo.exceptions.AskTellError` and changes
-nothing. Points handed out by ``ask`` are copies the optimizer never reads again;
+nothing. Points handed out by ``ask`` are the caller's: the optimizer never reads
+them again (it keeps its own copy, or rebuilds them);
 ``recommend()``, ``best_x`` and ``result().x`` are copies too; ``x0`` is never
 changed. Optimizers hold all their state (random generator and ledger included)
 as plain attributes, so they pickle.
@@ -96,6 +106,7 @@ as plain attributes, so they pickle.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from numbers import Integral
 from typing import Any, ClassVar
 
@@ -176,6 +187,12 @@ def _check_values(values: Any, k: int) -> np.ndarray:
             f"values must have shape ({k},), one per point of X; got shape {arr.shape}"
         )
     return arr.astype(np.float64, copy=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _unkept(k: int, dim: int) -> np.ndarray:
+    """What ``_tell`` gets for points handed out and not kept: ``(k, dim)`` nan, read-only."""
+    return np.broadcast_to(np.float64(np.nan), (k, dim))
 
 
 def check_x0(x0: Any) -> np.ndarray:
@@ -311,6 +328,8 @@ class Optimizer:
         self.rng = np.random.default_rng(self.seed)
         self.ledger = Ledger(self.x0, None if budget is None else check_budget(budget))
         self._pending: np.ndarray | None = None  # the method's own copy of the asked points
+        self._n_pending: int | None = None  # how many points are asked (None: no pending ask)
+        self._rebuilt = False  # whether the pending points are rebuilt, not kept (_rebuilds)
         self._handed: list[np.ndarray] = []  # the copies ask() handed out since the last tell
         self._setup()
 
@@ -331,6 +350,14 @@ class Optimizer:
 
     def _recommend(self) -> np.ndarray:
         return self.ledger.best_x
+
+    def _rebuilds(self) -> bool:
+        """Whether the rows of the points the last ``_ask`` returned can be rebuilt."""
+        return False
+
+    def _asked_row(self, i: int) -> np.ndarray:
+        """Row ``i`` of the points the last ``_ask`` returned, rebuilt (a new array)."""
+        raise NotImplementedError
 
     def _stop(self) -> dict[str, Any]:
         return {}
@@ -413,8 +440,12 @@ class Optimizer:
 
     # -- public API -----------------------------------------------------------------------
     def _pending_points(self) -> np.ndarray:
-        """The pending points, asking the method for them if there are none."""
-        if self._pending is None:
+        """The method's own copy of the pending points, asking the method if there are none.
+
+        For a method that rebuilds its points, once ``ask`` has handed them out, a
+        copy rebuilt from the method's state.
+        """
+        if self._n_pending is None:
             X = self._ask()
             if self.box is not None and not self.box.contains(X):
                 raise RuntimeError(
@@ -422,6 +453,10 @@ class Optimizer:
                     "nothing was evaluated"
                 )
             self._pending = X if X.flags.owndata or self.immutable_asks else X.copy()
+            self._n_pending = X.shape[0]
+            self._rebuilt = self._rebuilds()
+        elif self._pending is None:  # handed out: rebuilt
+            self._pending = np.stack([self._asked_row(i) for i in range(self._n_pending)])
         return self._pending
 
     def ask(self) -> np.ndarray:
@@ -432,9 +467,13 @@ class Optimizer:
         """
         pending = self._pending_points()
         if self._handed and np.array_equal(self._handed[-1], pending):
-            return self._handed[-1]
-        self._handed.append(pending.copy())
-        return self._handed[-1]
+            handed = self._handed[-1]
+        else:
+            handed = pending if self._rebuilt else pending.copy()
+            self._handed.append(handed)
+        if self._rebuilt:
+            self._pending = None  # the caller's array now, never read again
+        return handed
 
     def tell(self, X: Any, values: Any, grads: Any = None) -> None:
         """Report the values (and gradients, for gradient methods) at the asked points.
@@ -461,13 +500,12 @@ class Optimizer:
         TypeError
             If ``values`` or ``grads`` are not real numbers.
         """
-        pending = self._pending
-        if pending is None:
+        k = self._n_pending
+        if k is None:
             raise AskTellError(
                 f"tell without a pending ask ({self.nit} iterations told): call ask() "
                 "first, and tell the values of each ask once"
             )
-        k = pending.shape[0]
         if not any(X is h for h in self._handed):
             try:
                 X = check_batch(X, self.dim)
@@ -477,7 +515,7 @@ class Optimizer:
                 raise AskTellShapeError(
                     f"tell expects the {k} points that ask returned; got {X.shape[0]}"
                 )
-            if not np.array_equal(X, pending):
+            if not np.array_equal(X, self._pending_points()):
                 raise AskTellError(
                     "tell was given other points than the last ask returned; tell the "
                     "values at the asked points (ask() returns them again)"
@@ -522,27 +560,37 @@ class Optimizer:
         AskTellError
             Without a pending ask, or beyond the budget.
         """
-        pending = self._pending
-        if pending is None:
+        k = self._n_pending
+        if k is None:
             raise AskTellError(
                 f"tell without a pending ask ({self.nit} iterations told): call ask() "
                 "first, and tell the values of each ask once"
             )
-        k = pending.shape[0]
         ledger = self.ledger
         if ledger.budget is not None and ledger.nfev + k > ledger.budget:
             raise AskTellError(
                 f"telling {k} more evaluations would exceed the budget "
                 f"({ledger.nfev} of {ledger.budget} spent); stop() said so"
             )
-        reported = self._tell(pending, values, grads)
-        self._pending = None
+        kept, best = self._pending, None
+        if kept is None:  # handed out: the row that becomes the best is rebuilt
+            i = ledger.best_row(values)
+            best = None if i < 0 else (i, self._asked_row(i))
+        reported = self._tell(_unkept(k, self.dim) if kept is None else kept, values, grads)
+        self._pending = self._n_pending = None
         self._handed = []
         if self.needs_jvp:
-            ledger.book(pending, values, dderivs=grads)
+            ledger.book(kept, values, dderivs=grads, best=best)
         else:
             finite = self._grads_finite() if grads is not None else None
-            ledger.book(pending, values, grads, copy=not self.immutable_asks, grads_finite=finite)
+            ledger.book(
+                kept,
+                values,
+                grads,
+                copy=not self.immutable_asks,
+                grads_finite=finite,
+                best=best,
+            )
         ledger.close_iteration(reported)
 
     def stop(self) -> dict[str, Any]:
@@ -557,7 +605,10 @@ class Optimizer:
         if own:
             reasons.update(own)
         elif not reasons and self.ledger.budget is not None:
-            reasons = self.ledger.budget_reason(self._pending_points().shape[0])
+            if self._n_pending is None:
+                self._pending_points()
+            assert self._n_pending is not None
+            reasons = self.ledger.budget_reason(self._n_pending)
         return reasons
 
     def recommend(self) -> np.ndarray:
@@ -598,8 +649,8 @@ class Optimizer:
         a pending ask is used to check the budget), else the status of the reasons.
         """
         reasons = {**self.ledger.limits(), **self._stop()}
-        if not reasons and self._pending is not None and self.ledger.budget is not None:
-            reasons = self.ledger.budget_reason(self._pending.shape[0])
+        if not reasons and self._n_pending is not None and self.ledger.budget is not None:
+            reasons = self.ledger.budget_reason(self._n_pending)
         status, message = stop_status(reasons, self.ledger)
         res = build_result(
             self.ledger,

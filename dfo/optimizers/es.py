@@ -91,7 +91,10 @@ def perturbations(table: np.ndarray, offsets: np.ndarray, dim: int) -> np.ndarra
     array([[0., 1.],
            [3., 4.]])
     """
-    return table[np.asarray(offsets)[:, None] + np.arange(dim)]
+    table = np.ascontiguousarray(table)
+    # every window of dim entries, a view (sliding_window_view, without its checks)
+    windows = np.ndarray((table.size - dim + 1, dim), table.dtype, table, 0, table.strides * 2)
+    return windows[np.asarray(offsets)]  # rows copied whole
 
 
 def centered_ranks(values: np.ndarray) -> np.ndarray:
@@ -269,14 +272,26 @@ class EvolutionStrategy(GradientStepOptimizer):
         X[:m] += x  # x + sigma eps_j
         return X if self.box is None else self.box.clip(X)
 
+    def _rebuilds(self) -> bool:
+        return True  # from x and the directions
+
+    def _directions(self) -> np.ndarray:
+        """The directions of the last ask (rebuilt from the offsets after pickling)."""
+        if self._eps is None:
+            self._eps = perturbations(self._noise(), self.offsets, self.dim)
+        return self._eps
+
+    def _asked_row(self, i: int) -> np.ndarray:
+        """Row ``i`` of the last ask, ``x + sigma eps_j`` or ``x - sigma eps_j``, as made."""
+        m, eps = self.popsize // 2, self._directions()
+        x = self.x.astype(eps.dtype, copy=False)
+        step = eps[i % m] * self.sigma
+        row = x + step if i < m else x - step
+        return row if self.box is None else self.box.clip(row)
+
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         m = self.popsize // 2
-        eps = (
-            self._eps
-            if self._eps is not None
-            else perturbations(self._noise(), self.offsets, self.dim)
-        )
-        self._eps = None
+        eps, self._eps = self._directions(), None
         finite = np.isfinite(values)
         if not finite.any():
             return self._step(math.nan, None)

@@ -778,6 +778,19 @@ class SPSA(GradientStepOptimizer):
         X[:q] += centre  # x + c_k d_j
         return X if self.box is None else np.clip(X, self.box.lower, self.box.upper, out=X)
 
+    def _rebuilds(self) -> bool:
+        return self._probe is None  # Spall's pairs, from x, c_k and the directions
+
+    def _asked_row(self, i: int) -> np.ndarray:
+        """Row ``i`` of the last ask, ``x + c_k d_j`` or ``x - c_k d_j``, as ``_ask`` made it."""
+        q = self.calibration if self.a is None else self.q
+        delta = self._directions(q) if self.regenerate else self._delta
+        assert delta is not None
+        centre = self.x if self.box is None else self.box.inset(self.x, self._ck)
+        row = delta[i % q] * self._ck
+        row = centre + row if i < q else centre - row
+        return row if self.box is None else np.clip(row, self.box.lower, self.box.upper, out=row)
+
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         if self._probe is not None:
             return self._probe_tell(values)

@@ -25,6 +25,10 @@ __all__ = ["RandomSearch"]
 _FLOAT_MAX = float(np.finfo(np.float64).max)
 #: no standard normal draw of numpy exceeds this (the tail beyond it is below 1e-300)
 _NORMAL_MAX = 40.0
+#: from this dimension on, the candidates are drawn a row at a time and handed out
+#: without a copy (one population matrix, not two); a row that becomes the best is
+#: drawn again from its generator state (below it, copying the matrix is cheaper)
+REBUILD_MIN_DIM = 4096
 
 
 @declare_options
@@ -77,7 +81,9 @@ class RandomSearch(Optimizer):
         finite = self.box is not None and self.box.finite  # uniform inside a finite box
         self.lower = self.box.lower if finite and self.box is not None else None
         self.upper = self.box.upper if finite and self.box is not None else None
-        self.first = True
+        self.first = True  # the first iteration: x0 is a candidate
+        self._states: list[dict[str, Any]] = []  # the generator state of each row asked
+        self._near_max = False
         self.mark = (0, np.inf)  # (iteration, best value) of the last real improvement
         self._wide = False
         if self.lower is not None and self.upper is not None:
@@ -85,17 +91,33 @@ class RandomSearch(Optimizer):
                 self._wide = not np.isfinite(self.upper - self.lower).all()
 
     def _ask(self) -> np.ndarray:
-        shape = (self.popsize, self.dim)
+        X = np.empty((self.popsize, self.dim))
+        reach = self.config.sigma * _NORMAL_MAX + float(np.abs(self.ledger.best_x).max())
+        self._near_max = not reach < _FLOAT_MAX
+        if self._rebuilds():  # a row at a time, each from a kept generator state
+            self._states = []
+            for row in X:
+                self._states.append(dict(self.rng.bit_generator.state))
+                self._draw(row[None], self.rng)
+        else:
+            self._draw(X, self.rng)
+        if self.first:
+            X[0] = self.x0  # the start is a candidate too (inside the box: projected)
+        return X
+
+    def _draw(self, X: np.ndarray, rng: np.random.Generator) -> None:
+        """Fill the rows of ``X`` with candidates drawn from ``rng``."""
+        shape = X.shape
         if self.lower is not None and self.upper is not None and self._wide:
             # upper - lower beyond float64: the midpoint and half-width cannot overflow
             mid, half = self.lower / 2 + self.upper / 2, self.upper / 2 - self.lower / 2
-            X = mid + half * self.rng.uniform(-1.0, 1.0, size=shape)
+            X[:] = mid + half * rng.uniform(-1.0, 1.0, size=shape)
         elif self.lower is not None and self.upper is not None:
-            X = self.rng.uniform(self.lower, self.upper, size=shape)
+            X[:] = rng.uniform(self.lower, self.upper, size=shape)
         else:
-            X = self.rng.standard_normal(shape)
+            rng.standard_normal(out=X)
             sigma, best = self.config.sigma, self.ledger.best_x
-            if sigma * _NORMAL_MAX + float(np.abs(best).max()) < _FLOAT_MAX:
+            if not self._near_max:
                 X *= sigma
                 X += best
             else:  # a sigma or a point near the float64 limit: candidates are kept finite
@@ -104,13 +126,22 @@ class RandomSearch(Optimizer):
                     X += best
                 np.clip(X, -_FLOAT_MAX, _FLOAT_MAX, out=X)
             if self.box is not None:  # a box unbounded somewhere: reflected into it
-                X = self.box.reflect(X)
-        if self.first:
-            self.first = False
-            X[0] = self.x0  # the start is a candidate too (inside the box: projected)
-        return X
+                X[:] = self.box.reflect(X)
+
+    def _rebuilds(self) -> bool:
+        return self.dim >= REBUILD_MIN_DIM
+
+    def _asked_row(self, i: int) -> np.ndarray:
+        if i == 0 and self.first:
+            return self.x0.copy()
+        rng = np.random.Generator(type(self.rng.bit_generator)())
+        rng.bit_generator.state = self._states[i]
+        row = np.empty((1, self.dim))
+        self._draw(row, rng)
+        return row[0]
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
+        self.first = False
         finite = values[np.isfinite(values)]
         best = min(float(finite.min()) if finite.size else np.inf, self.ledger.best_f)
         ftol = self.config.ftol

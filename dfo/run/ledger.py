@@ -135,13 +135,14 @@ class Ledger:
     # -- booking -----------------------------------------------------------------------
     def book(
         self,
-        X: np.ndarray,
+        X: np.ndarray | None,
         values: np.ndarray,
         grads: np.ndarray | None = None,
         *,
         dderivs: np.ndarray | None = None,
         copy: bool = True,
         grads_finite: bool | None = None,
+        best: tuple[int, np.ndarray] | None = None,
     ) -> None:
         """Count the evaluations of the rows of ``X`` and keep the best finite one.
 
@@ -149,9 +150,11 @@ class Ledger:
         if given, has a nan or inf. ``X`` must be the optimizer's own copy: the best
         row is copied, or, with ``copy=False`` (``X`` is never changed afterwards),
         kept as it is. ``grads_finite=True`` says the caller found every gradient
-        finite (they are not tested again).
+        finite (they are not tested again). ``X`` is None for points the optimizer did
+        not keep: ``best`` is then :meth:`best_row`'s index with that row (a new
+        array), if it has one.
         """
-        k = X.shape[0]
+        k = values.shape[0]
         if k == 1 and dderivs is None:  # one point (a gradient step): in scalars
             value = values.item()
             if math.isfinite(value) and (
@@ -161,8 +164,8 @@ class Ledger:
                 if grads is not None:
                     self.ngev += 1
                 if value < self.best_f:
+                    self.best_x = _best_row(X, 0, copy, best)
                     self.best_f = value
-                    self.best_x = X[0].copy() if copy else X[0]
                 return
         self.nfev += k
         if grads is not None:
@@ -186,8 +189,23 @@ class Ledger:
         elif grads is not None and not rows_finite(grads):
             self.n_nonfinite += int(np.count_nonzero(~np.isfinite(grads).all(axis=1)))
         if i >= 0 and values[i] < self.best_f:
+            self.best_x = _best_row(X, i, copy, best)
             self.best_f = float(values[i])
-            self.best_x = X[i].copy() if copy else X[i]
+
+    def best_row(self, values: np.ndarray) -> int:
+        """The row of ``values`` that :meth:`book` would keep as the new best (-1: none).
+
+        The first of the lowest finite values, if it is below ``best_f``.
+        """
+        if values.shape[0] <= 16:
+            listed = values.tolist()
+            low = min((v for v in listed if math.isfinite(v)), default=math.inf)
+            return listed.index(low) if low < self.best_f else -1
+        finite = np.isfinite(values)
+        if not finite.any():
+            return -1
+        i = int(np.argmin(np.where(finite, values, np.inf)))
+        return i if values[i] < self.best_f else -1
 
     def book_errors(self, n: int) -> None:
         """Count ``n`` evaluations that raised (already booked as nan by :meth:`book`)."""
@@ -210,6 +228,17 @@ class Ledger:
             dim = self.best_x.size
             hist["x"] = np.array(self.xs, dtype=np.float64).reshape(-1, dim)
         return hist
+
+
+def _best_row(
+    X: np.ndarray | None, i: int, copy: bool, best: tuple[int, np.ndarray] | None
+) -> np.ndarray:
+    """Row ``i`` of the booked points as the new best point (see :meth:`Ledger.book`)."""
+    if X is not None:
+        return X[i].copy() if copy else X[i]
+    if best is not None and best[0] == i:
+        return best[1]
+    raise RuntimeError(f"dfo bug: row {i} is the new best point, and it was not given")
 
 
 def stop_status(reasons: dict[str, Any], ledger: Ledger) -> tuple[Status, str]:
