@@ -132,10 +132,21 @@ def main() -> None:
         ],
     )
     ratio = med["this"]["wall"] / med["base"]["wall"]
+    pairs = [a["wall"] / b["wall"] for a, b in zip(samples["this"], samples["base"], strict=True)]
+    cpu = [
+        (a["parent"] + a["workers"]) / (b["parent"] + b["workers"])
+        for a, b in zip(samples["this"], samples["base"], strict=True)
+    ]
     print()
     print(
         f"wall time this / base: {ratio:.3f} (target <= {TARGET}): "
-        f"{verdict(ratio, TARGET, at_least=False)}"
+        f"{verdict(ratio, TARGET, at_least=False)}; per repeat "
+        + ", ".join(f"{r:.2f}" for r in pairs)
+    )
+    print(
+        "CPU time (compare and workers) this / base, per repeat: "
+        + ", ".join(f"{r:.2f}" for r in cpu)
+        + " (on a loaded machine the wall-time ratio tends to it)"
     )
     mine, theirs = samples["this"][0]["records"], samples["base"][0]["records"]
     common = sorted(set(mine) & set(theirs))
