@@ -11,6 +11,14 @@ shared by more evaluations).
 
 Target: es's time per evaluation within 1.2x of the bare population forward's.
 
+A second table says where es spends its time, per iteration, in the documented
+ask/tell loop driven by hand (as ``minimize`` drives it, with the objective's own
+minibatch stream): the noise table drawn once (spread over the iterations), ``stop``
+and ``ask`` (the population built from the table), the minibatch draw,
+``evaluate_batch`` (which the bare forward is), and ``tell`` (centered ranks, the
+estimate, the step rule and the ledger); "run loop" is what ``minimize`` spends
+beyond these.
+
 Run: ``python benchmarks/bench_es.py [--quick]``.
 """
 
@@ -29,6 +37,34 @@ TARGET = 1.2
 ITERATIONS = 200
 
 
+PARTS = ("table", "stop+ask", "minibatch", "evaluate", "tell")
+
+
+def parts(obj: dfo.NetworkObjective, x0: np.ndarray, k: int, budget: int) -> dict[str, float]:
+    """CPU seconds per iteration of each part of one es run driven by hand (see above)."""
+    clock = time.thread_time
+    spent = dict.fromkeys(PARTS, 0.0)
+    t0 = clock()
+    opt = dfo.make_optimizer("es", x0, seed=0, budget=budget, popsize=k, dtype=obj.dtype.name)
+    spent["table"] = clock() - t0
+    rng, sampler = np.random.default_rng(1), obj.sampler()
+    while True:
+        t0 = clock()
+        if opt.stop():
+            break
+        X = opt.ask()
+        t1 = clock()
+        sample = obj.realization(rng, sampler)
+        t2 = clock()
+        values = sample.evaluate_batch(X)
+        t3 = clock()
+        opt.tell_evaluated(values)
+        t4 = clock()
+        for name, a, b in zip(PARTS[1:], (t0, t1, t2, t3), (t1, t2, t3, t4), strict=True):
+            spent[name] += b - a
+    return {name: v / opt.nit for name, v in spent.items()}
+
+
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     apply_threads(args.threads or 1)
@@ -43,7 +79,7 @@ def main() -> None:
         f"one thread, CPU time, median of {repeats}"
     )
     print()
-    rows = []
+    rows, breakdown = [], []
     for popsize, dtype in itertools.product((default, 200), ("float64", "float32")):
         obj = dfo.NetworkObjective(net, data.X_train, data.y_train, batch_size=128, dtype=dtype)
         sample = obj.realization(np.random.default_rng(1))
@@ -60,6 +96,18 @@ def main() -> None:
                 sample.evaluate_batch(T)
 
         t = side_by_side({"es": es, "bare": bare}, repeats=repeats, clock=time.thread_time)
+        runs = [parts(obj, x0, popsize, budget) for _ in range(repeats)]
+        part = {name: float(np.median([r[name] for r in runs])) for name in PARTS}
+        loop = t["es"] / ITERATIONS - sum(part.values())
+        breakdown.append(
+            (
+                popsize,
+                dtype,
+                *(part[name] * 1e6 for name in PARTS),
+                loop * 1e6,
+                t["bare"] / ITERATIONS * 1e6,
+            )
+        )
         per_es, per_bare = t["es"] / budget, t["bare"] / budget
         ratio = per_es / per_bare
         rows.append(
@@ -73,6 +121,9 @@ def main() -> None:
             )
         )
     print_table(("popsize", "dtype", "es evals/s", "bare evals/s", "time ratio", "target"), rows)
+    print()
+    print("where es spends an iteration (us of CPU time, median; bare: the bare forward's)")
+    print_table(("popsize", "dtype", *PARTS, "run loop", "bare"), breakdown)
 
 
 if __name__ == "__main__":

@@ -123,3 +123,33 @@ def test_one_population_matrix(method, monkeypatch):
         directions = 0.5 if method != "random-search" else 0.0  # kept until tell: (k/2, n)
         assert ask_peak < (1.1 + directions) * matrix, (ask_peak, matrix)
         assert tell_peak < (0.1 + directions) * matrix, (tell_peak, matrix)  # es: again
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [3.0, 1.0, 1.0, 2.0],
+        [np.nan, 2.0, -1.0],
+        [np.inf, -np.inf, 0.0],
+        [np.nan, np.nan],
+        [],
+        [-0.0, 0.0],
+    ],
+)
+def test_best_row_is_the_row_book_keeps(values):
+    """ledger.best_row names the row that book makes the best point (first lowest finite)."""
+    from dfo.run.ledger import Ledger
+
+    values = np.array(values, dtype=float)
+    for best_f in (np.inf, 0.5):
+        ledger = Ledger(np.zeros(2))
+        ledger.best_f = best_f
+        X = np.arange(2.0 * len(values)).reshape(-1, 2)
+        i = ledger.best_row(values)
+        ledger.book(X, values)
+        if i < 0:
+            assert ledger.best_f == best_f
+        else:
+            assert ledger.best_f == values[i] and np.array_equal(ledger.best_x, X[i])
+            finite = np.isfinite(values)
+            assert i == np.flatnonzero(finite & (values == values[finite].min()))[0]

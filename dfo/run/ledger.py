@@ -197,10 +197,11 @@ class Ledger:
 
         The first of the lowest finite values, if it is below ``best_f``.
         """
-        if values.shape[0] <= 16:
-            listed = values.tolist()
-            low = min((v for v in listed if math.isfinite(v)), default=math.inf)
-            return listed.index(low) if low < self.best_f else -1
+        if not values.size:
+            return -1
+        i = int(values.argmin())  # the first nan, if any
+        if math.isfinite(values[i]):  # no nan, and the lowest is finite
+            return i if values[i] < self.best_f else -1
         finite = np.isfinite(values)
         if not finite.any():
             return -1
