@@ -365,6 +365,19 @@ def test_fd_bfgs_auto_refines_its_differences_to_1e8_where_forward_and_central_s
     assert runs["forward"].fun - 100 > 1e-7 and runs["central"].fun - 100 > 1e-4
 
 
+def test_fd_bfgs_auto_is_no_worse_than_forward_where_its_stalls_are_the_functions():
+    # d=20, budget 500 * d: L-BFGS-B's line searches stall on the oscillation far from
+    # the optimum, where forward differences are exact enough; central ones there
+    # (2n+1 evaluations a gradient) ended 10 times above forward's value
+    f = _oscillating_ellipsoid(seed=0, d=20)
+    runs = {
+        scheme: dfo.minimize(f, np.zeros(20), method="fd-bfgs", budget=10_000, scheme=scheme)
+        for scheme in ("auto", "forward")
+    }
+    assert runs["auto"].nfev <= 10_000
+    assert runs["auto"].fun - 100 <= 1.5 * (runs["forward"].fun - 100)
+
+
 def test_fd_bfgs_resumes_identically_across_a_refinement():
     f = _oscillating_ellipsoid()
     straight, resumed = [], []
