@@ -365,6 +365,25 @@ def test_fd_bfgs_auto_refines_its_differences_to_1e8_where_forward_and_central_s
     assert runs["forward"].fun - 100 > 1e-7 and runs["central"].fun - 100 > 1e-4
 
 
+def test_fd_bfgs_auto_blames_a_stall_on_the_forward_differences_only_where_their_bias_does_it():
+    from dfo.optimizers.bfgs import _Differences, bounded_fd_gradient
+
+    D = np.array([1e8, 1.0, 1e4])  # curvature 2e8: forward bias h * 1e8 ~ 1.5 in x_0
+    f = lambda x: float(D @ x**2)  # noqa: E731
+    request = lambda X: (np.array([f(row) for row in X]), None)  # noqa: E731
+    box = (np.full(3, -np.inf), np.full(3, np.inf))
+    for x_k, blamed in ((np.zeros(3), True), (np.array([1e-3, 0.0, 0.0]), False)):
+        diffs = _Differences("auto", None, None, request, box)
+        value, g = bounded_fd_gradient(request, x_k, None, *box)
+        diffs.seen(x_k, value, g)  # a run's first point: L-BFGS-B's iterate
+        d = -1e-4 * g / np.linalg.norm(g)  # descent by the forward difference
+        assert g @ d < 0
+        diffs.seen(x_k + d, f(x_k + d), g)
+        # at the minimum the true slope along d is 0 (the forward bias made d); at
+        # x_0 = 1e-3 it is the gradient 2e5's, which a bias of 1.5 does not explain
+        assert diffs.error_explains(x_k) is blamed
+
+
 def test_fd_bfgs_auto_is_no_worse_than_forward_where_its_stalls_are_the_functions():
     # d=20, budget 500 * d: L-BFGS-B's line searches stall on the oscillation far from
     # the optimum, where forward differences are exact enough; central ones there

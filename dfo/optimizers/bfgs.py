@@ -314,7 +314,7 @@ class _Differences:
         u = d / length
         f1, f2 = self.request(self.x_k + np.outer([t, 2.0 * t], u))[0]
         slope = (4.0 * f1 - f2 - 3.0 * self.f_k) / (2.0 * t)
-        return bool(slope * length > 0.1 * (self.g_k @ d))
+        return bool(np.isfinite(slope) and slope * length > 0.1 * (self.g_k @ d))
 
 
 def _lbfgsb_options() -> dict[str, Any]:
