@@ -105,3 +105,23 @@ def test_auto_reports_the_chosen_methods_own_fields():
     assert res.auto["method"] == "cma-es"
     # multimodal: CMA-ES restarts while budget remains, and the result says how often
     assert res.restarts >= 1 and f"{res.restarts} restarts" in res.message
+
+
+def test_closing_auto_ends_the_chosen_methods_thread():
+    """close() releases what the chosen method holds: scipy's loop thread (COBYQA here)."""
+    import threading
+
+    def loop_threads():
+        return [t for t in threading.enumerate() if t.name == "dfo-scipy-loop"]
+
+    opt = dfo.make_optimizer("auto", np.ones(3), budget=30)
+    X = opt.ask()
+    opt.tell(X, [float(x @ x) for x in X])
+    X = opt.ask()  # the chosen method's loop waits for these values
+    assert opt.describe()["method"] == "cobyqa" and len(loop_threads()) == 1
+    opt.close()
+    assert not loop_threads()
+    # and the optimizer goes on: the loop is rebuilt by replay
+    opt.tell(X, [float(x @ x) for x in X])
+    assert opt.nfev == 1 + X.shape[0]
+    opt.close()

@@ -405,6 +405,11 @@ class Auto(Optimizer):
     def _stop(self) -> dict[str, Any]:
         return {} if self.inner is None else self.inner.stop()
 
+    def close(self) -> None:
+        """Release what the chosen method holds (scipy's worker thread)."""
+        if self.inner is not None:
+            self.inner.close()
+
     def notes(self) -> list[str]:
         notes = [] if self.inner is None else self.inner.notes()
         if self.choice is not None:
