@@ -282,8 +282,8 @@ def test_fd_bfgs_runs_the_same_under_an_executor():
     np.testing.assert_array_equal(parallel.x, serial.x)
 
 
-@pytest.mark.parametrize("method", RECAST)
-def test_no_point_outside_the_bounds_is_evaluated(method):
+def _guarded_rosenbrock():
+    """A narrow box, Rosenbrock, and the same function raising outside the box."""
     lower, upper = np.array([-1.0, 0.2, 0.5]), np.array([0.5, 2.0, 0.5 + 1e-9])
     f = problems.get("rosenbrock", 3)
 
@@ -292,6 +292,12 @@ def test_no_point_outside_the_bounds_is_evaluated(method):
             raise AssertionError(f"{x} is outside the box")
         return f(x)
 
+    return lower, upper, f, g
+
+
+@pytest.mark.parametrize("method", RECAST)
+def test_no_point_outside_the_bounds_is_evaluated(method):
+    lower, upper, f, g = _guarded_rosenbrock()
     obj = dfo.as_objective(g, dim=3, grad=lambda x: f.value_and_grad(x)[1])
     x0 = upper.copy()  # at the upper bound: forward differences must step backwards
     res = dfo.minimize(obj, x0, method=method, budget=300, bounds=(lower, upper))
@@ -425,14 +431,7 @@ def test_fd_bfgs_resumes_identically_across_a_refinement():
 
 @pytest.mark.parametrize("scheme", ["forward", "central", "auto"])
 def test_fd_bfgs_budget_is_exact_and_bounds_are_honoured_in_every_scheme(scheme):
-    lower, upper = np.array([-1.0, 0.2, 0.5]), np.array([0.5, 2.0, 0.5 + 1e-9])
-    f = problems.get("rosenbrock", 3)
-
-    def g(x):
-        if np.any(x < lower) or np.any(x > upper):
-            raise AssertionError(f"{x} is outside the box")
-        return f(x)
-
+    lower, upper, _, g = _guarded_rosenbrock()
     for budget in (1, 7, 8, 300):
         res = dfo.minimize(
             g, upper, method="fd-bfgs", budget=budget, bounds=(lower, upper), scheme=scheme
