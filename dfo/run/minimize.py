@@ -94,19 +94,14 @@ class _Run:
         """Draw the objective's realization for the optimizer's next iteration."""
         if self.saved:
             self.sample_state = dict(self.obj_rng.bit_generator.state)
-        if self.sampler is None:
-            self.sample = objective.realization(self.obj_rng)
-        else:
-            if self.saved:
-                self.sampler_state = self.sampler.state
-            self.sample = objective.realization(self.obj_rng, self.sampler)
+        if self.saved and self.sampler is not None:
+            self.sampler_state = self.sampler.state
+        self.sample = _realize(objective, self.obj_rng, self.sampler)
         self.sample_key = self.optimizer.nit
 
     def draw_final(self, objective: Objective) -> Objective:
         """A realization for the final evaluation (the stream's next minibatch)."""
-        if self.sampler is None:
-            return objective.realization(self.obj_rng)
-        return objective.realization(self.obj_rng, self.sampler)
+        return _realize(objective, self.obj_rng, self.sampler)
 
     def save(self, path: Path) -> None:
         state = {
@@ -143,13 +138,24 @@ class _Run:
             return
         rng = copy.deepcopy(self.obj_rng)
         rng.bit_generator.state = self.sample_state
-        if saved is None:
-            self.sample = objective.realization(rng)
-        else:
-            sampler = saved.copy()
+        sampler = None if saved is None else saved.copy()
+        if sampler is not None:
             assert self.sampler_state is not None
             sampler.state = self.sampler_state
-            self.sample = objective.realization(rng, sampler)
+        self.sample = _realize(objective, rng, sampler)
+
+
+def _realize(
+    objective: Objective, rng: np.random.Generator, sampler: EpochSampler | None
+) -> Objective:
+    """The objective's realization drawn with ``rng``, from ``sampler``'s epochs if any.
+
+    Without a sampler ``realization`` gets ``rng`` alone, as objectives written
+    before samplers expect.
+    """
+    if sampler is None:
+        return objective.realization(rng)
+    return objective.realization(rng, sampler)
 
 
 def _show(value: Any) -> str:
