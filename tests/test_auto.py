@@ -125,3 +125,22 @@ def test_closing_auto_ends_the_chosen_methods_thread():
     opt.tell(X, [float(x @ x) for x in X])
     assert opt.nfev == 1 + X.shape[0]
     opt.close()
+
+
+def test_a_given_cost_makes_the_choice_independent_of_the_clock(monkeypatch):
+    import types
+
+    import dfo.optimizers.auto as auto_module
+
+    ticks = iter(range(10**6))  # every reading one second after the last
+    clock = types.SimpleNamespace(perf_counter=lambda: float(next(ticks)))
+    monkeypatch.setattr(auto_module, "time", clock)
+    base = SkewedQuartic(4)
+
+    def black_box(x):
+        return base(x)
+
+    slow = dfo.minimize(black_box, np.ones(4), method="auto", budget=3000, seed=0)
+    assert slow.auto["rule"] == RULES[6].situation  # the clock says: expensive
+    given = dfo.minimize(black_box, np.ones(4), method="auto", budget=3000, seed=0, cost=0.0)
+    assert given.auto["facts"]["cost"] == 0.0 and given.auto["rule"] != slow.auto["rule"]

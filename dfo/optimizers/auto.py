@@ -298,7 +298,10 @@ class Auto(Optimizer):
     stochastic : bool, default False
         The objective is stochastic (:func:`dfo.minimize` sets it).
     cost : float, optional
-        Seconds per evaluation, if known (measured otherwise).
+        Seconds per evaluation, if known (measured otherwise). A measured cost is a
+        wall-clock time, so near :data:`EXPENSIVE` the choice can differ between
+        machines or under load; give ``cost`` (``0.0`` for a cheap objective) to make
+        the choice depend on the seed and the facts only.
     bounds : optional
         Passed to the chosen method.
     tol : float, optional
