@@ -61,3 +61,32 @@ def test_jvp_of_a_gradient_objective_is_its_projection():
         14.0,
         -4.0,
     )
+
+
+def test_minimize_is_the_plain_algorithm_bit_for_bit():
+    """The run loop's one-direction path against forward gradient written out: the same
+    random streams, the checked public ``value_and_jvp`` with a stack of one direction
+    (the network's batched tangents), ``x - lr * d v``; every iterate and value equal."""
+    X, y = load_digits()
+    net = dfo.MLP([64, 16, 10])
+    obj = dfo.NetworkObjective(net, X[:600], y[:600], batch_size=32)
+    theta = net.init_params(1)
+    budget, lr = 200, 0.02
+    res = dfo.minimize(
+        obj, theta, "forward-gradient", budget=budget, seed=7, learning_rate=lr, history_x=True
+    )
+    opt_seed, obj_seed = np.random.SeedSequence(7).spawn(2)
+    rng, obj_rng = np.random.default_rng(opt_seed), np.random.default_rng(obj_seed)
+    sampler = obj.sampler()
+    x, xs, values = theta.copy(), [], []
+    for _ in range(budget - 1):  # one evaluation is kept for the final iterate
+        v = rng.standard_normal((1, net.n_params))
+        batch = obj.realization(obj_rng, sampler)
+        value, d = net.jvp(x, v, batch.X, batch.y)
+        x = x - lr * (d[0] * v[0])
+        values.append(value)
+        xs.append(x)
+    np.testing.assert_array_equal(res.history["value"], values)
+    np.testing.assert_array_equal(res.history["x"], np.array(xs))
+    np.testing.assert_array_equal(res.x, x)
+    assert res.njvp == budget - 1 and res.nfev == budget

@@ -496,9 +496,8 @@ class MLP:
                 f"{self.sizes}; got shape {V.shape}"
             )
         with np.errstate(all="ignore"):
-            out, dout = self._run(
-                self._params(theta), X.T, tangents=self._params(np.atleast_2d(V))
-            )
+            # one direction (a vector) keeps 2-D products, as the forward pass's
+            out, dout = self._run(self._params(theta), X.T, tangents=self._params(V))
             assert dout is not None  # tangents were given
             value, dderiv = lossfn.value_and_jvp(out, y, dout)
         dderiv = np.asarray(dderiv, dtype=self.dtype).reshape(-1)

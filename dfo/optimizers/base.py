@@ -580,7 +580,7 @@ class Optimizer:
         self._pending = self._n_pending = None
         self._handed = []
         if self.needs_jvp:
-            ledger.book(kept, values, dderivs=grads, best=best)
+            ledger.book(kept, values, dderivs=grads, copy=not self.immutable_asks, best=best)
         else:
             finite = self._grads_finite() if grads is not None else None
             ledger.book(

@@ -18,10 +18,12 @@ counted in ``nfev`` and ``njvp``), whatever ``n`` is.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import numpy as np
 
+from dfo.objective import all_finite, square_norm
 from dfo.optimizers import register
 from dfo.optimizers.gradient import STEP_RULE, GradientStepOptimizer
 from dfo.optimizers.step_rules import StepRule
@@ -81,6 +83,8 @@ class ForwardGradient(GradientStepOptimizer):
     Options = ForwardGradientOptions
     config: ForwardGradientOptions
     needs_jvp: ClassVar[bool] = True
+    # every step makes a new iterate: the asked view of x is never changed
+    immutable_asks: ClassVar[bool] = True
 
     def _setup(self) -> None:
         super()._setup()
@@ -89,6 +93,8 @@ class ForwardGradient(GradientStepOptimizer):
 
     def _ask(self) -> np.ndarray:
         self._V = self.rng.standard_normal((self.q, self.dim))
+        if self.q == 1:
+            return self.x[None, :]
         return np.repeat(self.x[None, :], self.q, axis=0)
 
     def directions(self) -> np.ndarray:
@@ -96,7 +102,13 @@ class ForwardGradient(GradientStepOptimizer):
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         assert grads is not None  # the directional derivatives, checked by tell
-        if not (np.isfinite(values[0]) and np.all(np.isfinite(grads))):
-            return self._step(float(values[0]), None)
-        g = grads @ self._V / self.q  # mean_j d_j v_j
-        return self._step(float(values[0]), g)
+        value = float(values[0])
+        if not (math.isfinite(value) and all_finite(grads)):
+            return self._step(value, None)
+        # mean_j d_j v_j (one direction: d v, the same bits)
+        g = self._V[0] * grads[0] if self.q == 1 else grads @ self._V / self.q
+        # one read of g: finite, and a bound on |g_i| for the overflow test
+        square = square_norm(g)
+        if math.isfinite(square):
+            return self._step(value, g, finite=True, grad_bound=math.sqrt(square))
+        return self._step(value, g)

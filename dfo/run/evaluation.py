@@ -342,6 +342,25 @@ class Evaluator:
         k = X.shape[0]
         self._charge(k)
         self.errors = 0
+        if k == 1:  # one direction (forward-gradient): the hook, as value_and_grad does
+            direct = type(objective).value_and_jvp is Objective.value_and_jvp
+            try:
+                value, dderiv = (
+                    objective._value_and_jvp(X[0], V[0])
+                    if direct
+                    else objective.value_and_jvp(X[0], V[0])
+                )
+                if type(value) is not float:
+                    value = to_scalar(value, "the objective's value")
+                if type(dderiv) is not float:
+                    dderiv = to_scalar(dderiv, "the directional derivative")
+            except Exception as exc:
+                if self.on_error != "worst" or isinstance(exc, ObjectiveOutputError):
+                    self._annotate(exc, X)
+                    raise
+                self.errors = 1
+                return np.array([np.nan]), np.array([np.nan])
+            return np.array([value]), np.array([dderiv])
         values, dderivs = np.empty(k), np.empty(k)
         for i in range(k):
             try:

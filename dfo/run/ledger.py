@@ -155,14 +155,18 @@ class Ledger:
         array), if it has one.
         """
         k = values.shape[0]
-        if k == 1 and dderivs is None:  # one point (a gradient step): in scalars
+        if k == 1:  # one point (a gradient step): in scalars
             value = values.item()
-            if math.isfinite(value) and (
-                grads is None or grads_finite or math.isfinite(square_norm(grads))
+            if (
+                math.isfinite(value)
+                and (grads is None or grads_finite or math.isfinite(square_norm(grads)))
+                and (dderivs is None or math.isfinite(dderivs.item()))
             ):
                 self.nfev += 1
                 if grads is not None:
                     self.ngev += 1
+                if dderivs is not None:
+                    self.njvp += 1
                 if value < self.best_f:
                     self.best_x = _best_row(X, 0, copy, best)
                     self.best_f = value
