@@ -29,7 +29,9 @@ once per process.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from numbers import Real
 from typing import Any, ClassVar
 
@@ -136,6 +138,47 @@ def _check_cma_values(es: Any, cma_options: dict[str, Any]) -> None:
                     f"cma_options[{key!r}] must be a number (or a pycma expression of one, "
                     f"such as '100 * N'); got {given!r:.60}"
                 )
+
+
+def _without_archive(es: Any) -> bool:
+    """Drop pycma's archive of asked points when it can only give back the points told.
+
+    pycma keeps each asked point's genotype in ``sent_solutions``, keyed by a hash of
+    the point's bytes, to skip the inverse of its genotype-phenotype map in ``tell``:
+    about five hashes of every point per generation (a fifth of a run at n = 1210).
+    Without bounds and with the identity map, the inverse is the point itself, so
+    pycma's empty archive (what its switch ``archive_sent_solutions = False`` gives)
+    and ``tell(..., check_points=False)`` give the same genotypes, bit for bit. Returns
+    whether the archive was dropped.
+    """
+    import cma
+    from cma import evolution_strategy as pycma_es
+
+    empty = getattr(pycma_es, "get_CMASolutionDict", None)
+    if (
+        empty is None
+        or not getattr(es.gp, "isidentity", False)
+        or not isinstance(es.boundary_handler, cma.boundary_handler.BoundNone)
+        or not hasattr(es, "sent_solutions")
+    ):
+        return False
+    es.sent_solutions = empty(False)()
+    return True
+
+
+@contextlib.contextmanager
+def _global_random_state_kept() -> Iterator[None]:
+    """Restore numpy's global random state: pycma's TPA step-size check draws from it.
+
+    (``CMAAdaptSigmaTPA.check_consistency``, the step-size rule of the separable
+    variant, picks a coordinate with ``np.random.randint``; the draw does not change
+    the run, but the global state is the user's.)
+    """
+    state = np.random.get_state()  # noqa: NPY002 - kept for the user, not drawn from
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
 
 
 class GeneratorRandn:
@@ -329,11 +372,13 @@ class CMAES(Optimizer):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                return cma.CMAEvolutionStrategy(x, sigma, {**self.opts, **extra})
+                es = cma.CMAEvolutionStrategy(x, sigma, {**self.opts, **extra})
             except Exception as exc:  # an option pycma rejects, however it says so
                 raise InvalidOptionError(
                     f"pycma rejected the options: {type(exc).__name__}: {exc}"
                 ) from exc
+        self.unarchived = _without_archive(es) if not self.cma_options else False
+        return es
 
     def _ask(self) -> np.ndarray:
         if self.run_over is not None:
@@ -353,9 +398,15 @@ class CMAES(Optimizer):
             if not np.isfinite(worst):
                 worst = np.finfo(np.float64).max
             values = np.where(finite, values, worst)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _global_random_state_kept():
             warnings.simplefilter("ignore")
-            self.es.tell(list(X), values.tolist())
+            # without the archive, the told points are the asked ones unchanged (dfo's
+            # copies): nothing to check or repair, the genotypes the archive would give
+            self.es.tell(
+                list(X),
+                values.tolist(),
+                check_points=False if getattr(self, "unarchived", False) else None,
+            )
         if self.verbose:
             self.es.disp()  # pycma's progress line every 100 generations
         self.run["best"] = min(self.run["best"], float(values.min()))
