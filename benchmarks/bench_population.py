@@ -87,14 +87,17 @@ def bound_fraction(
     """Percent of ``rate`` reachable if only the products and the tanh layers cost time,
     and the percent the products alone reach (the k per-network products of each layer)."""
     rng = np.random.default_rng(0)
-    at = rng.standard_normal((sizes[0], batch)).astype(dtype)
-    Ws = [rng.standard_normal((k, b, a)).astype(dtype) for a, b in itertools.pairwise(sizes)]
-    Z = [np.empty((k, b, batch), dtype) for b in sizes[1:]]
+    x0 = rng.standard_normal((batch, sizes[0])).astype(dtype)
+    Ws = [rng.standard_normal((k, a, b)).astype(dtype) for a, b in itertools.pairwise(sizes)]
+    # the forward's layout: hidden layers (k, batch, n_out), the output layer transposed
+    shapes = [(batch, b) for b in sizes[1:-1]] + [(sizes[-1], batch)]
+    Z = [np.empty((k, *shape), dtype) for shape in shapes]
 
     def products() -> None:
-        x = at
-        for W, z in zip(Ws, Z, strict=True):
-            x = np.matmul(W, x, out=z)
+        x = x0
+        for W, z in zip(Ws[:-1], Z[:-1], strict=True):
+            x = np.matmul(x, W, out=z)
+        np.matmul(Ws[-1].swapaxes(-1, -2), x.swapaxes(-1, -2), out=Z[-1])
 
     def tanhs() -> None:
         for z in Z[:-1]:

@@ -49,10 +49,6 @@ from dfo.objective import DTYPES, as_real, check_dtype
 
 __all__ = ["MLP"]
 
-# Batch length from which the population's first layer is one tall matrix product
-# rather than k thin ones (measured with OpenBLAS on x86-64).
-_TALL_BATCH = 512
-
 # Population pass: networks are processed in chunks with about this many bytes of
 # activations, so that each chunk's elementwise passes run in cache (for large
 # populations, 3x faster than one pass over everything).
@@ -300,66 +296,77 @@ class MLP:
 
     # -- the forward pass, written once ---------------------------------------------------
     def _params(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per layer ``(W^T, b)`` as views into ``theta``, for one network or a stack.
+        """Per layer the views into ``theta`` that :meth:`_run` multiplies and adds.
 
-        ``theta`` of shape ``(n_params,)`` gives ``W^T`` of shape ``(n_out, n_in)`` and
-        ``b`` of shape ``(n_out, 1)``; a stack ``(k, n_params)`` gives ``(k, n_out, n_in)``
-        and ``(k, n_out, 1)``. No copy is made.
+        A hidden layer gives ``(W, b)`` shaped for rows of samples, ``W`` of shape
+        ``(n_in, n_out)`` and ``b`` of shape ``(1, n_out)``; the output layer gives
+        ``(W^T, b)`` shaped for columns of samples, ``(n_out, n_in)`` and ``(n_out, 1)``.
+        A stack ``(k, n_params)`` adds a leading axis ``k`` to each. No copy is made.
         """
         lead = theta.shape[:-1]
-        return [
-            (theta[..., w].reshape(*lead, *shape).swapaxes(-1, -2), theta[..., b, None])
-            for w, shape, b, _ in self._layers
+        params = [
+            (theta[..., w].reshape(*lead, *shape), theta[..., None, b])
+            for w, shape, b, _ in self._layers[:-1]
         ]
+        w, shape, b, _ = self._layers[-1]
+        params.append((theta[..., w].reshape(*lead, *shape).swapaxes(-1, -2), theta[..., b, None]))
+        return params
 
     def _run(
         self,
         params: list[tuple[np.ndarray, np.ndarray]],
-        at: np.ndarray,
+        a: np.ndarray,
         keep: list[np.ndarray] | None = None,
         tangents: list[tuple[np.ndarray, np.ndarray]] | None = None,
         out: list[np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The forward pass on transposed activations (one column per sample).
+        """The forward pass: one row per sample, the output layer's result transposed.
 
-        Layer ``l`` computes ``a_l^T = f_l(W_l^T a_{l-1}^T + b_l)``, bias and activation
-        in place on the product. ``at`` is ``X^T`` of shape ``(n_in, batch)``; with
-        stacked ``params`` every layer is one batched product over the ``k`` networks
-        and the output has shape ``(k, n_out, batch)``. When ``keep`` is a list, each
-        layer's output is appended to it (for the backward pass). ``out``, when given,
-        holds one array per layer of at least the product's shape (leading rows are
-        used): the products are written there, with no allocation.
+        ``a`` is ``X`` of shape ``(batch, n_in)``. A hidden layer computes
+        ``a_l = f_l(a_{l-1} W_l + b_l)`` (shape ``(batch, n_out)``), the output layer
+        ``a_L^T = f_L(W_L^T a_{L-1}^T + b_L)`` (shape ``(n_out, batch)``, the layout of
+        :mod:`dfo.nn.losses`): the same products, the last one written transposed.
+        Bias and activation are applied in place on the product. With stacked
+        ``params`` every layer is one batched product over the ``k`` networks (their
+        weights are views into the stack, each a contiguous matrix) and the output has
+        shape ``(k, n_out, batch)``. When ``keep`` is a list, each layer's output is
+        appended to it (for the backward pass). ``out``, when given, holds one array per
+        layer of at least the product's shape (leading rows are used): the products are
+        written there, with no allocation.
 
         Forward mode: with ``tangents`` (the ``params`` of ``k`` stacked directions
         ``V``), the tangent of each layer is pushed beside its forward,
-        ``dz^T = dW^T a^T + W^T da^T + db`` (the inputs have none) and
-        ``da = f'(z) dz``; the tangent of the output, ``(k, n_out, batch)``, is returned
-        beside the output (None without ``tangents``).
+        ``dz = a dW + da W + db`` (the inputs have none; transposed in the output
+        layer) and ``da = f'(z) dz``; the tangent of the output, ``(k, n_out, batch)``,
+        is returned beside the output (None without ``tangents``).
         """
-        dat = None
-        for i, ((Wt, b), (_, _, _, act)) in enumerate(zip(params, self._layers, strict=True)):
-            if tangents is not None:
-                dWt, db = tangents[i]
-                dzt = np.matmul(dWt, at)
-                if dat is not None:
-                    dzt += np.matmul(Wt, dat)
-                dzt += db
-            if i == 0 and Wt.ndim == 3 and at.shape[-1] >= _TALL_BATCH:
-                # long batches: one tall product [W_1 | ... | W_k]^T X^T (a copy of
-                # the first layer's weights) beats k thin products
-                k, n_out, n_in = Wt.shape
-                zt = (Wt.reshape(k * n_out, n_in) @ at).reshape(k, n_out, -1)
-            elif out is not None:
-                zt = np.matmul(Wt, at, out=out[i][: Wt.shape[0]])
-            else:
-                zt = np.matmul(Wt, at)
-            zt += b
-            at = act.forward(zt, zt)
+        da = None
+        last = len(params) - 1
+        for i, ((W, b), (_, _, _, act)) in enumerate(zip(params, self._layers, strict=True)):
+            buf = None if out is None else out[i][: W.shape[0]]
+            if i < last:  # z = a W + b
+                z = np.matmul(a, W, out=buf)
+            else:  # z^T = W^T a^T + b
+                a = a.swapaxes(-1, -2)
+                z = np.matmul(W, a, out=buf)
+            z += b
+            if tangents is not None:  # dz = a dW + da W + db, laid out like z
+                dW, db = tangents[i]
+                if i < last:
+                    dz = np.matmul(a, dW)
+                    if da is not None:
+                        dz += np.matmul(da, W)
+                else:
+                    dz = np.matmul(dW, a)
+                    if da is not None:
+                        dz += np.matmul(W, da.swapaxes(-1, -2))
+                dz += db
+            a = act.forward(z, z)
             if keep is not None:
-                keep.append(at)
+                keep.append(a)
             if tangents is not None:
-                dat = act.tangent(at, dzt)
-        return at, dat
+                da = act.tangent(a, dz)
+        return a, da
 
     # -- forward / loss / backward ------------------------------------------------------
     def forward(self, theta: Any, X: Any, *, check: bool = True) -> np.ndarray:
@@ -370,7 +377,7 @@ class MLP:
         if check:
             theta, X = self.check_theta(theta), self.check_inputs(X)
         with np.errstate(all="ignore"):
-            return np.ascontiguousarray(self._run(self._params(theta), X.T)[0].T)
+            return np.ascontiguousarray(self._run(self._params(theta), X)[0].T)
 
     def loss(
         self, theta: Any, X: Any, y: Any, loss: str | Loss = "cross_entropy", *, check: bool = True
@@ -402,7 +409,7 @@ class MLP:
         else:
             lossfn = get_loss(loss)
         with np.errstate(all="ignore"):
-            out, _ = self._run(self._params(theta[None]), X.T)
+            out, _ = self._run(self._params(theta[None]), X)
             return float(lossfn.population(out, y)[0])
 
     def loss_and_grad(
@@ -420,20 +427,25 @@ class MLP:
         params = self._params(theta)
         with np.errstate(all="ignore"):
             # forward, keeping each layer's output (activations need only their output)
-            acts = [X.T]
-            self._run(params, X.T, keep=acts)
+            acts = [X]
+            self._run(params, X, keep=acts)
             value, g = lossfn.value_and_grad(acts[-1], y)
             # backward, layer by layer, writing straight into the flat gradient. With
-            # z^T = W^T a^T + b: dL/dW = a^T (dL/dz^T)^T, dL/db = row sums of dL/dz^T,
-            # dL/da^T = W dL/dz^T.
+            # z = a W + b: dL/dW = a^T dL/dz, dL/db = column sums of dL/dz,
+            # dL/da = dL/dz W^T; the output layer's dL/dz^T comes transposed.
             grad = np.empty(self.n_params, dtype=self.dtype)
             for i in range(self.n_layers - 1, -1, -1):
                 w, shape, b, act = self._layers[i]
                 g = act.backward(acts.pop(), g)  # consumes the layer's output
-                np.matmul(acts[-1], g.T, out=grad[w].reshape(shape))
-                np.sum(g, axis=1, out=grad[b])
+                if i == self.n_layers - 1:
+                    g = g.T  # dL/dz, (batch, n_out); params[i][0] is W^T
+                    Wt = params[i][0]
+                else:
+                    Wt = params[i][0].T
+                np.matmul(acts[-1].T, g, out=grad[w].reshape(shape))
+                np.sum(g, axis=0, out=grad[b])
                 if i:
-                    g = params[i][0].T @ g
+                    g = g @ Wt
         return value, grad
 
     # -- forward mode ----------------------------------------------------------------------
@@ -497,7 +509,7 @@ class MLP:
             )
         with np.errstate(all="ignore"):
             # one direction (a vector) keeps 2-D products, as the forward pass's
-            out, dout = self._run(self._params(theta), X.T, tangents=self._params(V))
+            out, dout = self._run(self._params(theta), X, tangents=self._params(V))
             assert dout is not None  # tangents were given
             value, dderiv = lossfn.value_and_jvp(out, y, dout)
         dderiv = np.asarray(dderiv, dtype=self.dtype).reshape(-1)
@@ -519,9 +531,9 @@ class MLP:
         Equal (to rounding, ~1e-15 relative in float64) to ``[self.loss(t, X, y, loss)
         for t in Thetas]``, through the same forward pass run on a stack of networks:
         each layer is one batched matrix product on the stacked ``(k, n_in, n_out)``
-        weights (views into ``Thetas``; for long batches the first layer is one tall
-        product ``[W_1 | ... | W_k]^T X^T``), bias and activation are applied in place,
-        and the loss is one pass over the whole stack of outputs. This is the hot path
+        weights (views into ``Thetas``, each a contiguous matrix), bias and activation
+        are applied in place, and the loss is one pass over each chunk's stack of
+        outputs. This is the hot path
         of population and finite-difference methods (``benchmarks/bench_population.py``
         measures it against the machine's matrix-product rate).
 
@@ -562,14 +574,14 @@ class MLP:
             min(max_bytes // (activations + size * self.n_params), _CHUNK_BYTES // activations),
         )
         out = np.empty(k, dtype=self.dtype)
-        at = X.T
         # the chunks' products reuse one set of arrays: no fresh memory per chunk
         rows = min(chunk, k)
-        bufs = [np.empty((rows, n, batch), self.dtype) for n in self.sizes[1:]] if k else []
+        shapes = [(batch, n) for n in self.sizes[1:-1]] + [(self.n_out, batch)]
+        bufs = [np.empty((rows, *shape), self.dtype) for shape in shapes] if k else []
         with np.errstate(all="ignore"):
             for start in range(0, k, chunk):
                 T = Thetas[start : start + chunk].astype(self.dtype, copy=False)
-                values, _ = self._run(self._params(T), at, out=bufs)
+                values, _ = self._run(self._params(T), X, out=bufs)
                 out[start : start + T.shape[0]] = lossfn.population(values, y)
         return out
 
