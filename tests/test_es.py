@@ -118,3 +118,45 @@ def test_noise_table_is_rebuilt_after_pickling():
     clone.tell(X, values)
     np.testing.assert_array_equal(opt.x, clone.x)
     assert opt.table_size == 10_000 and dfo.make_optimizer("es", np.ones(800)).table_size >= 1600
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_population_and_step_bit_for_bit_against_the_formulas(dtype):
+    # the population written in place and the step from one sort equal the formulas
+    # x +- sigma eps_j and -lr (u^+ - u^-) / (popsize sigma) @ eps, written out
+    rng = np.random.default_rng(7)
+    x0, k, sigma, lr = rng.normal(size=9), 10, 0.3, 0.2
+    opt = dfo.make_optimizer(
+        "es", x0, seed=5, popsize=k, sigma=sigma, learning_rate=lr, step_rule="sgd", dtype=dtype
+    )
+    X = opt.ask()
+    eps = perturbations(noise_table(opt.table_seed, opt.table_size, dtype), opt.offsets, 9)
+    x, s = x0.astype(dtype), np.asarray(sigma, dtype)
+    np.testing.assert_array_equal(X, np.vstack([x + s * eps, x - s * eps]), strict=True)
+    values = np.round(rng.normal(size=k), 1)  # ties among them
+    opt.tell(X, values)
+    u = centered_ranks(values)
+    w = ((u[: k // 2] - u[k // 2 :]) / (k * sigma)).astype(dtype)
+    np.testing.assert_array_equal(opt.x, x0 + -lr * (w @ eps).astype(np.float64))
+    assert opt.last_value == np.mean(values)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1e308, 1.5e308, 1e308, 1.2e308],  # partial sums overflow: the mean does not
+        [2.0, np.nan, -np.inf, 1.0],  # non-finite: ranked worst, left out of the mean
+        [np.inf, 3.0, np.nan, 3.0],
+    ],
+)
+def test_extreme_values_rank_and_average_like_the_reference(values):
+    values = np.array(values)
+    opt = dfo.make_optimizer("es", np.zeros(3), seed=0, popsize=4, step_rule="sgd")
+    X = opt.ask()
+    eps = perturbations(noise_table(opt.table_seed, opt.table_size), opt.offsets, 3)
+    opt.tell(X, values)
+    u = centered_ranks(values)
+    g = ((u[:2] - u[2:]) / (4 * 0.05)) @ eps
+    np.testing.assert_array_equal(opt.x, -0.03 * g)
+    finite = values[np.isfinite(values)]
+    assert opt.last_value == pytest.approx(np.sum(finite / finite.size), rel=1e-15)

@@ -50,6 +50,10 @@ __all__ = [
 ]
 
 
+#: partial sums of values below this in size cannot overflow (the largest float / 2)
+_SUM_SAFE = float(np.finfo(np.float64).max) / 2
+
+
 def noise_table(seed: int, size: int, dtype: Any = np.float64) -> np.ndarray:
     """The shared table of standard normal noise the directions are sliced from.
 
@@ -91,10 +95,18 @@ def perturbations(table: np.ndarray, offsets: np.ndarray, dim: int) -> np.ndarra
     array([[0., 1.],
            [3., 4.]])
     """
+    return _windows(table, dim)[np.asarray(offsets)]  # rows copied whole
+
+
+def _windows(table: np.ndarray, dim: int) -> np.ndarray:
+    """Every window of ``dim`` entries of ``table``, a read-only view ``(size - dim + 1, dim)``.
+
+    ``sliding_window_view`` without its checks (a row is a direction).
+    """
     table = np.ascontiguousarray(table)
-    # every window of dim entries, a view (sliding_window_view, without its checks)
     windows = np.ndarray((table.size - dim + 1, dim), table.dtype, table, 0, table.strides * 2)
-    return windows[np.asarray(offsets)]  # rows copied whole
+    windows.flags.writeable = False
+    return windows
 
 
 def centered_ranks(values: np.ndarray) -> np.ndarray:
@@ -244,32 +256,43 @@ class EvolutionStrategy(GradientStepOptimizer):
         self.table_size = max(cfg.noise_table, 2 * self.dim)
         self.offsets = np.zeros(0, dtype=np.intp)
         self._table: np.ndarray | None = None
-        self._noise()  # drawn once, here (outside the run's clock)
+        self._windows: np.ndarray | None = None  # every direction of the table, a view
+        directions = self._noise()  # drawn once, here (outside the run's clock)
         self._eps: np.ndarray | None = None  # the directions between ask and tell
+        # made once: the centered ranks in sorted order (centered_ranks' values), the
+        # ranks and weights of an iteration, the signed sigmas of the two halves
+        k = popsize
+        self._grid = np.arange(k, dtype=np.float64) / (k - 1) - 0.5
+        self._u, self._w = np.empty(k), np.empty(k // 2)
+        self._signs = np.array([self.sigma, -self.sigma], directions.dtype)[:, None, None]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_table"] = state["_eps"] = None  # rebuilt from seed and offsets: small
+        # rebuilt from seed and offsets: small
+        state["_table"] = state["_windows"] = state["_eps"] = None
         return state
 
     def _noise(self) -> np.ndarray:
+        """The directions: every window of ``dim`` entries of the table (a view)."""
         if self._table is None:
             self._table = noise_table(self.table_seed, self.table_size, self.dtype or "float64")
-        return self._table
+        if self._windows is None:
+            self._windows = _windows(self._table, self.dim)
+        return self._windows
 
     def _resolved_options(self) -> dict[str, Any]:
         return {"popsize": self.popsize, "A": self.A}
 
     def _ask(self) -> np.ndarray:
         m, n = self.popsize // 2, self.dim
-        table = self._noise()
+        windows = self._noise()
         self.offsets = self.rng.integers(0, self.table_size - n + 1, size=m)
-        self._eps = eps = perturbations(table, self.offsets, n)
-        x = self.x.astype(table.dtype, copy=False)
-        X = np.empty((2 * m, n), dtype=table.dtype)
-        np.multiply(eps, self.sigma, out=X[:m])
-        np.subtract(x, X[:m], out=X[m:])  # x - sigma eps_j
-        X[:m] += x  # x + sigma eps_j
+        self._eps = eps = windows[self.offsets]  # (m, n), rows copied whole
+        x = self.x.astype(eps.dtype, copy=False)
+        X = np.empty((2 * m, n), dtype=eps.dtype)
+        halves = X.reshape(2, m, n)  # x + sigma eps_j above, x - sigma eps_j below
+        np.multiply(eps, self._signs, out=halves)
+        halves += x
         return X if self.box is None else self.box.clip(X)
 
     def _rebuilds(self) -> bool:
@@ -278,7 +301,7 @@ class EvolutionStrategy(GradientStepOptimizer):
     def _directions(self) -> np.ndarray:
         """The directions of the last ask (rebuilt from the offsets after pickling)."""
         if self._eps is None:
-            self._eps = perturbations(self._noise(), self.offsets, self.dim)
+            self._eps = self._noise()[self.offsets]
         return self._eps
 
     def _asked_row(self, i: int) -> np.ndarray:
@@ -290,17 +313,25 @@ class EvolutionStrategy(GradientStepOptimizer):
         return row if self.box is None else self.box.clip(row)
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
-        m = self.popsize // 2
+        m, k = self.popsize // 2, self.popsize
         eps, self._eps = self._directions(), None
-        finite = np.isfinite(values)
-        if not finite.any():
+        order = values.argsort(kind="stable")  # nan last, +inf before it, -inf first
+        lo, hi = float(values[order[0]]), float(values[order[-1]])
+        if math.isfinite(lo) and math.isfinite(hi):  # all finite: ranks from this sort
+            u = self._u
+            u[order] = self._grid  # centered_ranks(values)
+            # the mean (_finite_mean's), when no partial sum can overflow
+            mean = float(values.sum()) / k if max(-lo, hi) < _SUM_SAFE / k else None
+        elif np.isfinite(values).any():
+            u, mean = centered_ranks(values), None
+        else:
             return self._step(math.nan, None)
-        u = centered_ranks(values)
-        weights = (u[:m] - u[m:]) / (self.popsize * self.sigma)
+        weights = np.subtract(u[:m], u[m:], out=self._w)
+        weights /= k * self.sigma
         grad = (weights.astype(eps.dtype) @ eps).astype(np.float64)  # sum_j w_j eps_j
         if self.weight_decay:
             grad += self.weight_decay * self.x
-        reported = self._step(_finite_mean(values), grad)
+        reported = self._step(_finite_mean(values) if mean is None else mean, grad)
         self.k += 1
         if self.config.ftol is not None:
             self._watch(reported)
