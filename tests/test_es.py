@@ -160,3 +160,39 @@ def test_extreme_values_rank_and_average_like_the_reference(values):
     np.testing.assert_array_equal(opt.x, -0.03 * g)
     finite = values[np.isfinite(values)]
     assert opt.last_value == pytest.approx(np.sum(finite / finite.size), rel=1e-15)
+
+
+@pytest.mark.parametrize(("table", "stride"), [(2**20, 50), (120, 17)])
+def test_directions_of_an_iteration_are_spaced_slices_of_the_table(table, stride):
+    # side by side (disjoint) when m n entries fit in the table, else evenly spaced
+    opt = dfo.make_optimizer("es", np.zeros(50), seed=2, popsize=10, noise_table=table)
+    assert opt.stride == stride
+    for _ in range(3):
+        X = opt.ask()
+        start = opt.offsets[0]
+        np.testing.assert_array_equal(opt.offsets, start + stride * np.arange(5))
+        assert 0 <= start and opt.offsets[-1] + 50 <= opt.table_size
+        eps = perturbations(noise_table(opt.table_seed, opt.table_size), opt.offsets, 50)
+        np.testing.assert_array_equal(X, np.vstack([opt.x + 0.05 * eps, opt.x - 0.05 * eps]))
+        opt.tell(X, np.arange(10.0))
+
+
+def test_starts_drawn_ahead_continue_after_pickling():
+    import pickle
+
+    from dfo.optimizers.es import STARTS_PER_DRAW
+
+    opt = dfo.make_optimizer("es", np.ones(5), seed=1, popsize=4, noise_table=1000)
+    for _ in range(STARTS_PER_DRAW + 3):  # past the first draw of starts
+        X = opt.ask()
+        opt.tell(X, (X**2).sum(axis=1))
+    clone = pickle.loads(pickle.dumps(opt))
+    starts = []
+    for a in (opt, clone):
+        starts.append([])
+        for _ in range(STARTS_PER_DRAW):  # through the next draw
+            X = a.ask()
+            a.tell(X, (X**2).sum(axis=1))
+            starts[-1].append(a.offsets[0])
+    assert starts[0] == starts[1] and len(set(starts[0])) > 200
+    np.testing.assert_array_equal(opt.x, clone.x)

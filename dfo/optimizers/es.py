@@ -15,7 +15,10 @@ Gaussian noise drawn once from a seed (:func:`noise_table`): a direction is an o
 into it (:func:`perturbations`), so a worker that knows the table's seed, the offsets
 and ``sigma`` rebuilds its candidates, and its master needs only the values back; and
 an iteration costs no Gaussian draws (drawing them cost about as much as evaluating
-the population of a small network).
+the population of a small network). The ``m`` directions of an iteration are
+consecutive slices of the table from one random start, disjoint while the table holds
+``m n`` entries (otherwise evenly spaced windows that overlap): they are a view of the
+table, which the population is computed from and the estimate reads, with no copy.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ __all__ = [
     "perturbations",
 ]
 
+
+#: block starts drawn from the generator at a time (one call per this many iterations)
+STARTS_PER_DRAW = 256
 
 #: partial sums of values below this in size cannot overflow (the largest float / 2)
 _SUM_SAFE = float(np.finfo(np.float64).max) / 2
@@ -197,7 +203,9 @@ class EvolutionStrategy(GradientStepOptimizer):
         objective's type. The iterate stays float64.
     noise_table : int, default 2**20
         Entries of the shared noise table the directions are sliced from (at least
-        ``2 n`` are used); drawn once, when the optimizer is made.
+        ``2 n`` and ``n + popsize / 2 - 1`` are used); drawn once, when the optimizer is
+        made. With at least ``n popsize / 2`` entries, the directions of an iteration
+        are disjoint slices of it.
     patience, divergence, xtol
         As for :class:`dfo.optimizers.gradient.BackpropSGD` (the value checked is the
         mean of the population's values).
@@ -219,7 +227,10 @@ class EvolutionStrategy(GradientStepOptimizer):
         Seed and size of the noise table (:func:`noise_table`).
     offsets : ndarray of int
         Offsets into it of the directions of the last iteration asked
-        (:func:`perturbations`).
+        (:func:`perturbations`): one random start, then every ``stride`` entries.
+    stride : int
+        Entries between the starts of an iteration's directions (``n`` when they fit
+        side by side in the table).
 
     Examples
     --------
@@ -253,8 +264,14 @@ class EvolutionStrategy(GradientStepOptimizer):
         self.recent: list[float] = []  # ftol: the last ``patience`` population means
         self.mark = (0, math.inf)  # ftol: (iteration, average) of the last real improvement
         self.table_seed = int(self.rng.integers(2**63))
-        self.table_size = max(cfg.noise_table, 2 * self.dim)
+        m = popsize // 2
+        self.table_size = max(cfg.noise_table, 2 * self.dim, self.dim + m - 1)
+        # the directions of an iteration start ``stride`` apart: disjoint if they fit
+        fits = m * self.dim <= self.table_size
+        self.stride = self.dim if fits else (self.table_size - self.dim) // max(m - 1, 1)
         self.offsets = np.zeros(0, dtype=np.intp)
+        self._starts = np.zeros(0, dtype=np.intp)  # block starts drawn ahead, in order
+        self._next = 0  # the next of them to use
         self._table: np.ndarray | None = None
         self._windows: np.ndarray | None = None  # every direction of the table, a view
         directions = self._noise()  # drawn once, here (outside the run's clock)
@@ -285,9 +302,13 @@ class EvolutionStrategy(GradientStepOptimizer):
 
     def _ask(self) -> np.ndarray:
         m, n = self.popsize // 2, self.dim
-        windows = self._noise()
-        self.offsets = self.rng.integers(0, self.table_size - n + 1, size=m)
-        self._eps = eps = windows[self.offsets]  # (m, n), rows copied whole
+        if self._next == self._starts.size:  # one generator call per STARTS_PER_DRAW
+            last = self.table_size - n - (m - 1) * self.stride  # the last block's start
+            self._starts, self._next = self.rng.integers(0, last + 1, STARTS_PER_DRAW), 0
+        start = int(self._starts[self._next])
+        self._next += 1
+        self.offsets = start + self.stride * np.arange(m)
+        self._eps = eps = self._block(start)
         x = self.x.astype(eps.dtype, copy=False)
         X = np.empty((2 * m, n), dtype=eps.dtype)
         halves = X.reshape(2, m, n)  # x + sigma eps_j above, x - sigma eps_j below
@@ -298,10 +319,15 @@ class EvolutionStrategy(GradientStepOptimizer):
     def _rebuilds(self) -> bool:
         return True  # from x and the directions
 
+    def _block(self, start: int) -> np.ndarray:
+        """The directions from ``start``, ``stride`` apart: a ``(m, n)`` view of the table."""
+        stop = start + self.stride * (self.popsize // 2 - 1) + 1
+        return self._noise()[start : stop : self.stride]
+
     def _directions(self) -> np.ndarray:
         """The directions of the last ask (rebuilt from the offsets after pickling)."""
         if self._eps is None:
-            self._eps = self._noise()[self.offsets]
+            self._eps = self._block(int(self.offsets[0]))
         return self._eps
 
     def _asked_row(self, i: int) -> np.ndarray:
