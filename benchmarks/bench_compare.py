@@ -16,6 +16,13 @@ the counts agree: a change that only saves time leaves every run identical.
 
 Target: this checkout's median wall time <= 0.8x the base's.
 
+With ``--per-method``, it measures instead where the time goes: per repeat, each
+checkout runs every run of one seed of the default compare (``run_one``, monitoring
+included) in one fresh process, one method after another (pycma and scipy.optimize
+imported first), alternating which checkout goes first; it prints each method's CPU
+seconds for both and their ratio, the sum over the methods both run, and what the
+methods only this checkout runs add.
+
 Run: ``python benchmarks/bench_compare.py --base DIR [--repeats N] [-- COMPARE ARGS]``,
 e.g. ``-- --methods backprop-sgd fd-sgd spsa cma-es nelder-mead random-search``
 (arguments after ``--`` are passed to both compares).
@@ -52,6 +59,67 @@ sys.exit(status)
 """
 
 _COMPARED = ("train_loss", "test_metric", "nfev", "ngev", "nit", "status")
+
+#: runs each run of one seed of the default compare and prints its CPU seconds (JSON)
+_PER_METHOD = """\
+import json, sys, time
+import cma, scipy.optimize
+from dfo.compare.runner import CompareConfig, plan_runs, run_one
+seed = int(sys.argv[1])
+_, specs = plan_runs(CompareConfig(seeds=(seed,)))
+cpu = {}
+for spec in specs:
+    start = time.process_time()
+    run_one(spec)
+    cpu[spec.method] = time.process_time() - start
+print(json.dumps(cpu))
+"""
+
+
+def per_method(checkout: Path, seed: int) -> dict[str, float]:
+    """CPU seconds of each method's run of ``seed`` with ``checkout`` on ``PYTHONPATH``."""
+    env = {**os.environ, "PYTHONPATH": str(checkout), "MPLBACKEND": "Agg"}
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(name, "1")  # as in a compare's workers
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
+        proc = subprocess.run(
+            [sys.executable, "-c", _PER_METHOD, str(seed)],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+    if proc.returncode != 0:
+        sys.exit(f"the runs failed with {checkout}:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def main_per_method(versions: dict[str, Path], repeats: int, seed: int) -> None:
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in versions}
+    for i in range(repeats):
+        order = list(versions) if i % 2 == 0 else list(versions)[::-1]
+        for name in order:
+            samples[name].append(per_method(versions[name], seed))
+    med = {
+        name: {m: statistics.median(run[m] for run in runs) for m in runs[0]}
+        for name, runs in samples.items()
+    }
+    this, base = med["this"], med["base"]
+    rows = []
+    for m in this:
+        if m in base:
+            ratios = [a[m] / b[m] for a, b in zip(samples["this"], samples["base"], strict=True)]
+            spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+            rows.append((m, this[m], base[m], this[m] / base[m], spread))
+        else:
+            rows.append((m, this[m], "-", "-", "only this"))
+    common = [m for m in this if m in base]
+    both_this, both_base = sum(this[m] for m in common), sum(base[m] for m in common)
+    rows.append(("methods in both", both_this, both_base, both_this / both_base, ""))
+    extra = sum(this[m] for m in this if m not in base)
+    rows.append(("methods only here", extra, "-", "-", ""))
+    print(f"CPU seconds per run, seed {seed}, median of {repeats}")
+    print_table(("method", "this", "base", "this / base", "per repeat"), rows)
 
 
 def run_once(checkout: Path, args: list[str]) -> dict[str, Any]:
@@ -95,6 +163,10 @@ def main() -> None:
         argv, passed = argv[:at], argv[at + 1 :]
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--base", required=True, type=Path, help="folder of the other checkout")
+    p.add_argument(
+        "--per-method", action="store_true", help="CPU of each method's run of one seed"
+    )
+    p.add_argument("--seed", type=int, default=0, help="the seed of --per-method")
     args = p.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
     base = args.base.resolve()
@@ -105,6 +177,9 @@ def main() -> None:
     print(f"dfo compare -q {' '.join(passed)}".rstrip() + f"; this: {ROOT}, base: {base}")
     print(f"{repeats} repeats, alternating; seconds")
     print()
+    if args.per_method:
+        main_per_method(versions, repeats, args.seed)
+        return
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in versions}
     rows = []
     for i in range(repeats):
