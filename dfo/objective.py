@@ -387,6 +387,35 @@ class Objective:
         """
         return self
 
+    def gradient_stream(
+        self, rng: np.random.Generator, sampler: EpochSampler | None = None
+    ) -> Callable[[np.ndarray], tuple[Any, Any]]:
+        """``f(x) -> (value, grad)`` on a new realization at every call (the lean loop's).
+
+        :func:`dfo.minimize` gets it once per gradient run whose iterations nothing
+        watches (:mod:`dfo.run.lean`) and calls it once per iteration with the
+        iterate, which the function must not change. Each call draws the realization
+        an iteration of the run loop would (``realization(rng, sampler)``; ``self``
+        when deterministic) and returns its value and gradient at ``x``; the caller
+        checks them as :meth:`value_and_grad`'s. The default evaluates a copy of
+        ``x`` through the realization's gradient; objectives that can do it cheaper
+        (without copies or per-call objects) override it with the same numbers.
+        """
+        stochastic = self.is_stochastic
+
+        def value_and_grad(x: np.ndarray) -> tuple[Any, Any]:
+            sample = self
+            if stochastic and sampler is None:
+                sample = self.realization(rng)
+            elif stochastic:
+                sample = self.realization(rng, sampler)
+            point = x.copy()  # the iterate stays the run's
+            if type(sample).value_and_grad is Objective.value_and_grad:  # checked once
+                return sample._value_and_grad(point)
+            return sample.value_and_grad(point)
+
+        return value_and_grad
+
     def sampler(self) -> EpochSampler | None:
         """A fresh minibatch stream for a run (None: the realizations need no state).
 

@@ -10,6 +10,7 @@ import pytest
 import dfo
 from dfo.exceptions import ObjectiveOutputError
 from dfo.objective import all_finite, square_norm
+from dfo.result import Status
 
 
 def test_the_finiteness_test_reads_huge_values_without_warnings():
@@ -97,3 +98,118 @@ def test_what_the_objective_returns_is_still_checked():
     assert res.ngev == res.nit and np.isfinite(res.fun)
     with pytest.raises(ObjectiveOutputError, match=r"shape \(2,\); got shape \(3,\)"):
         dfo.minimize(Loose(lambda x: np.ones(3)), np.ones(2), "backprop-sgd", budget=10)
+
+
+# -- the lean loop (dfo.run.lean) gives the ask/tell loop's bits ------------------------
+def _data(dtype="float64"):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((150, 5))
+    y = rng.integers(0, 3, size=150)
+    net = dfo.MLP([5, 4, 3], activation="tanh", dtype=dtype)
+    return net, X, y, net.init_params(np.random.default_rng(1))
+
+
+def _same_run(a, b):
+    assert a.message == b.message
+    assert (a.nit, a.nfev, a.ngev, a.n_nonfinite) == (b.nit, b.nfev, b.ngev, b.n_nonfinite)
+    np.testing.assert_array_equal(a.x, b.x)
+    assert a.fun == b.fun or (np.isnan(a.fun) and np.isnan(b.fun))
+    for key in a.history:
+        if key != "time":
+            np.testing.assert_array_equal(a.history[key], b.history[key])
+
+
+LEAN_CASES = {
+    "full batch": ({}, {}),
+    "minibatches": ({"batch_size": 16}, {}),
+    "minibatches, adam": ({"batch_size": 16}, {"step_rule": "adam"}),
+    "minibatches, momentum": ({"batch_size": 16}, {"step_rule": "momentum"}),
+    "failed steps": ({"batch_size": 16}, {"learning_rate": 300.0, "divergence": 0.5}),
+    "target": ({}, {"target": 1.07}),
+    "max_iter": ({"batch_size": 16}, {"max_iter": 37}),
+    "bounds": ({"batch_size": 16}, {"bounds": (-0.3, 0.3), "learning_rate": 2.0}),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case", list(LEAN_CASES))
+def test_the_lean_loop_gives_the_bits_of_the_ask_tell_loop(case, dtype, monkeypatch):
+    net, X, y, theta = _data(dtype)
+    obj_kw, run_kw = LEAN_CASES[case]
+    obj = dfo.NetworkObjective(net, X, y, **obj_kw)
+    kwargs = {"budget": 200, "seed": 3, **run_kw}
+    lean = dfo.minimize(obj, theta, "backprop-sgd", **kwargs)
+    # a callback makes the run loop take the ask/tell path
+    full = dfo.minimize(obj, theta, "backprop-sgd", callback=lambda r: None, **kwargs)
+    _same_run(lean, full)
+    if case == "failed steps":
+        assert "failed steps" in lean.message
+    if case == "target":
+        assert lean.status == Status.CONVERGED and lean.nit < 199
+    # and the lean loop did run: without a callback, ask/tell is never used
+    monkeypatch.setattr(dfo.Optimizer, "tell_evaluated", None)
+    _same_run(dfo.minimize(obj, theta, "backprop-sgd", **kwargs), lean)
+
+
+def test_the_lean_loop_gives_the_bits_of_the_ask_tell_loop_on_a_function():
+    obj = dfo.as_objective(sphere, dim=3, grad=lambda x: x.copy())
+    kwargs = {"budget": 100, "seed": 0, "learning_rate": 0.3}
+    lean = dfo.minimize(obj, np.arange(3.0), "backprop-sgd", **kwargs)
+    full = dfo.minimize(obj, np.arange(3.0), "backprop-sgd", callback=lambda r: None, **kwargs)
+    _same_run(lean, full)
+
+
+def test_the_lean_loop_names_the_iteration_where_the_objective_raised():
+    def grad(x):
+        if x[0] < 0.5:
+            raise RuntimeError("boom")
+        return x.copy()
+
+    obj = dfo.as_objective(sphere, dim=2, grad=grad)
+    with pytest.raises(RuntimeError, match="boom") as info:
+        dfo.minimize(obj, np.ones(2), "backprop-sgd", budget=100, learning_rate=0.1)
+    notes = "\n".join(info.value.__notes__)
+    assert "iteration 7 of method 'backprop-sgd'" in notes  # 0.9**7 < 0.5 <= 0.9**6
+
+
+def test_a_float32_network_trains_in_float32_and_follows_the_float64_run(monkeypatch):
+    net32, X, y, theta = _data("float32")
+    X32 = X.astype(np.float32)  # the same data and start in both runs
+    theta = theta.astype(np.float32).astype(np.float64)
+    seen = []
+    loss_and_grad = dfo.MLP.loss_and_grad
+
+    def spy(self, th, *args, **kwargs):
+        value, grad = loss_and_grad(self, th, *args, **kwargs)
+        seen.append((th.dtype, grad.dtype))
+        return value, grad
+
+    monkeypatch.setattr(dfo.MLP, "loss_and_grad", spy)
+    kwargs = {"budget": 300, "seed": 2, "learning_rate": 0.5}
+    for callback in (None, lambda r: None):  # the lean loop and the ask/tell loop
+        seen.clear()
+        obj32 = dfo.NetworkObjective(net32, X32, y, batch_size=16)
+        res32 = dfo.minimize(obj32, theta, "backprop-sgd", callback=callback, **kwargs)
+        assert seen and set(seen) == {(np.dtype(np.float32), np.dtype(np.float32))}
+        assert res32.dtype == "float32" and res32.x.dtype == np.float64
+        np.testing.assert_array_equal(res32.x, res32.x.astype(np.float32))  # float32 numbers
+    monkeypatch.undo()
+    net64 = dfo.MLP(net32.sizes, activation="tanh")
+    obj64 = dfo.NetworkObjective(net64, X32.astype(np.float64), y, batch_size=16)
+    res64 = dfo.minimize(obj64, theta, "backprop-sgd", **kwargs)
+    assert res64.nit == res32.nit == 299
+    # 300 steps of float32 rounding (eps 1.2e-7) on parameters of size ~1
+    assert np.max(np.abs(res32.x - res64.x)) <= 1e-4 * np.max(np.abs(res64.x))
+    assert abs(res32.fun - res64.fun) <= 1e-5 * abs(res64.fun)
+    assert np.max(np.abs(res32.x - res64.x)) > 0  # it did run in float32
+
+
+def test_backprop_sgd_iterates_in_the_dtype_it_is_given():
+    opt = dfo.make_optimizer("backprop-sgd", np.ones(3), dtype="float32", step_rule="adam")
+    X = opt.ask()
+    assert X.dtype == np.float32 and opt.x.dtype == np.float32
+    opt.tell(X, [1.5], np.full((1, 3), 0.25))  # float64 gradients: rounded to float32
+    assert opt.x.dtype == np.float32 and opt.ask().dtype == np.float32
+    assert opt.recommend().dtype == np.float64
+    boxed = dfo.make_optimizer("backprop-sgd", np.ones(3), dtype="float32", bounds=(0, 2))
+    assert boxed.x.dtype == np.float64  # the box is float64: so is the iterate

@@ -28,6 +28,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from numbers import Integral
 from typing import Any
 
@@ -78,6 +79,17 @@ class _NetLoss(Objective):
     def _value_and_jvp(self, x: np.ndarray, v: np.ndarray) -> tuple[float, float]:
         theta, v = as_real(x, self.dtype), as_real(v, self.dtype)
         return self.net.jvp(theta, v, self.X, self.y, self._lossfn, check=False)
+
+    def gradient_stream(
+        self, rng: np.random.Generator, sampler: EpochSampler | None = None
+    ) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+        """Backpropagation at the iterate on the whole data, without a copy of the point."""
+        net, X, y, lossfn, dtype = self.net, self.X, self.y, self._lossfn, self.dtype
+
+        def value_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
+            return net.loss_and_grad(as_real(x, dtype), X, y, lossfn, check=False)
+
+        return value_and_grad
 
 
 class MinibatchObjective(_NetLoss):
@@ -245,6 +257,32 @@ class NetworkObjective(_NetLoss):
         else:
             idx = sampler.draw(rng)
         return MinibatchObjective.of(self, self.X.take(idx, axis=0), self.y.take(idx, axis=0), idx)
+
+    def gradient_stream(
+        self, rng: np.random.Generator, sampler: EpochSampler | None = None
+    ) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+        """Backpropagation at the iterate on the next minibatch of each call.
+
+        The minibatch :meth:`realization` would draw, taken into the same two
+        buffers at every call (no per-call objects; the rows stay in cache).
+        """
+        if self.batch_size is None:
+            return super().gradient_stream(rng, sampler)
+        net, X, y, lossfn, dtype = self.net, self.X, self.y, self._lossfn, self.dtype
+        size, n_train = self.batch_size, self.n_train
+        X_batch = np.empty((size, *X.shape[1:]), dtype=X.dtype)
+        y_batch = np.empty((size, *y.shape[1:]), dtype=y.dtype)
+
+        def value_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
+            if sampler is None:
+                idx = rng.choice(n_train, size=size, replace=False)
+            else:
+                idx = sampler.draw(rng)
+            X.take(idx, axis=0, out=X_batch)
+            y.take(idx, axis=0, out=y_batch)
+            return net.loss_and_grad(as_real(x, dtype), X_batch, y_batch, lossfn, check=False)
+
+        return value_and_grad
 
     def sampler(self) -> EpochSampler | None:
         """Shuffled epochs of ``batch_size`` rows for a run (None if full batch)."""

@@ -73,6 +73,7 @@ from dfo.options import (
 __all__ = [
     "SPSA",
     "BackpropSGD",
+    "BackpropSGDOptions",
     "FiniteDifferenceSGD",
     "FiniteDifferenceSGDOptions",
     "GradientStepOptimizer",
@@ -80,8 +81,9 @@ __all__ = [
     "SPSAOptions",
 ]
 
-#: sums of two numbers below this cannot overflow (the fast path of a plain SGD step)
-_NO_OVERFLOW = 1e300
+#: sums of two numbers below this cannot overflow (the fast path of a plain SGD step),
+#: per float type of the iterate
+_NO_OVERFLOW = {np.dtype(np.float64): 1e300, np.dtype(np.float32): 1e30}
 
 #: a run stops when backtracking has divided the learning rate by more than this
 MIN_LR_SCALE = 2.0**-40
@@ -242,6 +244,7 @@ class GradientStepOptimizer(Optimizer):
         step_rule = cfg.step_rule
         self.step_rule_name = step_rule if isinstance(step_rule, str) else "custom"
         self.rule = get_step_rule(step_rule)
+        self._plain = is_plain_sgd(self.rule)
         self.x = self.x0.copy()
         self.gradient: np.ndarray | None = None
         self.rule_state = self.rule.init(self.x)
@@ -253,6 +256,7 @@ class GradientStepOptimizer(Optimizer):
         self.bad_steps = 0
         self.n_backtracks = 0
         self.first_value: float | None = None
+        self._diverged = math.inf  # a value above this is a failed step (from first_value)
         self.last_bad = ""
         self.n_excluded = 0  # probes left out of estimates for non-finite values
         self.redraws = 0  # spsa: draws in a row without a usable direction
@@ -325,7 +329,8 @@ class GradientStepOptimizer(Optimizer):
             bad = _NONFINITE
         elif self.first_value is None:
             self.first_value = value
-        elif value - self.first_value > self.divergence * max(1.0, abs(self.first_value)):
+            self._diverged = self.divergence * max(1.0, abs(value))
+        elif value - self.first_value > self._diverged:
             bad = f"the value grew from {self.first_value:.3g} to {value:.3g}"
         if bad:
             self._backtrack(bad)
@@ -340,11 +345,11 @@ class GradientStepOptimizer(Optimizer):
         self.anchor_before = self.x  # the iterate before the step (for xtol)
         rate = self._rate() * self.lr_scale
         assert grad is not None  # checked above
-        if grad_bound is not None and is_plain_sgd(self.rule):
+        if grad_bound is not None and self._plain:
             if self._x_bound == math.inf:
                 self._x_bound = float(np.abs(self.x).max())
             size = rate * grad_bound  # |step_i| <= size: |x_i + step_i| <= bound + size
-            if size + self._x_bound < _NO_OVERFLOW:
+            if size + self._x_bound < _NO_OVERFLOW[self.x.dtype]:
                 x = grad * -rate  # the plain SGD rule's step, a new array: x + step in place
                 x += self.x
                 self.x = x
@@ -435,6 +440,17 @@ class GradientStepOptimizer(Optimizer):
         return out
 
 
+def _check_dtype(name: str, value: Any) -> str:
+    return check_dtype(value).name
+
+
+@declare_options
+class BackpropSGDOptions(GradientStepOptions):
+    """Options of :class:`BackpropSGD`."""
+
+    dtype: str | None = option(None, Optional(Custom(_check_dtype, "'float64' or 'float32'")))
+
+
 @register("backprop-sgd")
 class BackpropSGD(GradientStepOptimizer):
     """Gradient descent with the objective's exact gradient (backpropagation).
@@ -455,18 +471,40 @@ class BackpropSGD(GradientStepOptimizer):
     xtol : float, optional
         Stop (reason ``"xtol"``) once ``patience`` steps in a row move ``x`` by less
         than ``xtol * (1 + max |x_i|)`` in every coordinate; what ``tol=`` sets.
+    dtype : {"float64", "float32"}, optional
+        The float type of the iterate, its steps and the step rule's state (default
+        float64). :func:`dfo.minimize` passes a float32 objective's type (a float32
+        network), so that points and gradients cross the objective interface in it,
+        without conversions. With ``bounds`` the iterate stays float64 (the box is).
+        The asked points, ``best_x`` and ``opt.x`` are of this type; ``recommend()``
+        and the result's ``x`` are float64 (exactly the float32 numbers).
     """
 
+    Options = BackpropSGDOptions
+    config: BackpropSGDOptions
     needs_gradient: ClassVar[bool] = True
     # every step makes a new iterate: the asked view of x is never changed
     immutable_asks: ClassVar[bool] = True
+
+    def _setup(self) -> None:
+        super()._setup()
+        dtype = self.config.dtype
+        if dtype is not None and self.box is None and dtype != self.x.dtype:
+            self.x = self.x.astype(dtype)
+            self.anchor = self.x.copy()
+            self.rule_state = self.rule.init(self.x)
 
     def _ask(self) -> np.ndarray:
         return self.x[None, :]
 
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         assert grads is not None
-        grad, value = grads[0], values.item()
+        return self._gradient_step(values.item(), grads[0])
+
+    def _gradient_step(self, value: float, grad: np.ndarray) -> float:
+        """The step from the value and gradient at the iterate; the value to report."""
+        if grad.dtype != self.x.dtype:  # a gradient of another type: the iterate's
+            grad = grad.astype(self.x.dtype)
         # one read of the gradient: finite, and a bound on |g_i| for the overflow test
         square = square_norm(grad)
         if math.isfinite(square):
@@ -476,9 +514,26 @@ class BackpropSGD(GradientStepOptimizer):
     def _grads_finite(self) -> bool:
         return self.gradient is not None  # _tell tested it: None when not finite
 
+    def tell_gradient(self, value: float, grad: np.ndarray) -> None:
+        """:meth:`tell_evaluated` of the value and gradient at the iterate, in scalars.
 
-def _check_dtype(name: str, value: Any) -> str:
-    return check_dtype(value).name
+        For the run's lean loop (:mod:`dfo.run.lean`), which evaluates ``self.x``
+        without asking: the same step and the same bookkeeping as ``ask`` and
+        ``tell`` (``tests/test_lean_loop.py`` checks the bits), without the arrays
+        of a batch of one point. ``value`` is a float, ``grad`` an array of shape
+        ``(dim,)`` that the objective returned.
+        """
+        x = self.x
+        reported = self._gradient_step(value, grad)
+        self._pending = self._n_pending = None
+        if self._handed:
+            self._handed = []
+        ledger = self.ledger
+        finite = self.gradient is not None
+        if not ledger.book_gradient(x, value, finite):  # not finite: counted as tell does
+            values, grads = np.array([value]), grad[None, :]
+            ledger.book(x[None, :], values, grads, copy=False, grads_finite=finite)
+        ledger.close_iteration(reported)
 
 
 def _check_h(name: str, value: Any) -> Any:

@@ -307,7 +307,7 @@ class Evaluator:
                 )
                 if type(value) is not float:  # a value of another type: converted, or raise
                     value = to_scalar(value, "the gradient function's value")
-                ok = type(grad) is np.ndarray and grad.dtype == np.float64
+                ok = type(grad) is np.ndarray and grad.dtype == x.dtype
                 if not (ok and grad.shape == x.shape):
                     grad = to_gradient(grad, X.shape[1])
             except Exception as exc:

@@ -196,6 +196,22 @@ class Ledger:
             self.best_x = _best_row(X, i, copy, best)
             self.best_f = float(values[i])
 
+    def book_gradient(self, x: np.ndarray, value: float, grad_finite: bool) -> bool:
+        """:meth:`book` of one point with its gradient, in scalars (the lean loop).
+
+        ``x`` is kept as it is (it is never changed afterwards). Books nothing and
+        returns False when the value or the gradient is not finite: :meth:`book`
+        counts those.
+        """
+        if not (grad_finite and math.isfinite(value)):
+            return False
+        self.nfev += 1
+        self.ngev += 1
+        if value < self.best_f:
+            self.best_x = x
+            self.best_f = value
+        return True
+
     def best_row(self, values: np.ndarray) -> int:
         """The row of ``values`` that :meth:`book` would keep as the new best (-1: none).
 

@@ -37,12 +37,13 @@ from dfo.result import Result, Status
 from dfo.run import preflight
 from dfo.run.callbacks import as_result_callback
 from dfo.run.evaluation import Evaluator, OnError
+from dfo.run.lean import lean_stream, run_lean
 from dfo.run.ledger import build_result, stop_status
 from dfo.sampling import EpochSampler, EpochState
 
 __all__ = ["minimize"]
 
-_CHECKPOINT_VERSION = 4
+_CHECKPOINT_VERSION = 5
 
 
 def _gradient_error(method: str, objective: Objective) -> GradientNotAvailableError:
@@ -533,6 +534,15 @@ def _run_ask_tell(
     opt, ev, ledger = run.optimizer, run.evaluator, run.optimizer.ledger
     needs_grad = opt.needs_gradient
     stochastic = objective.is_stochastic
+    watched = (
+        callback is not None
+        or bar is not None
+        or path is not None
+        or ev.executor is not None
+        or ev.on_error != "raise"
+        or ledger.xs is not None
+    )
+    stream = lean_stream(run, objective, watched=watched)
     try:
         while True:
             guard.hold()
@@ -542,6 +552,9 @@ def _run_ask_tell(
                 return reasons
             if max_time is not None and ledger.elapsed() >= max_time:
                 return {"max_time": f"reached max_time={max_time} s"}
+            if stream is not None:  # backprop-sgd that nothing watches: the same bits
+                run_lean(run, stream, guard, max_time)
+                continue
             guard.hold()
             X = opt.ask()
             # a retried iteration (after an error or a resume) keeps its realization

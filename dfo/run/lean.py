@@ -1,0 +1,81 @@
+"""The lean loop: backprop-sgd's iterations without the ask/tell round trip.
+
+When nothing looks at a backprop-sgd run between its iterations (no callback,
+progress bar, checkpoint, executor, ``history_x`` or ``on_error="worst"``, no
+``tol``), :func:`dfo.minimize` runs its iterations here: the objective's
+:meth:`~dfo.Objective.gradient_stream` evaluates the iterate itself on each
+iteration's realization, and :meth:`~dfo.optimizers.gradient.BackpropSGD.tell_gradient`
+takes the step and books it in scalars. Everything else is the run loop's:
+
+- it runs as many iterations as the budget and ``max_iter`` allow, so ``stop()``
+  is not asked before each one; it hands back after any failed step (whose
+  reasons to stop ``stop()`` then gives), at the target, and at ``max_time``;
+- the iteration's value, gradient and exceptions are checked and annotated as the
+  evaluator does, and Ctrl-C waits while the step is taken and booked;
+- the numbers are the ask/tell loop's, bit for bit (``tests/test_lean_loop.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dfo.objective import Objective, to_gradient, to_scalar
+from dfo.optimizers.gradient import BackpropSGD
+
+if TYPE_CHECKING:
+    from dfo.run.minimize import _InterruptGuard, _Run
+
+__all__ = ["lean_stream", "run_lean"]
+
+
+def lean_stream(
+    run: _Run, objective: Objective, *, watched: bool
+) -> Any:  # Callable[[ndarray], tuple] or None
+    """The objective's gradient stream for the lean loop, or None if the run needs the full loop.
+
+    ``watched``: something looks at the run between iterations (a callback, a
+    progress bar, a checkpoint, an executor, ``history_x``, ``on_error="worst"``).
+    """
+    opt = run.optimizer
+    if watched or not isinstance(opt, BackpropSGD) or opt.xtol is not None:
+        return None
+    return objective.gradient_stream(run.obj_rng, run.sampler)
+
+
+def run_lean(run: _Run, stream: Any, guard: _InterruptGuard, max_time: float | None) -> None:
+    """Iterations of the lean loop, from an iterate that ``stop()`` let go on.
+
+    Returns after the iterations the budget and ``max_iter`` allow, a failed step,
+    the target or ``max_time``: the run loop's ``stop()`` then says why, or goes on.
+    """
+    opt, ledger = run.optimizer, run.optimizer.ledger
+    assert isinstance(opt, BackpropSGD)  # lean_stream's condition
+    n = ledger.remaining()
+    if ledger.max_iter is not None:
+        n = min(n, ledger.max_iter - ledger.nit)
+    target = ledger.target
+    dim = opt.dim
+    tell = opt.tell_gradient
+    for _ in range(int(n)):
+        if max_time is not None and ledger.elapsed() >= max_time:
+            return
+        x = opt.x
+        try:
+            value, grad = stream(x)
+            if type(value) is not float:  # a value of another type: converted, or raise
+                value = to_scalar(value, "the gradient function's value")
+            if not (type(grad) is np.ndarray and grad.dtype == x.dtype and grad.shape == x.shape):
+                grad = to_gradient(grad, dim)  # checked and converted, or raise
+        except Exception as exc:
+            run.evaluator.nit = ledger.nit
+            run.evaluator._annotate(exc, x[None, :])
+            raise
+        guard.critical = True  # guard.hold(), inlined: Ctrl-C waits for the booking
+        tell(value, grad)
+        guard.critical = False
+        if guard.pending:
+            guard.release()  # raises the deferred KeyboardInterrupt
+        if opt.bad_steps or (target is not None and ledger.best_f <= target):
+            return
