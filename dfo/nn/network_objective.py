@@ -83,7 +83,12 @@ class _NetLoss(Objective):
     def gradient_stream(
         self, rng: np.random.Generator, sampler: EpochSampler | None = None
     ) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
-        """Backpropagation at the iterate on the whole data, without a copy of the point."""
+        """Backpropagation at the iterate on the whole data, without a copy of the point.
+
+        A subclass with a gradient of its own gets :class:`Objective`'s stream.
+        """
+        if type(self)._value_and_grad is not _NetLoss._value_and_grad:
+            return super().gradient_stream(rng, sampler)
         net, X, y, lossfn, dtype = self.net, self.X, self.y, self._lossfn, self.dtype
 
         def value_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -264,10 +269,16 @@ class NetworkObjective(_NetLoss):
         """Backpropagation at the iterate on the next minibatch of each call.
 
         The minibatch :meth:`realization` would draw, taken into the same two
-        buffers at every call (no per-call objects; the rows stay in cache).
+        buffers at every call (no per-call objects; the rows stay in cache). A
+        subclass with realizations or a gradient of its own gets :class:`Objective`'s.
         """
         if self.batch_size is None:
             return super().gradient_stream(rng, sampler)
+        if (
+            type(self).realization is not NetworkObjective.realization
+            or type(self)._value_and_grad is not _NetLoss._value_and_grad
+        ):
+            return Objective.gradient_stream(self, rng, sampler)
         net, X, y, lossfn, dtype = self.net, self.X, self.y, self._lossfn, self.dtype
         size, n_train = self.batch_size, self.n_train
         X_batch = np.empty((size, *X.shape[1:]), dtype=X.dtype)

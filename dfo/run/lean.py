@@ -17,6 +17,7 @@ takes the step and books it in scalars. Everything else is the run loop's:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,14 +30,28 @@ if TYPE_CHECKING:
 
 __all__ = ["lean_stream", "run_lean"]
 
+#: ``f(x) -> (value, grad)`` on a new realization per call (:meth:`Objective.gradient_stream`)
+GradientStream = Callable[[np.ndarray], tuple[Any, Any]]
 
-def lean_stream(
-    run: _Run, objective: Objective, *, watched: bool
-) -> Any:  # Callable[[ndarray], tuple] or None
+
+def lean_stream(run: _Run, objective: Objective, *, watched: bool) -> GradientStream | None:
     """The objective's gradient stream for the lean loop, or None if the run needs the full loop.
 
-    ``watched``: something looks at the run between iterations (a callback, a
-    progress bar, a checkpoint, an executor, ``history_x``, ``on_error="worst"``).
+    Parameters
+    ----------
+    run : dfo.run.minimize._Run
+        The run (its optimizer, generator and minibatch stream).
+    objective : Objective
+        What the run minimizes.
+    watched : bool
+        Whether something looks at the run between iterations (a callback, a
+        progress bar, a checkpoint, an executor, ``history_x``, ``on_error="worst"``).
+
+    Returns
+    -------
+    callable or None
+        ``objective.gradient_stream(...)`` for a backprop-sgd run without ``tol``
+        that nothing watches; None otherwise.
     """
     opt = run.optimizer
     if watched or not isinstance(opt, BackpropSGD) or opt.xtol is not None:
@@ -44,11 +59,24 @@ def lean_stream(
     return objective.gradient_stream(run.obj_rng, run.sampler)
 
 
-def run_lean(run: _Run, stream: Any, guard: _InterruptGuard, max_time: float | None) -> None:
+def run_lean(
+    run: _Run, stream: GradientStream, guard: _InterruptGuard, max_time: float | None
+) -> None:
     """Iterations of the lean loop, from an iterate that ``stop()`` let go on.
 
     Returns after the iterations the budget and ``max_iter`` allow, a failed step,
     the target or ``max_time``: the run loop's ``stop()`` then says why, or goes on.
+
+    Parameters
+    ----------
+    run : dfo.run.minimize._Run
+        A backprop-sgd run (:func:`lean_stream` gave ``stream``).
+    stream : callable
+        ``stream(x) -> (value, grad)`` on the next realization.
+    guard : dfo.run.minimize._InterruptGuard
+        Defers Ctrl-C while a step is taken and booked.
+    max_time : float or None
+        The run's wall-clock limit, checked before each iteration.
     """
     opt, ledger = run.optimizer, run.optimizer.ledger
     assert isinstance(opt, BackpropSGD)  # lean_stream's condition
