@@ -11,6 +11,14 @@ shared by more evaluations).
 
 Target: es's time per evaluation within 1.2x of the bare population forward's.
 
+"floor" is the same OpenAI-ES iteration written as a bare numpy loop, timed in the same
+run: the population built from a block of a noise table drawn beforehand with es's two
+operations in place, the same minibatch stream, centered ranks from one sort, the
+estimate as one product with the directions, Adam written in place; no ledger, no
+checks, no table drawn. What es needs beyond the evaluations and the minibatches and
+cannot do without (writing the population, reading the directions back) shows in
+"floor / bare"; dfo's own cost in "es / floor".
+
 A second table says where es spends its time, per iteration, in the documented
 ask/tell loop driven by hand (as ``minimize`` drives it, with the objective's own
 minibatch stream): the noise table drawn once (spread over the iterations), ``stop``
@@ -32,6 +40,7 @@ from _bench import apply_threads, describe_machine, parser, print_table, side_by
 
 import dfo
 from dfo.datasets import load
+from dfo.optimizers.es import noise_table
 
 TARGET = 1.2
 ITERATIONS = 200
@@ -65,6 +74,38 @@ def parts(obj: dfo.NetworkObjective, x0: np.ndarray, k: int, budget: int) -> dic
     return {name: v / opt.nit for name, v in spent.items()}
 
 
+def floor_loop(
+    obj: dfo.NetworkObjective, x0: np.ndarray, k: int, table: np.ndarray, sigma: float = 0.05
+) -> None:
+    """``ITERATIONS`` iterations of OpenAI-ES with Adam in bare numpy (see above)."""
+    n, m, dtype = x0.size, k // 2, table.dtype
+    x, mu, nu = x0.copy(), np.zeros_like(x0), np.zeros_like(x0)
+    grid, u, w = np.arange(k) / (k - 1) - 0.5, np.empty(k), np.empty(m)
+    signs = np.array([sigma, -sigma], dtype)[:, None, None]
+    rng, sampler = np.random.default_rng(1), obj.sampler()
+    starts = rng.integers(0, table.size - m * n + 1, ITERATIONS)
+    for t, start in enumerate(starts, 1):
+        eps = table[start : start + m * n].reshape(m, n)
+        X = np.empty((k, n), dtype)
+        halves = X.reshape(2, m, n)
+        np.multiply(eps, signs, out=halves)
+        halves += x.astype(dtype, copy=False)
+        values = obj.realization(rng, sampler).evaluate_batch(X)
+        u[values.argsort(kind="stable")] = grid
+        np.subtract(u[:m], u[m:], out=w)
+        w /= k * sigma
+        g = (w.astype(dtype) @ eps).astype(np.float64)
+        mu *= 0.9
+        mu += 0.1 * g
+        nu *= 0.999
+        nu += 0.001 * (g * g)
+        step = np.sqrt(nu / (1 - 0.999**t))
+        step += 1e-8
+        np.divide(mu, step, out=step)
+        step *= -0.03 / (1 - 0.9**t)
+        x += step
+
+
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     apply_threads(args.threads or 1)
@@ -95,7 +136,13 @@ def main() -> None:
             for _ in range(ITERATIONS):
                 sample.evaluate_batch(T)
 
-        t = side_by_side({"es": es, "bare": bare}, repeats=repeats, clock=time.thread_time)
+        table = noise_table(0, 2**20, dtype)
+
+        def floor(obj: dfo.NetworkObjective = obj, k: int = popsize, table=table) -> None:
+            floor_loop(obj, x0, k, table)
+
+        fns = {"es": es, "bare": bare, "floor": floor}
+        t = side_by_side(fns, repeats=repeats, clock=time.thread_time)
         runs = [parts(obj, x0, popsize, budget) for _ in range(repeats)]
         part = {name: float(np.median([r[name] for r in runs])) for name in PARTS}
         loop = t["es"] / ITERATIONS - sum(part.values())
@@ -118,9 +165,12 @@ def main() -> None:
                 1 / per_bare,
                 ratio,
                 f"<= {TARGET}: {verdict(ratio, TARGET, at_least=False)}",
+                t["floor"] / t["bare"],
+                t["es"] / t["floor"],
             )
         )
-    print_table(("popsize", "dtype", "es evals/s", "bare evals/s", "time ratio", "target"), rows)
+    header = ("popsize", "dtype", "es evals/s", "bare evals/s", "time ratio", "target")
+    print_table((*header, "floor / bare", "es / floor"), rows)
     print()
     print("where es spends an iteration (us of CPU time, median; bare: the bare forward's)")
     print_table(("popsize", "dtype", *PARTS, "run loop", "bare"), breakdown)
