@@ -289,8 +289,10 @@ class NetworkObjective(_NetLoss):
                 idx = rng.choice(n_train, size=size, replace=False)
             else:
                 idx = sampler.draw(rng)
-            X.take(idx, axis=0, out=X_batch)
-            y.take(idx, axis=0, out=y_batch)
+            # the rows are valid: "clip" checks nothing, and writes straight into the buffers
+            # ("raise" would write into a temporary and copy it)
+            X.take(idx, axis=0, out=X_batch, mode="clip")
+            y.take(idx, axis=0, out=y_batch, mode="clip")
             return net.loss_and_grad(as_real(x, dtype), X_batch, y_batch, lossfn, check=False)
 
         return value_and_grad
