@@ -25,11 +25,11 @@ Before timing, the script checks that every implementation computes the same los
 Besides the matrix products, a tanh layer costs elementwise work that no product
 rate accounts for; the column ``bound %`` is the percentage of dgemm the forward
 could reach if everything but its products and tanh were free (each timed alone,
-same shapes), which is what the ``% dgemm`` figure should be read against. The column
-``products %`` is what the products alone reach (one BLAS product per network and
-layer; small shapes, such as a batch of 128 through a narrow layer, run well below
-the square product's rate): a bound on the forward too, whatever the elementwise
-work costs.
+same shapes, layout and chunks as the forward), which is what the ``% dgemm`` figure
+should be read against. The column ``products %`` is what the products alone reach
+(one BLAS product per network and layer; small shapes, such as a batch of 128 through
+a narrow layer, run well below the square product's rate): a bound on the forward
+too, whatever the elementwise work costs.
 
 Targets: float32 >= 1.8x dfo's float64 on every net, and >= 1.0x jax.jit(vmap) float32
 on the same net, minibatch and population; the population forward >= 60% of the
@@ -56,6 +56,7 @@ import numpy as np
 from _bench import apply_threads, describe_machine, parser, print_table, side_by_side, verdict
 
 import dfo
+from dfo.nn.network import _CHUNK_BYTES as CHUNK_BYTES  # the forward's chunks
 
 NETS = ((64, 16, 10), (64, 256, 10), (784, 256, 256, 10))
 BATCHES = (128, 1347)
@@ -85,23 +86,34 @@ def bound_fraction(
     sizes: tuple[int, ...], batch: int, k: int, dtype: str, rate: float
 ) -> tuple[float, float]:
     """Percent of ``rate`` reachable if only the products and the tanh layers cost time,
-    and the percent the products alone reach (the k per-network products of each layer)."""
+    and the percent the products alone reach (the k per-network products of each layer).
+
+    Both are timed as the forward runs them: in its layout (one row per sample, the
+    output layer's product transposed) and chunk by chunk, with the network's own
+    chunk size (so that the tanh passes run in cache as they do there).
+    """
     rng = np.random.default_rng(0)
     x0 = rng.standard_normal((batch, sizes[0])).astype(dtype)
     Ws = [rng.standard_normal((k, a, b)).astype(dtype) for a, b in itertools.pairwise(sizes)]
-    # the forward's layout: hidden layers (k, batch, n_out), the output layer transposed
+    activations = np.dtype(dtype).itemsize * batch * sum(sizes[1:])
+    chunk = max(1, min(k, CHUNK_BYTES // activations))
     shapes = [(batch, b) for b in sizes[1:-1]] + [(sizes[-1], batch)]
-    Z = [np.empty((k, *shape), dtype) for shape in shapes]
+    Z = [np.empty((chunk, *shape), dtype) for shape in shapes]
 
     def products() -> None:
-        x = x0
-        for W, z in zip(Ws[:-1], Z[:-1], strict=True):
-            x = np.matmul(x, W, out=z)
-        np.matmul(Ws[-1].swapaxes(-1, -2), x.swapaxes(-1, -2), out=Z[-1])
+        for start in range(0, k, chunk):
+            c = min(chunk, k - start)
+            x = x0
+            for W, z in zip(Ws[:-1], Z[:-1], strict=True):
+                x = np.matmul(x, W[start : start + c], out=z[:c])
+            W = Ws[-1][start : start + c].swapaxes(-1, -2)
+            np.matmul(W, x.swapaxes(-1, -2), out=Z[-1][:c])
 
     def tanhs() -> None:
-        for z in Z[:-1]:
-            np.tanh(z, out=z)
+        for start in range(0, k, chunk):
+            c = min(chunk, k - start)
+            for z in Z[:-1]:
+                np.tanh(z[:c], out=z[:c])
 
     t = side_by_side({"p": products, "t": tanhs}, repeats=5, clock=CLOCK)
     best = flops(sizes, batch, k) / rate  # the products at the square-gemm rate
