@@ -465,6 +465,13 @@ def test_one_forward_for_every_path(dtype):
     value = net.loss(theta, X, y)
     assert net.loss_and_grad(theta, X, y)[0] == value
     assert net.population_loss(theta[None], X, y)[0] == value
+    # the objective holds its inputs with the first layer's column of ones: same bits
+    obj = dfo.NetworkObjective(net, X, y)
+    theta = theta.astype(net.dtype)
+    assert obj(theta) == value and obj.evaluate_batch(theta[None])[0] == value
+    assert obj.value_and_grad(theta)[0] == value
+    np.testing.assert_array_equal(obj.value_and_grad(theta)[1], net.loss_and_grad(theta, X, y)[1])
+    np.testing.assert_array_equal(obj.X, net.check_inputs(X))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -122,6 +122,12 @@ def test_realization_pickles(setup):
     np.testing.assert_array_equal(clone.evaluate_batch(thetas), r.evaluate_batch(thetas))
     np.testing.assert_array_equal(clone.value_and_grad(theta)[1], r.value_and_grad(theta)[1])
     assert len(pickle.dumps(r)) < len(pickle.dumps(obj))
+    # the inputs travel once (X is a view of them with the bias's column of ones)
+    whole = pickle.loads(pickle.dumps(obj))
+    np.testing.assert_array_equal(whole.X, obj.X)
+    np.testing.assert_array_equal(clone.X, X[r.indices])
+    assert np.shares_memory(whole.X, whole._Xe)
+    assert len(pickle.dumps(obj)) < 1.5 * obj._Xe.nbytes + 10_000
 
 
 @settings(max_examples=10, deadline=None)

@@ -295,37 +295,58 @@ class MLP:
         return theta, X, y, lossfn
 
     # -- the forward pass, written once ---------------------------------------------------
-    def _params(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _params(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Per layer the views into ``theta`` that :meth:`_run` multiplies and adds.
 
-        A hidden layer gives ``(W, b)`` shaped for rows of samples, ``W`` of shape
-        ``(n_in, n_out)`` and ``b`` of shape ``(1, n_out)``; the output layer gives
-        ``(W^T, b)`` shaped for columns of samples, ``(n_out, n_in)`` and ``(n_out, 1)``.
-        A stack ``(k, n_params)`` adds a leading axis ``k`` to each. No copy is made.
+        The first layer gives ``([W; b], None)``: its bias is the last row of one
+        ``(n_in + 1, n_out)`` matrix (``theta`` holds ``W`` then ``b``), multiplied by
+        the inputs' column of ones (:meth:`_inputs`). Any other hidden layer gives
+        ``(W, b)`` shaped for rows of samples, ``W`` of shape ``(n_in, n_out)`` and
+        ``b`` of shape ``(1, n_out)``; the output layer ``(W^T, b)`` shaped for columns
+        of samples, ``(n_out, n_in)`` and ``(n_out, 1)`` (``[W; b]^T`` when it is also
+        the first). A stack ``(k, n_params)`` adds a leading axis ``k`` to each. No copy
+        is made.
         """
         lead = theta.shape[:-1]
-        params = [
-            (theta[..., w].reshape(*lead, *shape), theta[..., None, b])
-            for w, shape, b, _ in self._layers[:-1]
-        ]
-        w, shape, b, _ = self._layers[-1]
-        params.append((theta[..., w].reshape(*lead, *shape).swapaxes(-1, -2), theta[..., b, None]))
+        params: list[tuple[np.ndarray, np.ndarray | None]] = []
+        for i, (w, (n_in, n_out), b, _) in enumerate(self._layers):
+            if i == 0:
+                Wb = theta[..., w.start : b.stop].reshape(*lead, n_in + 1, n_out)
+                params.append((Wb, None))
+            else:
+                params.append((theta[..., w].reshape(*lead, n_in, n_out), theta[..., None, b]))
+        W_out, b_out = params[-1]
+        params[-1] = (W_out.swapaxes(-1, -2), None if b_out is None else b_out.swapaxes(-1, -2))
         return params
+
+    def _inputs(self, X: np.ndarray) -> np.ndarray:
+        """``[X, 1]``: the inputs with a column of ones, for the first layer's ``[W; b]``.
+
+        ``X`` of ``n_in + 1`` columns is taken to be that already (unchecked callers
+        that evaluate many times on the same data keep it, saving a copy per call).
+        """
+        if X.shape[-1] == self.n_in + 1:
+            return X
+        Xe = np.empty((X.shape[0], self.n_in + 1), dtype=self.dtype)
+        Xe[:, :-1] = X
+        Xe[:, -1] = 1.0
+        return Xe
 
     def _run(
         self,
-        params: list[tuple[np.ndarray, np.ndarray]],
+        params: list[tuple[np.ndarray, np.ndarray | None]],
         a: np.ndarray,
         keep: list[np.ndarray] | None = None,
-        tangents: list[tuple[np.ndarray, np.ndarray]] | None = None,
+        tangents: list[tuple[np.ndarray, np.ndarray | None]] | None = None,
         out: list[np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """The forward pass: one row per sample, the output layer's result transposed.
 
-        ``a`` is ``X`` of shape ``(batch, n_in)``. A hidden layer computes
-        ``a_l = f_l(a_{l-1} W_l + b_l)`` (shape ``(batch, n_out)``), the output layer
-        ``a_L^T = f_L(W_L^T a_{L-1}^T + b_L)`` (shape ``(n_out, batch)``, the layout of
-        :mod:`dfo.nn.losses`): the same products, the last one written transposed.
+        ``a`` is ``[X, 1]`` of shape ``(batch, n_in + 1)`` (:meth:`_inputs`). A hidden
+        layer computes ``a_l = f_l(a_{l-1} W_l + b_l)`` (shape ``(batch, n_out)``), the
+        output layer ``a_L^T = f_L(W_L^T a_{L-1}^T + b_L)`` (shape ``(n_out, batch)``,
+        the layout of :mod:`dfo.nn.losses`): the same products, the last one written
+        transposed. The first layer's bias is in its product, ``[X, 1] [W; b]``.
         Bias and activation are applied in place on the product. With stacked
         ``params`` every layer is one batched product over the ``k`` networks (their
         weights are views into the stack, each a contiguous matrix) and the output has
@@ -349,7 +370,8 @@ class MLP:
             else:  # z^T = W^T a^T + b
                 a = a.swapaxes(-1, -2)
                 z = np.matmul(W, a, out=buf)
-            z += b
+            if b is not None:
+                z += b
             if tangents is not None:  # dz = a dW + da W + db, laid out like z
                 dW, db = tangents[i]
                 if i < last:
@@ -360,7 +382,8 @@ class MLP:
                     dz = np.matmul(dW, a)
                     if da is not None:
                         dz += np.matmul(W, da.swapaxes(-1, -2))
-                dz += db
+                if db is not None:
+                    dz += db
             a = act.forward(z, z)
             if keep is not None:
                 keep.append(a)
@@ -377,7 +400,7 @@ class MLP:
         if check:
             theta, X = self.check_theta(theta), self.check_inputs(X)
         with np.errstate(all="ignore"):
-            return np.ascontiguousarray(self._run(self._params(theta), X)[0].T)
+            return np.ascontiguousarray(self._run(self._params(theta), self._inputs(X))[0].T)
 
     def loss(
         self, theta: Any, X: Any, y: Any, loss: str | Loss = "cross_entropy", *, check: bool = True
@@ -396,8 +419,9 @@ class MLP:
             False skips every check, for callers that validated once and evaluate many
             times (:class:`~dfo.nn.network_objective.NetworkObjective`): ``theta`` must
             then be an array of the network's ``dtype`` and shape, ``X`` a 2-D array of
-            that dtype as returned by :meth:`check_inputs`, ``y`` as returned by
-            :meth:`check_targets`.
+            that dtype as returned by :meth:`check_inputs` (or ``[X, 1]``, the same with
+            a column of ones appended, which saves one copy of ``X`` per call), ``y``
+            as returned by :meth:`check_targets`.
 
         Returns
         -------
@@ -409,7 +433,7 @@ class MLP:
         else:
             lossfn = get_loss(loss)
         with np.errstate(all="ignore"):
-            out, _ = self._run(self._params(theta[None]), X)
+            out, _ = self._run(self._params(theta[None]), self._inputs(X))
             return float(lossfn.population(out, y)[0])
 
     def loss_and_grad(
@@ -427,25 +451,27 @@ class MLP:
         params = self._params(theta)
         with np.errstate(all="ignore"):
             # forward, keeping each layer's output (activations need only their output)
-            acts = [X]
-            self._run(params, X, keep=acts)
+            acts = [self._inputs(X)]
+            self._run(params, acts[0], keep=acts)
             value, g = lossfn.value_and_grad(acts[-1], y)
             # backward, layer by layer, writing straight into the flat gradient. With
             # z = a W + b: dL/dW = a^T dL/dz, dL/db = column sums of dL/dz,
-            # dL/da = dL/dz W^T; the output layer's dL/dz^T comes transposed.
+            # dL/da = dL/dz W^T; the output layer's dL/dz^T comes transposed. The
+            # first layer's [W; b] takes both from one product with [X, 1].
             grad = np.empty(self.n_params, dtype=self.dtype)
             for i in range(self.n_layers - 1, -1, -1):
-                w, shape, b, act = self._layers[i]
+                w, (n_in, n_out), b, act = self._layers[i]
                 g = act.backward(acts.pop(), g)  # consumes the layer's output
                 if i == self.n_layers - 1:
                     g = g.T  # dL/dz, (batch, n_out); params[i][0] is W^T
-                    Wt = params[i][0]
-                else:
-                    Wt = params[i][0].T
-                np.matmul(acts[-1].T, g, out=grad[w].reshape(shape))
+                if i == 0:
+                    dWb = grad[w.start : b.stop].reshape(n_in + 1, n_out)
+                    np.matmul(acts[-1].T, g, out=dWb)
+                    break
+                np.matmul(acts[-1].T, g, out=grad[w].reshape(n_in, n_out))
                 np.sum(g, axis=0, out=grad[b])
-                if i:
-                    g = g @ Wt
+                W = params[i][0]
+                g = g @ (W if i == self.n_layers - 1 else W.T)
         return value, grad
 
     # -- forward mode ----------------------------------------------------------------------
@@ -509,7 +535,7 @@ class MLP:
             )
         with np.errstate(all="ignore"):
             # one direction (a vector) keeps 2-D products, as the forward pass's
-            out, dout = self._run(self._params(theta), X, tangents=self._params(V))
+            out, dout = self._run(self._params(theta), self._inputs(X), tangents=self._params(V))
             assert dout is not None  # tangents were given
             value, dderiv = lossfn.value_and_jvp(out, y, dout)
         dderiv = np.asarray(dderiv, dtype=self.dtype).reshape(-1)
@@ -574,6 +600,7 @@ class MLP:
             min(max_bytes // (activations + size * self.n_params), _CHUNK_BYTES // activations),
         )
         out = np.empty(k, dtype=self.dtype)
+        Xe = self._inputs(X)
         # the chunks' products reuse one set of arrays: no fresh memory per chunk
         rows = min(chunk, k)
         shapes = [(batch, n) for n in self.sizes[1:-1]] + [(self.n_out, batch)]
@@ -581,7 +608,7 @@ class MLP:
         with np.errstate(all="ignore"):
             for start in range(0, k, chunk):
                 T = Thetas[start : start + chunk].astype(self.dtype, copy=False)
-                values, _ = self._run(self._params(T), X, out=bufs)
+                values, _ = self._run(self._params(T), Xe, out=bufs)
                 out[start : start + T.shape[0]] = lossfn.population(values, y)
         return out
 

@@ -52,10 +52,19 @@ class _NetLoss(Objective):
     def __init__(self, net: MLP, X: np.ndarray, y: np.ndarray, lossfn: Loss) -> None:
         super().__init__(net.n_params)
         self.net = net
-        self.X = X
+        # the inputs are held once, with the column of ones of the first layer's bias
+        # (MLP._inputs); X is a view of them
+        self._Xe = net._inputs(X)
+        self.X = self._Xe[:, :-1]
         self.y = y
         self._lossfn = lossfn
         self.dtype = net.dtype
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: value for name, value in self.__dict__.items() if name != "X"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, X=state["_Xe"][:, :-1])
 
     @property
     def loss(self) -> str:
@@ -66,19 +75,19 @@ class _NetLoss(Objective):
         """Loss at one parameter vector ``x`` of shape ``(n_params,)``."""
         # same value as evaluate_batch(x[None]), without the batch machinery
         theta = as_real(check_point(x, self.dim), self.dtype)
-        return self.net.loss(theta, self.X, self.y, self._lossfn, check=False)
+        return self.net.loss(theta, self._Xe, self.y, self._lossfn, check=False)
 
     def _evaluate_batch(self, X: np.ndarray) -> np.ndarray:
         # X here is a batch of parameter vectors (k, n_params), already checked.
-        return self.net.population_loss(X, self.X, self.y, self._lossfn, check=False)
+        return self.net.population_loss(X, self._Xe, self.y, self._lossfn, check=False)
 
     def _value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         theta = as_real(x, self.dtype)
-        return self.net.loss_and_grad(theta, self.X, self.y, self._lossfn, check=False)
+        return self.net.loss_and_grad(theta, self._Xe, self.y, self._lossfn, check=False)
 
     def _value_and_jvp(self, x: np.ndarray, v: np.ndarray) -> tuple[float, float]:
         theta, v = as_real(x, self.dtype), as_real(v, self.dtype)
-        return self.net.jvp(theta, v, self.X, self.y, self._lossfn, check=False)
+        return self.net.jvp(theta, v, self._Xe, self.y, self._lossfn, check=False)
 
     def gradient_stream(
         self, rng: np.random.Generator, sampler: EpochSampler | None = None
@@ -122,12 +131,14 @@ class MinibatchObjective(_NetLoss):
         """The minibatch ``(X, y)`` (rows ``indices``) of ``parent``, checked there.
 
         The constructor's work without its checks: a run makes one per iteration.
+        ``X`` holds the rows with the parent's column of ones (``[X, 1]``).
         """
         batch = cls.__new__(cls)
         batch.__dict__.update(
             dim=parent.dim,
             net=parent.net,
-            X=X,
+            _Xe=X,
+            X=X[:, :-1],
             y=y,
             _lossfn=parent._lossfn,
             dtype=parent.dtype,
@@ -261,7 +272,9 @@ class NetworkObjective(_NetLoss):
             idx = rng.choice(self.n_train, size=self.batch_size, replace=False)
         else:
             idx = sampler.draw(rng)
-        return MinibatchObjective.of(self, self.X.take(idx, axis=0), self.y.take(idx, axis=0), idx)
+        return MinibatchObjective.of(
+            self, self._Xe.take(idx, axis=0), self.y.take(idx, axis=0), idx
+        )
 
     def gradient_stream(
         self, rng: np.random.Generator, sampler: EpochSampler | None = None
@@ -307,7 +320,7 @@ class NetworkObjective(_NetLoss):
     def full_loss(self, theta: Any) -> float:
         """Loss of ``theta`` on the whole training set."""
         theta = self.net.check_theta(theta)
-        return self.net.loss(theta, self.X, self.y, self._lossfn, check=False)
+        return self.net.loss(theta, self._Xe, self.y, self._lossfn, check=False)
 
     def test_loss(self, theta: Any) -> float:
         """Loss of ``theta`` on the held-out data."""
