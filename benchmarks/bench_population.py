@@ -18,7 +18,10 @@ script prints:
 
 Everything runs on one core (numpy's BLAS, torch and XLA limited to one thread),
 timed alternately in each repeat by the CPU time of the process (``time.process_time``:
-on a shared machine the time spent waiting for a core is not counted).
+on a shared machine the time spent waiting for a core is not counted); each repeat
+times a run of about 20 ms of calls in a row of each implementation, as an optimizer
+makes them (a single call right after another implementation's starts on cold
+caches: on the small networks that alone cost dfo 5-15 points of the gemm rate).
 Before timing, the script checks that every implementation computes the same losses
 (1e-10 relative in float64, 1e-4 in float32).
 
@@ -53,7 +56,15 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from _bench import apply_threads, describe_machine, parser, print_table, side_by_side, verdict
+from _bench import (
+    apply_threads,
+    calls_for,
+    describe_machine,
+    parser,
+    print_table,
+    side_by_side,
+    verdict,
+)
 
 import dfo
 from dfo.nn.network import _CHUNK_BYTES as CHUNK_BYTES  # the forward's chunks
@@ -115,7 +126,9 @@ def bound_fraction(
             for z in Z[:-1]:
                 np.tanh(z[:c], out=z[:c])
 
-    t = side_by_side({"p": products, "t": tanhs}, repeats=5, clock=CLOCK)
+    fns = {"p": products, "t": tanhs}
+    number = {name: calls_for(fn) for name, fn in fns.items()}
+    t = side_by_side(fns, repeats=5, number=number, clock=CLOCK)
     best = flops(sizes, batch, k) / rate  # the products at the square-gemm rate
     return 100.0 * best / (max(t["p"], best) + t["t"]), 100.0 * best / t["p"]
 
@@ -254,7 +267,10 @@ def main() -> None:
                             got, ref, rtol=1e-10 if dt == "float64" else 1e-4
                         )
                         fns[f"{name} {dt}"] = lambda f=f, arg=arg: f(arg)
-                t = side_by_side(fns, repeats=repeats, clock=CLOCK)
+                # each sample a run of calls in a row (about 20 ms), as an optimizer makes
+                # them: the first call after another implementation's finds cold caches
+                number = {name: calls_for(fn) for name, fn in fns.items()}
+                t = side_by_side(fns, repeats=repeats, number=number, clock=CLOCK)
                 fl = flops(sizes, batch, k)
                 net = "-".join(map(str, sizes))
                 for dt in DTYPES:
