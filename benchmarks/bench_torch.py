@@ -14,7 +14,8 @@ the parameter update:
 
 The loop's cost is also printed over its arithmetic: an iteration through minimize
 against one bare ``net.loss_and_grad(theta, X, y, check=False)`` (what the objective
-calls) on a batch of the same size.
+calls, ``X`` held as the objective holds it, with the first layer's column of ones) on
+a batch of the same size.
 
 Both libraries use the same number of threads: numpy's BLAS threads (``--threads``,
 default 1) and ``torch.set_num_threads`` with the same number. Everything is timed
@@ -125,8 +126,10 @@ def run_case(
         F.cross_entropy(model(Xt), yt).backward()
         sgd.step()
 
+    X1 = net._inputs(X)  # [X, 1], as the objective holds its inputs
+
     def dfo_bare() -> None:
-        net.loss_and_grad(th, X, y, check=False)
+        net.loss_and_grad(th, X1, y, check=False)
 
     objective = dfo.NetworkObjective(net, X, y)
     # minibatches of the same size drawn from 10x as many rows, as a training run does

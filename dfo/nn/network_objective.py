@@ -98,7 +98,7 @@ class _NetLoss(Objective):
         """
         if type(self)._value_and_grad is not _NetLoss._value_and_grad:
             return super().gradient_stream(rng, sampler)
-        net, X, y, lossfn, dtype = self.net, self.X, self.y, self._lossfn, self.dtype
+        net, X, y, lossfn, dtype = self.net, self._Xe, self.y, self._lossfn, self.dtype
 
         def value_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
             return net.loss_and_grad(as_real(x, dtype), X, y, lossfn, check=False)
@@ -292,7 +292,7 @@ class NetworkObjective(_NetLoss):
             or type(self)._value_and_grad is not _NetLoss._value_and_grad
         ):
             return Objective.gradient_stream(self, rng, sampler)
-        net, X, y, lossfn, dtype = self.net, self.X, self.y, self._lossfn, self.dtype
+        net, X, y, lossfn, dtype = self.net, self._Xe, self.y, self._lossfn, self.dtype
         size, n_train = self.batch_size, self.n_train
         X_batch = np.empty((size, *X.shape[1:]), dtype=X.dtype)
         y_batch = np.empty((size, *y.shape[1:]), dtype=y.dtype)
