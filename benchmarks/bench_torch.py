@@ -1,8 +1,8 @@
 """One backprop SGD step of dfo's numpy network beside PyTorch's CPU eager mode.
 
 Same MLP (tanh hidden layers, cross-entropy on logits), same weights, same batch,
-float64 in both (``--dtype float32``: float32 in both). A step is forward, backward and
-the parameter update:
+float64 in both (``--dtype float32``: float32 in both, backprop-sgd's iterate and steps
+included). A step is forward, backward and the parameter update:
 
 - dfo, core: ``loss, g = net.loss_and_grad(theta, X, y); theta -= lr * g``;
 - dfo, minimize: one iteration of ``dfo.minimize(..., method="backprop-sgd")`` on a

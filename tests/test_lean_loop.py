@@ -213,3 +213,34 @@ def test_backprop_sgd_iterates_in_the_dtype_it_is_given():
     assert opt.recommend().dtype == np.float64
     boxed = dfo.make_optimizer("backprop-sgd", np.ones(3), dtype="float32", bounds=(0, 2))
     assert boxed.x.dtype == np.float64  # the box is float64: so is the iterate
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_ctrl_c_in_the_lean_loop_keeps_what_was_found_and_resumes_bit_identically(
+    dtype, tmp_path, monkeypatch
+):
+    net, X, y, theta = _data(dtype)
+    obj = dfo.NetworkObjective(net, X, y, batch_size=16)
+    kwargs = {"budget": 200, "seed": 4, "learning_rate": 0.5}
+    ref = dfo.minimize(obj, theta, "backprop-sgd", **kwargs)  # the lean loop
+    loss_and_grad = dfo.MLP.loss_and_grad
+    calls = {"n": 0}
+
+    def interrupting(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 81:
+            raise KeyboardInterrupt
+        return loss_and_grad(self, *args, **kwargs)
+
+    monkeypatch.setattr(dfo.MLP, "loss_and_grad", interrupting)
+    stopped = dfo.minimize(obj, theta, "backprop-sgd", **kwargs)  # lean, no checkpoint
+    assert stopped.status == Status.INTERRUPTED and stopped.nit == stopped.nfev == 80
+    np.testing.assert_array_equal(stopped.history["best"], ref.history["best"][:80])
+    assert stopped.fun == ref.history["best"][79]  # the best value found, at its point
+    # a checkpointed run (the ask/tell loop) stopped the same way resumes to the lean run's bits
+    calls["n"] = 0
+    path = tmp_path / "run.ckpt"
+    dfo.minimize(obj, theta, "backprop-sgd", checkpoint=path, checkpoint_every=7, **kwargs)
+    monkeypatch.undo()
+    res = dfo.minimize(obj, theta, "backprop-sgd", checkpoint=path, resume=True, **kwargs)
+    _same_run(res, ref)
