@@ -15,7 +15,8 @@ included). A step is forward, backward and the parameter update:
 The loop's cost is also printed over its arithmetic: an iteration through minimize
 against one bare ``net.loss_and_grad(theta, X, y, check=False)`` (what the objective
 calls, ``X`` held as the objective holds it, with the first layer's column of ones) on
-a batch of the same size.
+a batch of the same size; and the run layer's own cost per iteration, on an objective
+whose value and gradient cost nothing (of the small net's dimension).
 
 Both libraries use the same number of threads: numpy's BLAS threads (``--threads``,
 default 1) and ``torch.set_num_threads`` with the same number. Everything is timed
@@ -166,6 +167,35 @@ def run_case(
     return times
 
 
+class Instant(dfo.Objective):
+    """A gradient objective that costs nothing: what is left is the run layer's own cost."""
+
+    has_gradient = True
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim)
+        self.grad = np.full(dim, 1e-6)
+
+    def _evaluate_batch(self, X: np.ndarray) -> np.ndarray:
+        return np.zeros(X.shape[0])
+
+    def _value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        return 1.0, self.grad
+
+
+def run_layer_cost(dim: int, repeats: int, clock: Callable[[], float]) -> float:
+    """Seconds per backprop-sgd iteration of minimize on :class:`Instant` (``dim`` entries)."""
+    objective, x0, m = Instant(dim), np.zeros(dim), 2000
+
+    def run(n_iter: int) -> Callable[[], None]:
+        return lambda: dfo.minimize(
+            objective, x0, "backprop-sgd", 10 * m, max_iter=n_iter, seed=0, learning_rate=LR
+        )
+
+    times = side_by_side({"m": run(m), "2m": run(2 * m)}, repeats=repeats, warmup=0, clock=clock)
+    return (times["2m"] - times["m"]) / m
+
+
 def main() -> None:
     cli = parser(__doc__.splitlines()[0])
     cli.add_argument(
@@ -216,6 +246,13 @@ def main() -> None:
     print_table(
         ("network @ batch", "loop", "per iteration us", "loss_and_grad us", "ratio", "target"),
         loops,
+    )
+    dim = dfo.MLP(list(CASES[0][0])).n_params
+    cost = run_layer_cost(dim, repeats, clock)
+    print()
+    print(
+        f"The run layer's own cost per iteration (minimize on an objective that costs "
+        f"nothing, n = {dim}): {cost * 1e6:.1f} us"
     )
     if limiter is not None:
         limiter.restore_original_limits()
