@@ -1,8 +1,9 @@
 """The lean loop: backprop-sgd's iterations without the ask/tell round trip.
 
-When nothing looks at a backprop-sgd run between its iterations (no callback,
-progress bar, checkpoint, executor, ``history_x`` or ``on_error="worst"``, no
-``tol``), :func:`dfo.minimize` runs its iterations here: the objective's
+When nothing looks at a backprop-sgd run between its iterations (no progress bar,
+checkpoint, executor, ``history_x`` or ``on_error="worst"``, no ``tol``, and no
+callback unless it is called at marks, ``next_nfev``: it is then called between
+chunks that end at its marks), :func:`dfo.minimize` runs its iterations here: the objective's
 :meth:`~dfo.Objective.gradient_stream` evaluates the iterate itself on each
 iteration's realization, and :meth:`~dfo.optimizers.gradient.BackpropSGD.tell_gradient`
 takes the step and books it in scalars. Everything else is the run loop's:
@@ -60,7 +61,11 @@ def lean_stream(run: _Run, objective: Objective, *, watched: bool) -> GradientSt
 
 
 def run_lean(
-    run: _Run, stream: GradientStream, guard: _InterruptGuard, max_time: float | None
+    run: _Run,
+    stream: GradientStream,
+    guard: _InterruptGuard,
+    max_time: float | None,
+    iterations: int | None = None,
 ) -> None:
     """Iterations of the lean loop, from an iterate that ``stop()`` let go on.
 
@@ -77,12 +82,16 @@ def run_lean(
         Defers Ctrl-C while a step is taken and booked.
     max_time : float or None
         The run's wall-clock limit, checked before each iteration.
+    iterations : int, optional
+        At most this many iterations (up to a callback's next mark).
     """
     opt, ledger = run.optimizer, run.optimizer.ledger
     assert isinstance(opt, BackpropSGD)  # lean_stream's condition
     n = ledger.remaining()
     if ledger.max_iter is not None:
         n = min(n, ledger.max_iter - ledger.nit)
+    if iterations is not None:
+        n = min(n, iterations)
     target = ledger.target
     dim = opt.dim
     tell = opt.tell_gradient

@@ -534,8 +534,11 @@ def _run_ask_tell(
     opt, ev, ledger = run.optimizer, run.evaluator, run.optimizer.ledger
     needs_grad = opt.needs_gradient
     stochastic = objective.is_stochastic
+    # a callback called at marks (``next_nfev``) watches only there: the lean loop runs
+    # up to each mark (backprop-sgd: one evaluation per iteration)
+    marked = callback is not None and hasattr(getattr(callback, "callback", callback), "next_nfev")
     watched = (
-        callback is not None
+        (callback is not None and not marked)
         or bar is not None
         or path is not None
         or ev.executor is not None
@@ -553,7 +556,16 @@ def _run_ask_tell(
             if max_time is not None and ledger.elapsed() >= max_time:
                 return {"max_time": f"reached max_time={max_time} s"}
             if stream is not None:  # backprop-sgd that nothing watches: the same bits
-                run_lean(run, stream, guard, max_time)
+                if callback is None:
+                    run_lean(run, stream, guard, max_time)
+                    continue
+                mark = int(getattr(callback, "next_nfev", 0))
+                run_lean(run, stream, guard, max_time, max(1, mark - ledger.nfev))
+                if ledger.nfev >= mark:
+                    try:
+                        callback(_intermediate(run))
+                    except StopIteration:
+                        return {"callback": "stopped by the callback"}
                 continue
             guard.hold()
             X = opt.ask()
