@@ -416,6 +416,34 @@ class Objective:
 
         return value_and_grad
 
+    def jvp_stream(
+        self, rng: np.random.Generator, sampler: EpochSampler | None = None
+    ) -> Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]:
+        """``f(x, v) -> (value, grad @ v)`` on a new realization at every call (the lean loop's).
+
+        :meth:`gradient_stream` for forward mode: one call per iteration of a
+        forward-gradient run with the iterate and the iteration's direction, which
+        the function must not change, on the realization the run loop would draw.
+        The caller checks the value and the directional derivative as
+        :meth:`value_and_jvp`'s. The default evaluates copies of ``x`` and ``v``
+        through the realization's forward mode; objectives that can do it cheaper
+        override it with the same numbers.
+        """
+        stochastic = self.is_stochastic
+
+        def value_and_jvp(x: np.ndarray, v: np.ndarray) -> tuple[Any, Any]:
+            sample = self
+            if stochastic and sampler is None:
+                sample = self.realization(rng)
+            elif stochastic:
+                sample = self.realization(rng, sampler)
+            point, tangent = x.copy(), v.copy()  # the iterate and direction stay the run's
+            if type(sample).value_and_jvp is Objective.value_and_jvp:  # checked once
+                return sample._value_and_jvp(point, tangent)
+            return sample.value_and_jvp(point, tangent)
+
+        return value_and_jvp
+
     def sampler(self) -> EpochSampler | None:
         """A fresh minibatch stream for a run (None: the realizations need no state).
 

@@ -111,7 +111,13 @@ def _data(dtype="float64"):
 
 def _same_run(a, b):
     assert a.message == b.message
-    assert (a.nit, a.nfev, a.ngev, a.n_nonfinite) == (b.nit, b.nfev, b.ngev, b.n_nonfinite)
+    assert (a.nit, a.nfev, a.ngev, a.njvp, a.n_nonfinite) == (
+        b.nit,
+        b.nfev,
+        b.ngev,
+        b.njvp,
+        b.n_nonfinite,
+    )
     np.testing.assert_array_equal(a.x, b.x)
     assert a.fun == b.fun or (np.isnan(a.fun) and np.isnan(b.fun))
     for key in a.history:
@@ -131,24 +137,43 @@ LEAN_CASES = {
 }
 
 
+#: forward-gradient's options where backprop-sgd's defaults do not fit
+FORWARD_CASES = {"target": {"learning_rate": 0.1}, "minibatches, adam": {"learning_rate": 0.05}}
+
+
+@pytest.mark.parametrize("method", ["backprop-sgd", "forward-gradient"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("case", list(LEAN_CASES))
-def test_the_lean_loop_gives_the_bits_of_the_ask_tell_loop(case, dtype, monkeypatch):
+def test_the_lean_loop_gives_the_bits_of_the_ask_tell_loop(case, dtype, method, monkeypatch):
     net, X, y, theta = _data(dtype)
     obj_kw, run_kw = LEAN_CASES[case]
     obj = dfo.NetworkObjective(net, X, y, **obj_kw)
     kwargs = {"budget": 200, "seed": 3, **run_kw}
-    lean = dfo.minimize(obj, theta, "backprop-sgd", **kwargs)
+    if method == "forward-gradient":
+        kwargs.update(FORWARD_CASES.get(case, {}))
+    lean = dfo.minimize(obj, theta, method, **kwargs)
     # a callback makes the run loop take the ask/tell path
-    full = dfo.minimize(obj, theta, "backprop-sgd", callback=lambda r: None, **kwargs)
+    full = dfo.minimize(obj, theta, method, callback=lambda r: None, **kwargs)
     _same_run(lean, full)
+    if method == "forward-gradient":  # one forward pass per iteration, counted as such
+        assert lean.njvp == lean.nfev - 1 == lean.nit and lean.ngev == 0
     if case == "failed steps":
         assert "failed steps" in lean.message
     if case == "target":
         assert lean.status == Status.CONVERGED and lean.nit < 199
     # and the lean loop did run: without a callback, ask/tell is never used
     monkeypatch.setattr(dfo.Optimizer, "tell_evaluated", None)
-    _same_run(dfo.minimize(obj, theta, "backprop-sgd", **kwargs), lean)
+    _same_run(dfo.minimize(obj, theta, method, **kwargs), lean)
+
+
+def test_the_lean_loop_keeps_forward_gradients_with_several_directions_on_ask_tell(monkeypatch):
+    net, X, y, theta = _data()
+    obj = dfo.NetworkObjective(net, X, y, batch_size=16)
+    res = dfo.minimize(obj, theta, "forward-gradient", budget=60, seed=0, n_directions=3)
+    assert res.njvp == res.nfev - 1 == 3 * res.nit
+    monkeypatch.setattr(dfo.Optimizer, "tell_evaluated", None)  # the ask/tell loop's
+    with pytest.raises(TypeError):
+        dfo.minimize(obj, theta, "forward-gradient", budget=60, seed=0, n_directions=3)
 
 
 def test_the_lean_loop_gives_the_bits_of_the_ask_tell_loop_on_a_function():
@@ -157,6 +182,23 @@ def test_the_lean_loop_gives_the_bits_of_the_ask_tell_loop_on_a_function():
     lean = dfo.minimize(obj, np.arange(3.0), "backprop-sgd", **kwargs)
     full = dfo.minimize(obj, np.arange(3.0), "backprop-sgd", callback=lambda r: None, **kwargs)
     _same_run(lean, full)
+
+
+def test_the_lean_forward_gradient_gives_the_bits_of_the_ask_tell_loop_on_a_function(
+    monkeypatch,
+):
+    def grad(x):  # not finite beyond 2: the failed steps and their count
+        return x.copy() if abs(x[0]) < 2.0 else np.full_like(x, np.nan)
+
+    obj = dfo.as_objective(sphere, dim=3, grad=grad)
+    kwargs = {"budget": 100, "seed": 0, "learning_rate": 0.9}
+    x0 = np.array([1.5, -1.0, 0.5])
+    lean = dfo.minimize(obj, x0, "forward-gradient", **kwargs)
+    full = dfo.minimize(obj, x0, "forward-gradient", callback=lambda r: None, **kwargs)
+    _same_run(lean, full)
+    assert lean.n_nonfinite > 0 and lean.njvp == lean.nit  # the failed ones counted too
+    monkeypatch.setattr(dfo.Optimizer, "tell_evaluated", None)  # the lean loop did run
+    _same_run(dfo.minimize(obj, x0, "forward-gradient", **kwargs), lean)
 
 
 def test_the_lean_loop_names_the_iteration_where_the_objective_raised():

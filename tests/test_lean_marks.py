@@ -31,7 +31,7 @@ class Marks:
             raise StopIteration
 
 
-def _run(monkeypatch, lean, stop_at=None):
+def _run(monkeypatch, lean, stop_at=None, method="backprop-sgd"):
     if not lean:
         monkeypatch.setattr(run_minimize, "lean_stream", lambda *a, **k: None)
     X, y = load_digits()
@@ -44,20 +44,21 @@ def _run(monkeypatch, lean, stop_at=None):
     res = dfo.minimize(
         obj,
         net.init_params(2),
-        "backprop-sgd",
+        method,
         budget=300,
         seed=5,
         callback=calls,
-        learning_rate=0.3,
+        learning_rate=0.3 if method == "backprop-sgd" else 0.02,
     )
     return res, calls.seen, used
 
 
+@pytest.mark.parametrize("method", ["backprop-sgd", "forward-gradient"])
 @pytest.mark.parametrize("stop_at", [None, 120])
-def test_marked_callback_keeps_the_lean_loop_and_its_bits(monkeypatch, stop_at):
-    lean, seen_lean, chunks = _run(monkeypatch, True, stop_at)
+def test_marked_callback_keeps_the_lean_loop_and_its_bits(monkeypatch, stop_at, method):
+    lean, seen_lean, chunks = _run(monkeypatch, True, stop_at, method)
     with monkeypatch.context() as m:
-        full, seen_full, none = _run(m, False, stop_at)
+        full, seen_full, none = _run(m, False, stop_at, method)
     assert len(chunks) >= len(seen_lean) and none == []  # the lean loop ran, in chunks
     assert [s[:2] for s in seen_lean] == [s[:2] for s in seen_full]
     assert [s[0] for s in seen_lean][:4] == [1, 2, 3, 7]
@@ -67,6 +68,7 @@ def test_marked_callback_keeps_the_lean_loop_and_its_bits(monkeypatch, stop_at):
     np.testing.assert_array_equal(lean.x, full.x)
     np.testing.assert_array_equal(lean.history["value"], full.history["value"])
     assert (lean.nfev, lean.nit, lean.status) == (full.nfev, full.nit, full.status)
+    assert (lean.ngev, lean.njvp) == (full.ngev, full.njvp)
     if stop_at is not None:
         assert lean.nfev == stop_at + 1 and lean.message == full.message  # + the final
 

@@ -105,6 +105,22 @@ class _NetLoss(Objective):
 
         return value_and_grad
 
+    def jvp_stream(
+        self, rng: np.random.Generator, sampler: EpochSampler | None = None
+    ) -> Callable[[np.ndarray, np.ndarray], tuple[float, float]]:
+        """Forward mode at the iterate on the whole data, without copies of the point.
+
+        A subclass with a forward mode of its own gets :class:`Objective`'s stream.
+        """
+        if type(self)._value_and_jvp is not _NetLoss._value_and_jvp:
+            return super().jvp_stream(rng, sampler)
+        net, X, y, lossfn, dtype = self.net, self._Xe, self.y, self._lossfn, self.dtype
+
+        def value_and_jvp(x: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+            return net.jvp(as_real(x, dtype), as_real(v, dtype), X, y, lossfn, check=False)
+
+        return value_and_jvp
+
 
 class MinibatchObjective(_NetLoss):
     """The loss on one fixed minibatch, returned by :meth:`NetworkObjective.realization`.
@@ -309,6 +325,39 @@ class NetworkObjective(_NetLoss):
             return net.loss_and_grad(as_real(x, dtype), X_batch, y_batch, lossfn, check=False)
 
         return value_and_grad
+
+    def jvp_stream(
+        self, rng: np.random.Generator, sampler: EpochSampler | None = None
+    ) -> Callable[[np.ndarray, np.ndarray], tuple[float, float]]:
+        """Forward mode at the iterate on the next minibatch of each call.
+
+        The minibatch :meth:`realization` would draw, in two buffers, as
+        :meth:`gradient_stream`. A subclass with realizations or a forward mode of
+        its own gets :class:`Objective`'s.
+        """
+        if self.batch_size is None:
+            return super().jvp_stream(rng, sampler)
+        if (
+            type(self).realization is not NetworkObjective.realization
+            or type(self)._value_and_jvp is not _NetLoss._value_and_jvp
+        ):
+            return Objective.jvp_stream(self, rng, sampler)
+        net, X, y, lossfn, dtype = self.net, self._Xe, self.y, self._lossfn, self.dtype
+        size, n_train = self.batch_size, self.n_train
+        X_batch = np.empty((size, *X.shape[1:]), dtype=X.dtype)
+        y_batch = np.empty((size, *y.shape[1:]), dtype=y.dtype)
+
+        def value_and_jvp(x: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+            if sampler is None:
+                idx = rng.choice(n_train, size=size, replace=False)
+            else:
+                idx = sampler.draw(rng)
+            X.take(idx, axis=0, out=X_batch, mode="clip")  # as in gradient_stream
+            y.take(idx, axis=0, out=y_batch, mode="clip")
+            theta, tangent = as_real(x, dtype), as_real(v, dtype)
+            return net.jvp(theta, tangent, X_batch, y_batch, lossfn, check=False)
+
+        return value_and_jvp
 
     def sampler(self) -> EpochSampler | None:
         """Shuffled epochs of ``batch_size`` rows for a run (None if full batch)."""

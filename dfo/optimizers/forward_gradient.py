@@ -112,3 +112,38 @@ class ForwardGradient(GradientStepOptimizer):
         if math.isfinite(square):
             return self._step(value, g, finite=True, grad_bound=math.sqrt(square))
         return self._step(value, g)
+
+    def lean_direction(self) -> np.ndarray:
+        """The next iteration's direction, drawn as :meth:`ask` draws it (one direction).
+
+        For the run's lean loop (:mod:`dfo.run.lean`), which evaluates ``self.x``
+        along it without asking, then calls :meth:`tell_jvp`.
+        """
+        if self._n_pending is None:  # else stop() has asked: the pending direction
+            self._V = self.rng.standard_normal((1, self.dim))
+        return self._V[0]
+
+    def tell_jvp(self, value: float, dderiv: float) -> None:
+        """:meth:`tell_evaluated` of the value and directional derivative, in scalars.
+
+        The lean loop's (after :meth:`lean_direction`): the same step and the same
+        bookkeeping as ``ask`` and ``tell`` (``tests/test_lean_loop.py`` checks the
+        bits), without the arrays of a batch of one point.
+        """
+        x, v = self.x, self._V[0]
+        if math.isfinite(value) and math.isfinite(dderiv):
+            g = v * dderiv  # d v, as _tell
+            square = square_norm(g)
+            if math.isfinite(square):
+                reported = self._step(value, g, finite=True, grad_bound=math.sqrt(square))
+            else:
+                reported = self._step(value, g)
+        else:
+            reported = self._step(value, None)
+        self._pending = self._n_pending = None
+        if self._handed:
+            self._handed = []
+        ledger = self.ledger
+        if not ledger.book_jvp(x, value, dderiv):  # not finite: counted as tell does
+            ledger.book(x[None, :], np.array([value]), dderivs=np.array([dderiv]), copy=False)
+        ledger.close_iteration(reported)

@@ -1,18 +1,24 @@
-"""The lean loop: backprop-sgd's iterations without the ask/tell round trip.
+"""The lean loop: backprop-sgd's and forward-gradient's iterations without the ask/tell round trip.
 
-When nothing looks at a backprop-sgd run between its iterations (no progress bar,
-checkpoint, executor, ``history_x`` or ``on_error="worst"``, no ``tol``, and no
-callback unless it is called at marks, ``next_nfev``: it is then called between
-chunks that end at its marks), :func:`dfo.minimize` runs its iterations here: the objective's
+When nothing looks at a backprop-sgd run (or a forward-gradient run with one
+direction) between its iterations (no progress bar, checkpoint, executor,
+``history_x`` or ``on_error="worst"``, no ``tol``, and no callback unless it is
+called at marks, ``next_nfev``: it is then called between chunks that end at its
+marks), :func:`dfo.minimize` runs its iterations here: the objective's
 :meth:`~dfo.Objective.gradient_stream` evaluates the iterate itself on each
 iteration's realization, and :meth:`~dfo.optimizers.gradient.BackpropSGD.tell_gradient`
-takes the step and books it in scalars. Everything else is the run loop's:
+takes the step and books it in scalars. Forward-gradient's iterations are the same
+with :meth:`~dfo.Objective.jvp_stream` along the direction that
+:meth:`~dfo.optimizers.forward_gradient.ForwardGradient.lean_direction` draws, and
+:meth:`~dfo.optimizers.forward_gradient.ForwardGradient.tell_jvp`. Everything
+else is the run loop's:
 
 - it runs as many iterations as the budget and ``max_iter`` allow, so ``stop()``
   is not asked before each one; it hands back after any failed step (whose
   reasons to stop ``stop()`` then gives), at the target, and at ``max_time``;
-- the iteration's value, gradient and exceptions are checked and annotated as the
-  evaluator does, and Ctrl-C waits while the step is taken and booked;
+- the iteration's value, gradient (directional derivative) and exceptions are
+  checked and annotated as the evaluator does, and Ctrl-C waits while the step
+  is taken and booked;
 - the numbers are the ask/tell loop's, bit for bit (``tests/test_lean_loop.py``).
 """
 
@@ -24,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dfo.objective import Objective, to_gradient, to_scalar
+from dfo.optimizers.forward_gradient import ForwardGradient
 from dfo.optimizers.gradient import BackpropSGD
 
 if TYPE_CHECKING:
@@ -33,10 +40,14 @@ __all__ = ["lean_stream", "run_lean"]
 
 #: ``f(x) -> (value, grad)`` on a new realization per call (:meth:`Objective.gradient_stream`)
 GradientStream = Callable[[np.ndarray], tuple[Any, Any]]
+#: ``f(x, v) -> (value, dderiv)`` on a new realization per call (:meth:`Objective.jvp_stream`)
+JVPStream = Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]
 
 
-def lean_stream(run: _Run, objective: Objective, *, watched: bool) -> GradientStream | None:
-    """The objective's gradient stream for the lean loop, or None if the run needs the full loop.
+def lean_stream(
+    run: _Run, objective: Objective, *, watched: bool
+) -> GradientStream | JVPStream | None:
+    """The objective's stream for the lean loop, or None if the run needs the full loop.
 
     Parameters
     ----------
@@ -52,17 +63,20 @@ def lean_stream(run: _Run, objective: Objective, *, watched: bool) -> GradientSt
     -------
     callable or None
         ``objective.gradient_stream(...)`` for a backprop-sgd run without ``tol``
-        that nothing watches; None otherwise.
+        that nothing watches, ``objective.jvp_stream(...)`` for such a
+        forward-gradient run with one direction; None otherwise.
     """
     opt = run.optimizer
-    if watched or not isinstance(opt, BackpropSGD) or opt.xtol is not None:
+    if watched or not isinstance(opt, (BackpropSGD, ForwardGradient)) or opt.xtol is not None:
         return None
-    return objective.gradient_stream(run.obj_rng, run.sampler)
+    if isinstance(opt, BackpropSGD):
+        return objective.gradient_stream(run.obj_rng, run.sampler)
+    return objective.jvp_stream(run.obj_rng, run.sampler) if opt.q == 1 else None
 
 
 def run_lean(
     run: _Run,
-    stream: GradientStream,
+    stream: GradientStream | JVPStream,
     guard: _InterruptGuard,
     max_time: float | None,
     iterations: int | None = None,
@@ -75,9 +89,10 @@ def run_lean(
     Parameters
     ----------
     run : dfo.run.minimize._Run
-        A backprop-sgd run (:func:`lean_stream` gave ``stream``).
+        A backprop-sgd or forward-gradient run (:func:`lean_stream` gave ``stream``).
     stream : callable
-        ``stream(x) -> (value, grad)`` on the next realization.
+        ``stream(x) -> (value, grad)`` (forward-gradient: ``stream(x, v) -> (value,
+        dderiv)``) on the next realization.
     guard : dfo.run.minimize._InterruptGuard
         Defers Ctrl-C while a step is taken and booked.
     max_time : float or None
@@ -86,12 +101,15 @@ def run_lean(
         At most this many iterations (up to a callback's next mark).
     """
     opt, ledger = run.optimizer, run.optimizer.ledger
-    assert isinstance(opt, BackpropSGD)  # lean_stream's condition
-    n = ledger.remaining()
+    n = ledger.remaining()  # one evaluation per iteration
     if ledger.max_iter is not None:
         n = min(n, ledger.max_iter - ledger.nit)
     if iterations is not None:
         n = min(n, iterations)
+    if isinstance(opt, ForwardGradient):
+        _run_lean_jvp(run, opt, stream, guard, max_time, int(n))  # type: ignore[arg-type]
+        return
+    assert isinstance(opt, BackpropSGD)  # lean_stream's condition
     target = ledger.target
     dim = opt.dim
     tell = opt.tell_gradient
@@ -100,7 +118,7 @@ def run_lean(
             return
         x = opt.x
         try:
-            value, grad = stream(x)
+            value, grad = stream(x)  # type: ignore[call-arg]
             if type(value) is not float:  # a value of another type: converted, or raise
                 value = to_scalar(value, "the gradient function's value")
             if not (type(grad) is np.ndarray and grad.dtype == x.dtype and grad.shape == x.shape):
@@ -111,6 +129,42 @@ def run_lean(
             raise
         guard.critical = True  # guard.hold(), inlined: Ctrl-C waits for the booking
         tell(value, grad)
+        guard.critical = False
+        if guard.pending:
+            guard.release()  # raises the deferred KeyboardInterrupt
+        if opt.bad_steps or (target is not None and ledger.best_f <= target):
+            return
+
+
+def _run_lean_jvp(
+    run: _Run,
+    opt: ForwardGradient,
+    stream: JVPStream,
+    guard: _InterruptGuard,
+    max_time: float | None,
+    n: int,
+) -> None:
+    """:func:`run_lean`'s ``n`` iterations of forward-gradient (one direction each)."""
+    ledger = opt.ledger
+    target = ledger.target
+    direction, tell = opt.lean_direction, opt.tell_jvp
+    for _ in range(n):
+        if max_time is not None and ledger.elapsed() >= max_time:
+            return
+        x = opt.x
+        v = direction()
+        try:
+            value, dderiv = stream(x, v)
+            if type(value) is not float:  # of another type: converted, or raise
+                value = to_scalar(value, "the objective's value")
+            if type(dderiv) is not float:
+                dderiv = to_scalar(dderiv, "the directional derivative")
+        except Exception as exc:
+            run.evaluator.nit = ledger.nit
+            run.evaluator._annotate(exc, x[None, :])
+            raise
+        guard.critical = True  # guard.hold(), inlined: Ctrl-C waits for the booking
+        tell(value, dderiv)
         guard.critical = False
         if guard.pending:
             guard.release()  # raises the deferred KeyboardInterrupt

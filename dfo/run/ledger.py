@@ -212,6 +212,22 @@ class Ledger:
             self.best_f = value
         return True
 
+    def book_jvp(self, x: np.ndarray, value: float, dderiv: float) -> bool:
+        """:meth:`book` of one point with its directional derivative, in scalars (the lean loop).
+
+        ``x`` is kept as it is (it is never changed afterwards). Books nothing and
+        returns False when the value or the directional derivative is not finite:
+        :meth:`book` counts those.
+        """
+        if not (math.isfinite(value) and math.isfinite(dderiv)):
+            return False
+        self.nfev += 1
+        self.njvp += 1
+        if value < self.best_f:
+            self.best_x = x
+            self.best_f = value
+        return True
+
     def best_row(self, values: np.ndarray) -> int:
         """The row of ``values`` that :meth:`book` would keep as the new best (-1: none).
 

@@ -535,7 +535,7 @@ def _run_ask_tell(
     needs_grad = opt.needs_gradient
     stochastic = objective.is_stochastic
     # a callback called at marks (``next_nfev``) watches only there: the lean loop runs
-    # up to each mark (backprop-sgd: one evaluation per iteration)
+    # up to each mark (one evaluation per iteration)
     marked = callback is not None and hasattr(getattr(callback, "callback", callback), "next_nfev")
     watched = (
         (callback is not None and not marked)
@@ -555,7 +555,7 @@ def _run_ask_tell(
                 return reasons
             if max_time is not None and ledger.elapsed() >= max_time:
                 return {"max_time": f"reached max_time={max_time} s"}
-            if stream is not None:  # backprop-sgd that nothing watches: the same bits
+            if stream is not None:  # a gradient run that nothing watches: the same bits
                 if callback is None:
                     run_lean(run, stream, guard, max_time)
                     continue
