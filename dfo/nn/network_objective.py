@@ -284,13 +284,39 @@ class NetworkObjective(_NetLoss):
             return self
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
-        if sampler is None:
-            idx = rng.choice(self.n_train, size=self.batch_size, replace=False)
-        else:
-            idx = sampler.draw(rng)
+        idx = self._next_rows(rng, sampler)
         return MinibatchObjective.of(
             self, self._Xe.take(idx, axis=0), self.y.take(idx, axis=0), idx
         )
+
+    def _next_rows(self, rng: np.random.Generator, sampler: EpochSampler | None) -> np.ndarray:
+        """The rows of the next minibatch (:meth:`realization`'s draw)."""
+        assert self.batch_size is not None
+        if sampler is None:
+            return rng.choice(self.n_train, size=self.batch_size, replace=False)
+        return sampler.draw(rng)
+
+    def _minibatch_buffers(
+        self, rng: np.random.Generator, sampler: EpochSampler | None
+    ) -> tuple[Callable[[], None], np.ndarray, np.ndarray]:
+        """``(fill, X_batch, y_batch)``: ``fill()`` takes the next minibatch into the buffers.
+
+        The rows :meth:`realization` would draw, written into the same two arrays at
+        every call (no per-call objects; the rows stay in cache).
+        """
+        assert self.batch_size is not None
+        X, y, next_rows = self._Xe, self.y, self._next_rows
+        X_batch = np.empty((self.batch_size, *X.shape[1:]), dtype=X.dtype)
+        y_batch = np.empty((self.batch_size, *y.shape[1:]), dtype=y.dtype)
+
+        def fill() -> None:
+            idx = next_rows(rng, sampler)
+            # the rows are valid: "clip" checks nothing, and writes straight into the buffers
+            # ("raise" would write into a temporary and copy it)
+            X.take(idx, axis=0, out=X_batch, mode="clip")
+            y.take(idx, axis=0, out=y_batch, mode="clip")
+
+        return fill, X_batch, y_batch
 
     def gradient_stream(
         self, rng: np.random.Generator, sampler: EpochSampler | None = None
@@ -298,8 +324,8 @@ class NetworkObjective(_NetLoss):
         """Backpropagation at the iterate on the next minibatch of each call.
 
         The minibatch :meth:`realization` would draw, taken into the same two
-        buffers at every call (no per-call objects; the rows stay in cache). A
-        subclass with realizations or a gradient of its own gets :class:`Objective`'s.
+        buffers at every call (:meth:`_minibatch_buffers`). A subclass with
+        realizations or a gradient of its own gets :class:`Objective`'s.
         """
         if self.batch_size is None:
             return super().gradient_stream(rng, sampler)
@@ -308,20 +334,11 @@ class NetworkObjective(_NetLoss):
             or type(self)._value_and_grad is not _NetLoss._value_and_grad
         ):
             return Objective.gradient_stream(self, rng, sampler)
-        net, X, y, lossfn, dtype = self.net, self._Xe, self.y, self._lossfn, self.dtype
-        size, n_train = self.batch_size, self.n_train
-        X_batch = np.empty((size, *X.shape[1:]), dtype=X.dtype)
-        y_batch = np.empty((size, *y.shape[1:]), dtype=y.dtype)
+        net, lossfn, dtype = self.net, self._lossfn, self.dtype
+        fill, X_batch, y_batch = self._minibatch_buffers(rng, sampler)
 
         def value_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
-            if sampler is None:
-                idx = rng.choice(n_train, size=size, replace=False)
-            else:
-                idx = sampler.draw(rng)
-            # the rows are valid: "clip" checks nothing, and writes straight into the buffers
-            # ("raise" would write into a temporary and copy it)
-            X.take(idx, axis=0, out=X_batch, mode="clip")
-            y.take(idx, axis=0, out=y_batch, mode="clip")
+            fill()
             return net.loss_and_grad(as_real(x, dtype), X_batch, y_batch, lossfn, check=False)
 
         return value_and_grad
@@ -331,8 +348,8 @@ class NetworkObjective(_NetLoss):
     ) -> Callable[[np.ndarray, np.ndarray], tuple[float, float]]:
         """Forward mode at the iterate on the next minibatch of each call.
 
-        The minibatch :meth:`realization` would draw, in two buffers, as
-        :meth:`gradient_stream`. A subclass with realizations or a forward mode of
+        The minibatch :meth:`realization` would draw, in two buffers
+        (:meth:`_minibatch_buffers`). A subclass with realizations or a forward mode of
         its own gets :class:`Objective`'s.
         """
         if self.batch_size is None:
@@ -342,18 +359,11 @@ class NetworkObjective(_NetLoss):
             or type(self)._value_and_jvp is not _NetLoss._value_and_jvp
         ):
             return Objective.jvp_stream(self, rng, sampler)
-        net, X, y, lossfn, dtype = self.net, self._Xe, self.y, self._lossfn, self.dtype
-        size, n_train = self.batch_size, self.n_train
-        X_batch = np.empty((size, *X.shape[1:]), dtype=X.dtype)
-        y_batch = np.empty((size, *y.shape[1:]), dtype=y.dtype)
+        net, lossfn, dtype = self.net, self._lossfn, self.dtype
+        fill, X_batch, y_batch = self._minibatch_buffers(rng, sampler)
 
         def value_and_jvp(x: np.ndarray, v: np.ndarray) -> tuple[float, float]:
-            if sampler is None:
-                idx = rng.choice(n_train, size=size, replace=False)
-            else:
-                idx = sampler.draw(rng)
-            X.take(idx, axis=0, out=X_batch, mode="clip")  # as in gradient_stream
-            y.take(idx, axis=0, out=y_batch, mode="clip")
+            fill()
             theta, tangent = as_real(x, dtype), as_real(v, dtype)
             return net.jvp(theta, tangent, X_batch, y_batch, lossfn, check=False)
 

@@ -100,35 +100,28 @@ def run_lean(
     iterations : int, optional
         At most this many iterations (up to a callback's next mark).
     """
-    opt, ledger = run.optimizer, run.optimizer.ledger
+    opt = run.optimizer
+    assert isinstance(opt, (BackpropSGD, ForwardGradient))  # lean_stream's condition
+    ledger = opt.ledger
     n = ledger.remaining()  # one evaluation per iteration
     if ledger.max_iter is not None:
         n = min(n, ledger.max_iter - ledger.nit)
     if iterations is not None:
         n = min(n, iterations)
-    if isinstance(opt, ForwardGradient):
-        _run_lean_jvp(run, opt, stream, guard, max_time, int(n))  # type: ignore[arg-type]
-        return
-    assert isinstance(opt, BackpropSGD)  # lean_stream's condition
+    evaluate, tell = _method_iteration(opt, stream)
     target = ledger.target
-    dim = opt.dim
-    tell = opt.tell_gradient
     for _ in range(int(n)):
         if max_time is not None and ledger.elapsed() >= max_time:
             return
         x = opt.x
         try:
-            value, grad = stream(x)  # type: ignore[call-arg]
-            if type(value) is not float:  # a value of another type: converted, or raise
-                value = to_scalar(value, "the gradient function's value")
-            if not (type(grad) is np.ndarray and grad.dtype == x.dtype and grad.shape == x.shape):
-                grad = to_gradient(grad, dim)  # checked and converted, or raise
+            value, derivative = evaluate(x)
         except Exception as exc:
             run.evaluator.nit = ledger.nit
             run.evaluator._annotate(exc, x[None, :])
             raise
         guard.critical = True  # guard.hold(), inlined: Ctrl-C waits for the booking
-        tell(value, grad)
+        tell(value, derivative)
         guard.critical = False
         if guard.pending:
             guard.release()  # raises the deferred KeyboardInterrupt
@@ -136,37 +129,44 @@ def run_lean(
             return
 
 
-def _run_lean_jvp(
-    run: _Run,
-    opt: ForwardGradient,
-    stream: JVPStream,
-    guard: _InterruptGuard,
-    max_time: float | None,
-    n: int,
-) -> None:
-    """:func:`run_lean`'s ``n`` iterations of forward-gradient (one direction each)."""
-    ledger = opt.ledger
-    target = ledger.target
-    direction, tell = opt.lean_direction, opt.tell_jvp
-    for _ in range(n):
-        if max_time is not None and ledger.elapsed() >= max_time:
-            return
-        x = opt.x
-        v = direction()
-        try:
-            value, dderiv = stream(x, v)
-            if type(value) is not float:  # of another type: converted, or raise
-                value = to_scalar(value, "the objective's value")
-            if type(dderiv) is not float:
-                dderiv = to_scalar(dderiv, "the directional derivative")
-        except Exception as exc:
-            run.evaluator.nit = ledger.nit
-            run.evaluator._annotate(exc, x[None, :])
-            raise
-        guard.critical = True  # guard.hold(), inlined: Ctrl-C waits for the booking
-        tell(value, dderiv)
-        guard.critical = False
-        if guard.pending:
-            guard.release()  # raises the deferred KeyboardInterrupt
-        if opt.bad_steps or (target is not None and ledger.best_f <= target):
-            return
+def _method_iteration(
+    opt: BackpropSGD | ForwardGradient, stream: GradientStream | JVPStream
+) -> tuple[Callable[[np.ndarray], tuple[float, Any]], Callable[[float, Any], None]]:
+    """The method's checked evaluation of the iterate, and its ``tell`` in scalars."""
+    if isinstance(opt, ForwardGradient):
+        return _checked_jvp(opt, stream), opt.tell_jvp  # type: ignore[arg-type]
+    return _checked_gradient(opt, stream), opt.tell_gradient  # type: ignore[arg-type]
+
+
+def _checked_gradient(
+    opt: BackpropSGD, stream: GradientStream
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """``x -> (value, grad)`` from the stream, checked and converted as the evaluator does."""
+    dim = opt.dim
+
+    def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = stream(x)
+        if type(value) is not float:  # a value of another type: converted, or raise
+            value = to_scalar(value, "the gradient function's value")
+        if not (type(grad) is np.ndarray and grad.dtype == x.dtype and grad.shape == x.shape):
+            grad = to_gradient(grad, dim)  # checked and converted, or raise
+        return value, grad
+
+    return evaluate
+
+
+def _checked_jvp(
+    opt: ForwardGradient, stream: JVPStream
+) -> Callable[[np.ndarray], tuple[float, float]]:
+    """``x -> (value, dderiv)`` along the next direction, checked as the evaluator does."""
+    direction = opt.lean_direction
+
+    def evaluate(x: np.ndarray) -> tuple[float, float]:
+        value, dderiv = stream(x, direction())
+        if type(value) is not float:  # of another type: converted, or raise
+            value = to_scalar(value, "the objective's value")
+        if type(dderiv) is not float:
+            dderiv = to_scalar(dderiv, "the directional derivative")
+        return value, dderiv
+
+    return evaluate
