@@ -342,33 +342,23 @@ class Evaluator:
         k = X.shape[0]
         self._charge(k)
         self.errors = 0
-        if k == 1:  # one direction (forward-gradient): the hook, as value_and_grad does
-            direct = type(objective).value_and_jvp is Objective.value_and_jvp
+        # the rows are the optimizer's (checked when asked): the hook itself, as
+        # value_and_grad does, unless a subclass overrides the public method
+        direct = type(objective).value_and_jvp is Objective.value_and_jvp
+        call = objective._value_and_jvp if direct else objective.value_and_jvp
+        values, dderivs = np.empty(k), np.empty(k)
+        for i in range(k):
             try:
-                value, dderiv = (
-                    objective._value_and_jvp(X[0], V[0])
-                    if direct
-                    else objective.value_and_jvp(X[0], V[0])
-                )
+                value, dderiv = call(X[i], V[i])
                 if type(value) is not float:
                     value = to_scalar(value, "the objective's value")
                 if type(dderiv) is not float:
                     dderiv = to_scalar(dderiv, "the directional derivative")
             except Exception as exc:
                 if self.on_error != "worst" or isinstance(exc, ObjectiveOutputError):
-                    self._annotate(exc, X)
-                    raise
-                self.errors = 1
-                return np.array([np.nan]), np.array([np.nan])
-            return np.array([value]), np.array([dderiv])
-        values, dderivs = np.empty(k), np.empty(k)
-        for i in range(k):
-            try:
-                values[i], dderivs[i] = objective.value_and_jvp(X[i], V[i])
-            except Exception as exc:
-                if self.on_error != "worst" or isinstance(exc, ObjectiveOutputError):
                     self._annotate(exc, X[i : i + 1])
                     raise
                 self.errors += 1
-                values[i] = dderivs[i] = np.nan
+                value = dderiv = np.nan
+            values[i], dderivs[i] = value, dderiv
         return values, dderivs
