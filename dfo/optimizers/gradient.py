@@ -107,6 +107,31 @@ C_MIN = 0.01
 AUTO_MIN_BUDGET = 200
 
 
+#: the signs 1 - 2 b of the eight bits b of each byte, most significant first (unpackbits)
+_SIGNS = 1.0 - 2.0 * np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1)
+
+
+def random_bytes(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``rng.integers(0, 256, size=n, dtype=np.uint8)``: the same bytes, the same stream.
+
+    numpy fills such an array a byte at a time from 32-bit draws, which PCG64 makes
+    from the low and then the high half of each 64-bit output; so, when no half of
+    an output is pending and ``n`` bytes take an even number of 32-bit draws, the
+    bytes are those of ``ceil(n / 8)`` raw outputs, and the generator moves on as
+    far (about 15 times faster for a thousand bytes). Otherwise it calls
+    ``rng.integers``. Only the unused remainder field of the generator's state may
+    differ (numpy leaves it stale), which no later draw reads.
+    """
+    bitgen = rng.bit_generator
+    if (
+        type(bitgen) is np.random.PCG64
+        and (n + 3) // 4 % 2 == 0
+        and not bitgen.state["has_uint32"]
+    ):
+        return bitgen.random_raw(n // 8 + (n % 8 > 0)).view(np.uint8)[:n]
+    return rng.integers(0, 256, size=n, dtype=np.uint8)
+
+
 def _check_step_rule(name: str, value: Any) -> str | StepRule:
     get_step_rule(value)  # raises for anything but a step rule or the name of one
     return value
@@ -913,15 +938,16 @@ class SPSA(GradientStepOptimizer):
     def _directions(self, q: int) -> np.ndarray:
         """``q`` Rademacher (+-1) directions ``(q, n)``, one random bit per coordinate.
 
-        Bits of ``rng.integers(0, 256)`` bytes, unpacked: 1 - 2 bit (eight coordinates
-        per byte drawn, an order of magnitude cheaper than signs of normal draws).
+        Bits of ``rng.integers(0, 256)`` bytes (:func:`random_bytes`), unpacked, most
+        significant first: 1 - 2 bit (eight coordinates per byte drawn, an order of
+        magnitude cheaper than signs of normal draws).
         """
         rng = np.random.default_rng(self._delta_seed) if self.regenerate else self.rng
-        packed = rng.integers(0, 256, size=(q, (self.dim + 7) // 8), dtype=np.uint8)
-        delta = np.unpackbits(packed, axis=1, count=self.dim).astype(np.float64)
-        delta *= -2.0
-        delta += 1.0
-        return delta
+        width = (self.dim + 7) // 8
+        packed = random_bytes(rng, q * width)
+        # each byte's eight signs from a table: the +-1 of unpackbits, without its passes
+        delta = _SIGNS.take(packed, axis=0).reshape(q, 8 * width)[:, : self.dim]
+        return delta if delta.flags.c_contiguous else delta.copy()
 
     def _failed_pairs(self, finite: np.ndarray, q: int, value: float) -> float:
         """No pair gave a finite difference: skip the step or backtrack."""
