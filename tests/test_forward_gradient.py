@@ -90,3 +90,19 @@ def test_minimize_is_the_plain_algorithm_bit_for_bit():
     np.testing.assert_array_equal(res.history["x"], np.array(xs))
     np.testing.assert_array_equal(res.x, x)
     assert res.njvp == budget - 1 and res.nfev == budget
+
+
+def test_directions_handed_out_stay_the_callers():
+    # each iteration draws its directions into the optimizer's own array: the ones
+    # handed out before are copies, unchanged by the next draw
+    opt = dfo.make_optimizer("forward-gradient", np.ones(4), seed=0, n_directions=2)
+    X = opt.ask()
+    V = opt.directions()
+    kept = V.copy()
+    opt.tell(X, 0.5 * (X**2).sum(axis=1), np.einsum("ij,ij->i", X, V))
+    opt.ask()
+    np.testing.assert_array_equal(V, kept)
+    assert not np.array_equal(opt.directions(), kept)
+    # the draws are the generator's standard normals, one block per iteration
+    fresh = dfo.make_optimizer("forward-gradient", np.ones(4), seed=0, n_directions=2)
+    np.testing.assert_array_equal(fresh.rng.standard_normal((2, 4)), kept)

@@ -270,6 +270,38 @@ def test_layout_and_views():
     np.testing.assert_array_equal(net.flatten(layers), theta)
 
 
+@pytest.mark.parametrize("sizes", [[3, 4], [4, 5, 3], [3, 6, 4, 2]])
+def test_the_views_of_one_vector_are_those_of_a_stack_of_one(sizes):
+    # _params takes a shorter path for one vector: the same views (shapes, strides,
+    # memory) as the general path gives for each row of a stack
+    net = MLP(sizes)
+    theta = net.init_params(0)
+    for (W, b), (Ws, bs) in zip(net._params(theta), net._params(theta[None]), strict=True):
+        assert W.shape == Ws.shape[1:] and W.strides == Ws.strides[1:]
+        np.testing.assert_array_equal(W, Ws[0])
+        assert np.shares_memory(W, theta)
+        assert (b is None) == (bs is None)
+        if b is not None:
+            assert b.shape == bs.shape[1:] and b.strides == bs.strides[1:]
+            np.testing.assert_array_equal(b, bs[0])
+            assert np.shares_memory(b, theta)
+
+
+def test_results_are_new_arrays_at_every_call():
+    # a gradient (or stack of directional derivatives) handed out is the caller's: the
+    # next call, on other data, does not write into it
+    net, theta, X, y = make_problem([4, 6, 3], "tanh", "cross_entropy", batch=5, seed=1)
+    V = np.random.default_rng(2).normal(size=(3, net.n_params))
+    _, grad = net.loss_and_grad(theta, X, y)
+    _, D = net.jvp(theta, V, X, y)
+    kept_grad, kept_D = grad.copy(), D.copy()
+    net.loss_and_grad(2 * theta, X[::-1], y[::-1])
+    net.jvp(2 * theta, V[::-1], X[::-1], y[::-1])
+    np.testing.assert_array_equal(grad, kept_grad)
+    np.testing.assert_array_equal(D, kept_D)
+    assert not np.shares_memory(grad, theta) and not np.shares_memory(D, V)
+
+
 def test_init_params_scaling_and_reproducibility():
     net = MLP([400, 300, 10], "relu")
     theta = net.init_params(np.random.default_rng(0))

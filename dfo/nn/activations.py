@@ -38,7 +38,9 @@ def _tanh_backward(a: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def _tanh_tangent(a: np.ndarray, dz: np.ndarray) -> np.ndarray:
-    dz *= 1.0 - a * a
+    slope = np.multiply(a, a)
+    np.subtract(1.0, slope, out=slope)  # 1 - a^2, in one temporary
+    dz *= slope
     return dz
 
 
@@ -77,7 +79,9 @@ def _sigmoid_backward(a: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid_tangent(a: np.ndarray, dz: np.ndarray) -> np.ndarray:
-    dz *= a * (1.0 - a)
+    slope = np.subtract(1.0, a)
+    slope *= a  # a (1 - a), in one temporary
+    dz *= slope
     return dz
 
 

@@ -22,6 +22,7 @@ Every function here assumes its inputs were validated by :meth:`Loss.check_targe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -97,33 +98,42 @@ def check_labels(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:
     return arr.astype(np.intp, copy=False)
 
 
-def _exp_shifted(z: np.ndarray) -> np.ndarray | None:
-    """Overwrite logits ``z`` (``(..., n_out, batch)``) with ``exp(z - m)``; return ``m``.
+def _exp_shifted(
+    z: np.ndarray, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(exp(z - m), m)`` for logits ``z`` (``(..., n_out, batch)``), into ``out`` if given.
 
     ``m`` is the column maximum (shape ``(..., 1, batch)``), which keeps the exponentials
     in range for logits of any finite size; when every logit of the stack is moderate
     (``|z| < log(max float) / 2``: nothing can overflow or underflow) the shift is
-    skipped and None returned, two passes fewer.
+    skipped and ``m`` is None, two passes fewer. ``out`` may be ``z`` itself; without
+    it, a new array.
     """
     limit = _EXP_LIMIT[z.dtype.char]
-    if -limit < z.min() and z.max() < limit:  # nan fails both: shifted
-        np.exp(z, out=z)
-        return None
+    if -limit < np.minimum.reduce(z, axis=None) and np.maximum.reduce(z, axis=None) < limit:
+        return np.exp(z, out=out), None  # (nan fails both tests: shifted)
     m = z.max(axis=-2, keepdims=True)
-    z -= m
-    np.exp(z, out=z)
-    return m
+    e = np.subtract(z, m, out=out)
+    return np.exp(e, out=e), m
 
 
 _EXP_LIMIT = {t: 0.5 * float(np.log(np.finfo(t).max)) for t in "fd"}
+
+
+@functools.lru_cache(maxsize=32)
+def _columns(batch: int) -> np.ndarray:
+    """``arange(batch)``, read-only and made once per batch size (to index ``z[y, cols]``)."""
+    cols = np.arange(batch)
+    cols.flags.writeable = False
+    return cols
 
 
 def _ce_population(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     # z: (k, n_out, batch) logits of k networks; overwritten. One fused pass per stack:
     # mean_i [log sum_c exp(z_ci) - z_yi i].
     b = z.shape[-1]
-    zy = z[..., y, np.arange(b)]
-    m = _exp_shifted(z)
+    zy = z[..., y, _columns(b)]
+    _, m = _exp_shifted(z, out=z)
     s = z.sum(axis=-2)
     np.log(s, out=s)
     s -= zy
@@ -132,40 +142,42 @@ def _ce_population(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return s.sum(axis=-1) / b
 
 
+def _ce_forward(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(value, e, s)`` of logits ``z`` (``(n_out, batch)``, left intact).
+
+    ``e = exp(z - m)`` (a new array, ``m`` as in :func:`_exp_shifted`) and ``s`` its
+    column sums: ``softmax(z) = e / s``. The value is ``mean_i [log s_i + m_i - z_yi i]``.
+    """
+    b = z.shape[1]
+    e, m = _exp_shifted(z)
+    s = np.add.reduce(e, axis=0)
+    per_sample = np.log(s)
+    per_sample -= z[y, _columns(b)]
+    if m is not None:
+        per_sample += m[0]
+    return float(np.add.reduce(per_sample) / b), e, s
+
+
 def _ce_value_and_grad(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     # z: (n_out, batch) logits; left intact. Returns dL/dz of the same layout.
     b = z.shape[1]
-    cols = np.arange(b)
-    e = z.copy()
-    m = _exp_shifted(e)
-    s = e.sum(axis=0)
-    per_sample = np.log(s)
-    per_sample -= z[y, cols]
-    if m is not None:
-        per_sample += m[0]
-    value = float(per_sample.sum() / b)
+    value, e, s = _ce_forward(z, y)
     # backward: dL/dz = (softmax(z) - onehot(y)) / b
     s *= b
     np.divide(e, s, out=e)
-    e[y, cols] -= 1.0 / b
+    e[y, _columns(b)] -= 1.0 / b
     return value, e
 
 
 def _ce_value_and_jvp(z: np.ndarray, y: np.ndarray, dz: np.ndarray) -> tuple[float, np.ndarray]:
     # z: (n_out, batch) logits, left intact; dz: (..., n_out, batch) tangents of them.
     b = z.shape[1]
-    cols = np.arange(b)
-    e = z.copy()
-    m = _exp_shifted(e)
-    s = e.sum(axis=0)
-    per_sample = np.log(s)
-    per_sample -= z[y, cols]
-    if m is not None:
-        per_sample += m[0]
-    value = float(per_sample.sum() / b)
+    value, e, s = _ce_forward(z, y)
     # tangent: dL = mean_i [softmax(z_i) . dz_i - dz_i[y_i]]
-    expected = np.einsum("cb,...cb->...b", e, dz) / s
-    return value, (expected - dz[..., y, cols]).sum(axis=-1) / b
+    expected = np.einsum("cb,...cb->...b", e, dz)
+    expected /= s
+    expected -= dz[..., y, _columns(b)]
+    return value, np.add.reduce(expected, axis=-1) / b
 
 
 def _ce_check(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:

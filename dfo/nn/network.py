@@ -140,6 +140,14 @@ class MLP:
             act = output if i == n_layers - 1 else hidden
             layers.append((w, (n_in, n_out), b, act))
         self._layers: tuple[tuple[slice, tuple[int, int], slice, Activation], ...] = tuple(layers)
+        # _params of one vector: per layer the weights' slice and shape, the bias's
+        # index (None: in the first layer's [W; b]), whether it is the output layer
+        self._views: tuple[tuple[slice, tuple[int, int], Any, bool], ...] = tuple(
+            (slice(w.start, b.stop), (n_in + 1, n_out), None, i == n_layers - 1)
+            if i == 0
+            else (w, (n_in, n_out), (None, b), i == n_layers - 1)
+            for i, (w, (n_in, n_out), b, _) in enumerate(layers)
+        )
         self.n_params = offset
         # activations per candidate and sample in the population pass
         self._width_sum = sum(self.sizes[1:])
@@ -307,8 +315,13 @@ class MLP:
         the first). A stack ``(k, n_params)`` adds a leading axis ``k`` to each. No copy
         is made.
         """
-        lead = theta.shape[:-1]
         params: list[tuple[np.ndarray, np.ndarray | None]] = []
+        if theta.ndim == 1:  # the same views, fewer steps
+            for w_view, shape, b_view, last in self._views:
+                W, bias = theta[w_view].reshape(shape), None if b_view is None else theta[b_view]
+                params.append((W.T, None if bias is None else bias.T) if last else (W, bias))
+            return params
+        lead = theta.shape[:-1]
         for i, (w, (n_in, n_out), b, _) in enumerate(self._layers):
             if i == 0:
                 Wb = theta[..., w.start : b.stop].reshape(*lead, n_in + 1, n_out)
@@ -459,19 +472,20 @@ class MLP:
             # dL/da = dL/dz W^T; the output layer's dL/dz^T comes transposed. The
             # first layer's [W; b] takes both from one product with [X, 1].
             grad = np.empty(self.n_params, dtype=self.dtype)
-            for i in range(self.n_layers - 1, -1, -1):
+            last = len(self._layers) - 1
+            for i in range(last, -1, -1):
                 w, (n_in, n_out), b, act = self._layers[i]
                 g = act.backward(acts.pop(), g)  # consumes the layer's output
-                if i == self.n_layers - 1:
+                if i == last:
                     g = g.T  # dL/dz, (batch, n_out); params[i][0] is W^T
                 if i == 0:
                     dWb = grad[w.start : b.stop].reshape(n_in + 1, n_out)
                     np.matmul(acts[-1].T, g, out=dWb)
                     break
                 np.matmul(acts[-1].T, g, out=grad[w].reshape(n_in, n_out))
-                np.sum(g, axis=0, out=grad[b])
+                np.add.reduce(g, axis=0, out=grad[b])
                 W = params[i][0]
-                g = g @ (W if i == self.n_layers - 1 else W.T)
+                g = np.matmul(g, W if i == last else W.T)
         return value, grad
 
     # -- forward mode ----------------------------------------------------------------------
@@ -538,6 +552,8 @@ class MLP:
             out, dout = self._run(self._params(theta), self._inputs(X), tangents=self._params(V))
             assert dout is not None  # tangents were given
             value, dderiv = lossfn.value_and_jvp(out, y, dout)
+        if V.ndim == 1 and type(dderiv) is self.dtype.type:  # a scalar of the dtype
+            return value, float(dderiv)
         dderiv = np.asarray(dderiv, dtype=self.dtype).reshape(-1)
         return value, (float(dderiv[0]) if V.ndim == 1 else dderiv)
 

@@ -89,10 +89,13 @@ class ForwardGradient(GradientStepOptimizer):
     def _setup(self) -> None:
         super()._setup()
         self.q = self.config.n_directions
-        self._V = np.empty((0, self.dim))
+        # each iteration's directions, drawn into the same array (tell reads them only
+        # to make the step's own estimate; directions() hands out a copy)
+        self._V = np.empty((self.q, self.dim))
+        self._v = self._V[0]
 
     def _ask(self) -> np.ndarray:
-        self._V = self.rng.standard_normal((self.q, self.dim))
+        self.rng.standard_normal(out=self._V)
         if self.q == 1:
             return self.x[None, :]
         return np.repeat(self.x[None, :], self.q, axis=0)
@@ -120,8 +123,8 @@ class ForwardGradient(GradientStepOptimizer):
         along it without asking, then calls :meth:`tell_jvp`.
         """
         if self._n_pending is None:  # else stop() has asked: the pending direction
-            self._V = self.rng.standard_normal((1, self.dim))
-        return self._V[0]
+            self.rng.standard_normal(out=self._v)
+        return self._v
 
     def tell_jvp(self, value: float, dderiv: float) -> None:
         """:meth:`tell_evaluated` of the value and directional derivative, in scalars.
@@ -130,7 +133,7 @@ class ForwardGradient(GradientStepOptimizer):
         bookkeeping as ``ask`` and ``tell`` (``tests/test_lean_loop.py`` checks the
         bits), without the arrays of a batch of one point.
         """
-        x, v = self.x, self._V[0]
+        x, v = self.x, self._v
         if math.isfinite(value) and math.isfinite(dderiv):
             g = v * dderiv  # d v, as _tell
             square = square_norm(g)
