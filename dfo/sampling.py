@@ -86,7 +86,7 @@ class EpochSampler:
     ----------
     state : EpochState
         The current permutation, the position of the next minibatch in it, and the
-        number of epochs begun (0 before the first draw).
+        number of epochs begun (0 before the first draw). Settable (a resumed run).
     """
 
     def __init__(self, n_rows: int, batch_size: int) -> None:
@@ -98,22 +98,42 @@ class EpochSampler:
         self.batch_size = int(batch_size)
         self.state = EpochState(np.empty(0, dtype=np.intp), 0, 0)
 
+    # the state is kept in plain attributes, so that a draw within an epoch only
+    # moves an int (it is called once per iteration); ``_end`` is ``_order.size``
+    @property
+    def state(self) -> EpochState:
+        """The permutation, the next minibatch's position in it, the epochs begun."""
+        return EpochState(self._order, self._position, self._epoch, self._origin)
+
+    @state.setter
+    def state(self, state: EpochState) -> None:
+        self._order, self._position, self._epoch, self._origin = state
+        self._end = self._order.size
+
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         """Row indices of the next minibatch (a view of the permutation: do not change it).
 
         ``rng`` is used only when a new epoch begins (one permutation).
         """
-        order, position, epoch, origin = self.state
+        position = self._position
         stop = position + self.batch_size
-        if stop <= order.size:  # within the epoch: a slice
-            self.state = EpochState(order, stop, epoch, origin)
-            return order[position:stop]
-        rest = order[position:]
+        if stop <= self._end:  # within the epoch: a slice
+            self._position = stop
+            return self._order[position:stop]
+        rest = self._order[position:]
         origin = dict(rng.bit_generator.state)
         order = rng.permutation(self.n_rows)
         stop = self.batch_size - rest.size
-        self.state = EpochState(order, stop, epoch + 1, origin)
+        self.state = EpochState(order, stop, self._epoch + 1, origin)
         return np.concatenate([rest, order[:stop]]) if rest.size else order[:stop]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # pickled as its state (which pickles as a generator state, not the permutation)
+        return {"n_rows": self.n_rows, "batch_size": self.batch_size, "state": self.state}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.n_rows, self.batch_size = state["n_rows"], state["batch_size"]
+        self.state = state["state"]
 
     def copy(self) -> EpochSampler:
         """An independent sampler in the same state."""

@@ -29,6 +29,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from numbers import Integral
 from typing import Any
 
@@ -305,16 +306,22 @@ class NetworkObjective(_NetLoss):
         every call (no per-call objects; the rows stay in cache).
         """
         assert self.batch_size is not None
-        X, y, next_rows = self._Xe, self.y, self._next_rows
-        X_batch = np.empty((self.batch_size, *X.shape[1:]), dtype=X.dtype)
-        y_batch = np.empty((self.batch_size, *y.shape[1:]), dtype=y.dtype)
+        X, y, size = self._Xe, self.y, self.batch_size
+        X_batch = np.empty((size, *X.shape[1:]), dtype=X.dtype)
+        y_batch = np.empty((size, *y.shape[1:]), dtype=y.dtype)
+        # once per iteration: bound methods and positional arguments, no lookups
+        take_X, take_y = X.take, y.take
+        if sampler is None:
+            next_rows = partial(rng.choice, self.n_train, size, False)
+        else:
+            next_rows = partial(sampler.draw, rng)
 
         def fill() -> None:
-            idx = next_rows(rng, sampler)
+            idx = next_rows()
             # the rows are valid: "clip" checks nothing, and writes straight into the buffers
             # ("raise" would write into a temporary and copy it)
-            X.take(idx, axis=0, out=X_batch, mode="clip")
-            y.take(idx, axis=0, out=y_batch, mode="clip")
+            take_X(idx, 0, X_batch, "clip")
+            take_y(idx, 0, y_batch, "clip")
 
         return fill, X_batch, y_batch
 
