@@ -286,3 +286,54 @@ def test_ctrl_c_in_the_lean_loop_keeps_what_was_found_and_resumes_bit_identicall
     monkeypatch.undo()
     res = dfo.minimize(obj, theta, "backprop-sgd", checkpoint=path, resume=True, **kwargs)
     _same_run(res, ref)
+
+
+# -- backprop-sgd's step in one call (BackpropSGD._plain_step) ---------------------------
+def _stepped(theta, obj, **options):
+    """A backprop-sgd optimizer after its first step (taken by the general path)."""
+    opt = dfo.make_optimizer("backprop-sgd", theta, seed=0, learning_rate=0.1, **options)
+    opt._gradient_step(*obj.value_and_grad(opt.x))
+    return opt
+
+
+def _step_state(opt):
+    return (opt.x, opt.anchor, opt.anchor_value, opt.anchor_before, opt._x_bound, opt.gradient)
+
+
+def test_the_step_in_one_call_is_the_general_step():
+    net, X, y, theta = _data()
+    obj = dfo.NetworkObjective(net, X, y)
+    one, general = _stepped(theta, obj), _stepped(theta, obj)
+    for _ in range(5):
+        value, grad = obj.value_and_grad(one.x)
+        assert one._plain_step(value, grad)
+        assert general._gradient_step(value, grad) == value
+        for mine, theirs in zip(_step_state(one), _step_state(general), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+        assert one.bad_steps == general.bad_steps == 0
+
+
+@pytest.mark.parametrize(
+    "case", ["first", "adam", "bounds", "nan value", "inf gradient", "diverged", "float32"]
+)
+def test_the_step_in_one_call_leaves_every_other_case_to_the_general_step(case):
+    net, X, y, theta = _data()
+    obj = dfo.NetworkObjective(net, X, y)
+    options = {"adam": {"step_rule": "adam"}, "bounds": {"bounds": (-1.0, 1.0)}}
+    if case == "first":
+        opt = dfo.make_optimizer("backprop-sgd", theta, seed=0, learning_rate=0.1)
+    else:
+        opt = _stepped(theta, obj, **options.get(case, {}))
+    value, grad = obj.value_and_grad(opt.x)
+    if case == "nan value":
+        value = float("nan")
+    elif case == "inf gradient":
+        grad[2] = np.inf
+    elif case == "diverged":
+        value = opt.first_value + 2 * opt._diverged
+    elif case == "float32":
+        grad = grad.astype(np.float32)
+    before = [np.copy(v) for v in _step_state(opt)]
+    assert not opt._plain_step(value, grad)
+    for now, then in zip(_step_state(opt), before, strict=True):
+        np.testing.assert_array_equal(now, then)

@@ -549,7 +549,7 @@ class BackpropSGD(GradientStepOptimizer):
         ``(dim,)`` that the objective returned.
         """
         x = self.x
-        reported = self._gradient_step(value, grad)
+        reported = value if self._plain_step(value, grad) else self._gradient_step(value, grad)
         self._pending = self._n_pending = None
         if self._handed:
             self._handed = []
@@ -559,6 +559,41 @@ class BackpropSGD(GradientStepOptimizer):
             values, grads = np.array([value]), grad[None, :]
             ledger.book(x[None, :], values, grads, copy=False, grads_finite=finite)
         ledger.close_iteration(reported)
+
+    def _plain_step(self, value: float, grad: np.ndarray) -> bool:
+        """:meth:`_gradient_step`'s common case, in one call: False if it is not that case.
+
+        The case: after the first iteration, a plain SGD rule without a box or
+        ``xtol``, a gradient of the iterate's type, the value and the gradient finite,
+        the value not diverged, and a step that cannot overflow. Then the same step
+        and state as :meth:`_step`'s fast path; otherwise nothing is changed.
+        """
+        x, first = self.x, self.first_value
+        if first is None or not self._plain or self.box is not None or self.xtol is not None:
+            return False
+        if self.stalls or grad.dtype != x.dtype:
+            return False
+        square = float(np.vdot(grad, grad))  # square_norm: finite, and a bound on |g_i|
+        if not (math.isfinite(square) and math.isfinite(value)) or value - first > self._diverged:
+            return False
+        rate = self._rate() * self.lr_scale
+        bound = self._x_bound
+        if bound == math.inf:
+            bound = float(np.abs(x).max())
+        size = rate * math.sqrt(square)  # |step_i| <= size
+        if not size + bound < _NO_OVERFLOW[x.dtype]:
+            return False
+        self.gradient = grad
+        self.bad_steps = 0
+        if value < self.anchor_value:
+            self.anchor_value = value
+            self.anchor = x
+        self.anchor_before = x
+        step = grad * -rate  # a new array: x + step in place
+        step += x
+        self.x = step
+        self._x_bound = bound + size
+        return True
 
 
 def _check_h(name: str, value: Any) -> Any:
