@@ -165,7 +165,7 @@ def _ce_value_and_grad(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]
     # backward: dL/dz = (softmax(z) - onehot(y)) / b
     s *= b
     np.divide(e, s, out=e)
-    e[y, _columns(b)] -= 1.0 / b
+    np.subtract.at(e, (y, _columns(b)), e.dtype.type(1.0 / b))  # e[y, cols] -= 1 / b
     return value, e
 
 
