@@ -215,6 +215,92 @@ def test_replay_that_takes_another_path_is_refused():
         restored.stop()
 
 
+def test_a_checkpoint_of_the_earlier_digest_still_resumes():
+    # pickles of earlier versions hold the digest of _chain_legacy: the replay uses it
+    from dfo.optimizers import recast
+
+    f = problems.get("rosenbrock", 3)
+    whole = drive(dfo.make_optimizer("nelder-mead", np.zeros(3), budget=90), f)
+    opt = dfo.make_optimizer("nelder-mead", np.zeros(3), budget=90)
+    first = drive(opt, f, steps=40)
+    assert len(opt._digest) == recast._DIGEST_SIZE
+    legacy = b""
+    for x in first:
+        legacy = recast._chain_legacy(legacy, x[None, :])
+    assert len(legacy) == recast._LEGACY_SIZE
+    opt._digest = legacy
+    restored = pickle.loads(pickle.dumps(opt))
+    opt.close()
+    rest = drive(restored, f)
+    np.testing.assert_array_equal(np.array(first + rest), np.array(whole))
+    assert len(restored._digest) == recast._LEGACY_SIZE  # extended by its own chain
+    stray = pickle.loads(pickle.dumps(restored))
+    stray._digest = recast._chain(b"", np.zeros((1, 3)))[: recast._LEGACY_SIZE]
+    stray.budget = 120
+    with pytest.raises(RuntimeError, match="replay"):
+        drive(stray, f)
+
+
+_BLAS_SCRIPT = """
+import json, threading
+import numpy as np
+from threadpoolctl import ThreadpoolController, threadpool_info
+from dfo.optimizers.nelder_mead import NelderMead
+
+def blas():
+    return sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+def set_blas(n):  # from a thread that ends: no thread keeps control of OpenBLAS
+    libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    t = threading.Thread(target=lambda: [lib.set_num_threads(n) for lib in libs])
+    t.start()
+    t.join()
+
+class Watched(NelderMead):
+    def settings(self):
+        return {**super().settings(), "seen": seen}
+
+    @staticmethod
+    def loop(request, x0, settings):
+        for _ in range(3):
+            settings["seen"].append(blas())
+            request(x0[None, :])
+        settings["seen"].append(blas())
+        return {"converged": "done"}
+
+out = {}
+for caller in (2, 1):
+    set_blas(caller)
+    seen, objective = [], []
+    opt = Watched(np.zeros(2), budget=10)
+    while not opt.stop():
+        X = opt.ask()
+        objective.append(blas())
+        opt.tell(X, [1.0] * len(X))
+    out[caller] = {"caller": blas(), "loop": seen, "objective": objective, "after": blas()}
+print(json.dumps(out))
+"""
+
+
+def test_scipys_loop_runs_blas_on_one_thread_and_the_objective_on_the_callers():
+    # in a fresh process: no thread holds threadpoolctl's control of OpenBLAS
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _BLAS_SCRIPT], capture_output=True, text=True, env=env, check=True
+    )
+    out = json.loads(proc.stdout)
+    for caller in ("2", "1"):
+        seen = out[caller]
+        assert seen["caller"] == [int(caller)]
+        assert seen["loop"] == [[1]] * 4
+        assert seen["objective"] == [[int(caller)]] * 3 and seen["after"] == [int(caller)]
+
+
 def test_errors_of_scipys_loop_reach_the_caller():
     opt = dfo.make_optimizer("nelder-mead", np.ones(2), budget=50)
     opt.xatol = "not a number"  # scipy itself raises on it, at its first comparison

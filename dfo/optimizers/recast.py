@@ -30,6 +30,7 @@ import hashlib
 import queue
 import threading
 import weakref
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -74,7 +75,7 @@ def require_finite(x: np.ndarray) -> None:
     x : ndarray
         A point (or points) scipy's loop is about to use.
     """
-    if not np.all(np.isfinite(x)):
+    if not np.isfinite(x).all():
         raise _Overflow
 
 
@@ -93,15 +94,64 @@ class _Finished:
 def _chain(digest: bytes, X: np.ndarray) -> bytes:
     """The digest of the points asked so far, extended by the batch ``X``.
 
-    A batch enters by its shape, its first row and its column sums (not every
-    byte: hashing the ``n + 1`` probes of a large gradient cost as much as
-    evaluating them).
+    A batch enters by its shape and the CRC-32 of its first row and, for more than
+    one row, of its column sums (not every byte: hashing the ``n + 1`` probes of a
+    large gradient cost as much as evaluating them). CRC-32 runs several times
+    faster than a cryptographic hash over a point of a thousand coordinates and,
+    chained, catches a replay that strays as surely. A digest of
+    :data:`_LEGACY_SIZE` bytes was made by :func:`_chain_legacy` (a pickle of an
+    earlier version) and is extended by it.
     """
-    h = hashlib.blake2b(digest, digest_size=16)
+    if len(digest) == _LEGACY_SIZE:
+        return _chain_legacy(digest, X)
+    first = np.ascontiguousarray(X[:1], dtype=np.float64)
+    crcs = [X.shape[0], X.shape[1], zlib.crc32(first.data)]
+    if X.shape[0] > 1:
+        crcs.append(zlib.crc32(np.add.reduce(X, axis=0, dtype=np.float64).data))
+    h = hashlib.blake2b(digest, digest_size=_DIGEST_SIZE)
+    h.update(np.asarray(crcs, dtype=np.int64).tobytes())
+    return h.digest()
+
+
+#: bytes of a digest made by :func:`_chain` (by :func:`_chain_legacy`)
+_DIGEST_SIZE, _LEGACY_SIZE = 20, 16
+
+
+def _chain_legacy(digest: bytes, X: np.ndarray) -> bytes:
+    """The digest of earlier versions: the shape, first row and column sums hashed whole."""
+    h = hashlib.blake2b(digest, digest_size=_LEGACY_SIZE)
     h.update(np.asarray(X.shape, dtype=np.int64).tobytes())
     h.update(np.ascontiguousarray(X[:1], dtype=np.float64).tobytes())
     h.update(np.add.reduce(X, axis=0, dtype=np.float64).tobytes())
     return h.digest()
+
+
+class _SingleThreadedBlas:
+    """BLAS at one thread while scipy's loop computes, the caller's limits back between.
+
+    threadpoolctl's controllers of the BLAS libraries, called directly, and only those
+    not at one thread already: a ``ThreadpoolController.limit`` per evaluation (which
+    reads every library's information first) cost more than handing the point over.
+    """
+
+    def __init__(self) -> None:
+        from threadpoolctl import ThreadpoolController
+
+        self._libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        self._original: list[tuple[Any, int | None]] = []  # the libraries limited
+
+    def limit(self) -> None:
+        """Limit every BLAS to one thread, remembering the limits found."""
+        self._original = [(lib, n) for lib in self._libs if (n := lib.get_num_threads()) != 1]
+        for lib, _ in self._original:
+            lib.set_num_threads(1)
+
+    def restore(self) -> None:
+        """Give back the limits :meth:`limit` found."""
+        for lib, n in self._original:
+            if n is not None:
+                lib.set_num_threads(n)
+        self._original = []
 
 
 def _work(
@@ -120,31 +170,31 @@ def _work(
     L-BFGS-B 60 times slower); the caller's limits are back whenever the
     objective runs.
     """
-    from threadpoolctl import ThreadpoolController
-
-    controller = ThreadpoolController()
-    limiter = controller.limit(limits=1, user_api="blas")
+    blas = _SingleThreadedBlas()
+    blas.limit()
     replayed = 0  # values replayed
     path = b""
+    # a digest pickled by an earlier version is replayed with its chain
+    chain = _chain_legacy if len(digest) == _LEGACY_SIZE else _chain
 
     def request(X: np.ndarray) -> Reply:
-        nonlocal replayed, path, limiter
+        nonlocal replayed, path
         X = np.array(X, dtype=np.float64, copy=True)  # scipy may reuse its buffer
         require_finite(X)
         if replayed < told.n:
             k = X.shape[0]
-            path = _chain(path, X)
+            path = chain(path, X)
             reply = told.slice(replayed, replayed + k)
             replayed += k
             if replayed >= told.n and path != digest:
                 raise ReplayError("the replay of scipy's loop asked for other points")
             return reply
-        limiter.restore_original_limits()
+        blas.restore()
         requests.put(X)
         reply = replies.get()
         if reply is _Halt:
             raise _Halt
-        limiter = controller.limit(limits=1, user_api="blas")
+        blas.limit()
         return reply
 
     try:
@@ -153,16 +203,16 @@ def _work(
             reasons = loop(request, x0, settings)
         if replayed < told.n:
             raise ReplayError("scipy's loop ended before the replay of the told values")
-        limiter.restore_original_limits()
+        blas.restore()
         requests.put(_Finished(reasons=reasons))
     except _Halt:
         pass
     except _Overflow:
-        limiter.restore_original_limits()
+        blas.restore()
         reason = "scipy's next point is not finite (the values or gradients told overflowed)"
         requests.put(_Finished(reasons={"nonfinite": reason}))
     except BaseException as exc:  # handed to the main thread, raised there
-        limiter.restore_original_limits()
+        blas.restore()
         requests.put(_Finished(error=exc))
 
 
