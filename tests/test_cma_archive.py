@@ -74,3 +74,42 @@ def test_the_separable_variant_keeps_numpy_global_random_state():
     after = np.random.get_state()  # noqa: NPY002
     assert res.nit > 10  # pycma's TPA check draws from the global state after 3 generations
     assert np.array_equal(before[1], after[1]) and before[2:] == after[2:]
+
+
+def test_the_run_without_the_step_size_check_is_the_run_with_it(monkeypatch):
+    # pycma's TPA check only warns (silenced) and draws from numpy's global state
+    dim, options, budget = CASES["separable, TPA step size"]
+    calls = []
+    check = cma.sigma_adaptation.CMAAdaptSigmaTPA.check_consistency
+    monkeypatch.setattr(
+        cma.sigma_adaptation.CMAAdaptSigmaTPA,
+        "check_consistency",
+        lambda self, es: calls.append(1) or check(self, es),
+    )
+    fast = _run(dim, options, budget)
+    assert not calls  # switched off
+    monkeypatch.setattr(cma_es, "_without_check", lambda es: None)
+    kept = _run(dim, options, budget)
+    assert len(calls) == kept.nit  # on: once a generation
+    np.testing.assert_array_equal(fast.history["x"], kept.history["x"])
+    np.testing.assert_array_equal(fast.history["value"], kept.history["value"])
+    np.testing.assert_array_equal(fast.x, kept.x)
+    assert (fast.nfev, fast.nit) == (kept.nfev, kept.nit)
+
+
+@pytest.mark.parametrize(
+    ("dim", "options"),
+    [
+        (8, {"tolfun": 10.0}),  # full covariance, restarts
+        (8, {"bounds": [(-2.0, 2.0)] * 8, "separable": True}),
+        (300, {"cma_options": {"CMA_active": False}}),  # TPA, its check left on: restored
+    ],
+)
+def test_numpy_global_random_state_is_kept(dim, options):
+    before = np.random.get_state()  # noqa: NPY002 - the legacy global state is the point
+    res = dfo.minimize(
+        problems.get("rosenbrock", dim), np.full(dim, 0.5), "cma-es", budget=600, seed=1, **options
+    )
+    after = np.random.get_state()  # noqa: NPY002
+    assert res.nit > 10
+    assert np.array_equal(before[1], after[1]) and before[2:] == after[2:]
