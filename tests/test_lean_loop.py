@@ -288,35 +288,48 @@ def test_ctrl_c_in_the_lean_loop_keeps_what_was_found_and_resumes_bit_identicall
     _same_run(res, ref)
 
 
-# -- backprop-sgd's step in one call (BackpropSGD._plain_step) ---------------------------
+# -- backprop-sgd's common step in one call (BackpropSGD.lean_tell) ---------------------
 def _stepped(theta, obj, **options):
-    """A backprop-sgd optimizer after its first step (taken by the general path)."""
+    """A backprop-sgd optimizer after its first iteration (``tell_gradient``)."""
     opt = dfo.make_optimizer("backprop-sgd", theta, seed=0, learning_rate=0.1, **options)
-    opt._gradient_step(*obj.value_and_grad(opt.x))
+    opt.tell_gradient(*obj.value_and_grad(opt.x))
     return opt
 
 
 def _step_state(opt):
-    return (opt.x, opt.anchor, opt.anchor_value, opt.anchor_before, opt._x_bound, opt.gradient)
+    ledger = opt.ledger
+    state = (opt.x, opt.anchor, opt.anchor_value, opt.anchor_before, opt._x_bound, opt.gradient)
+    return (
+        *state,
+        opt.bad_steps,
+        ledger.nfev,
+        ledger.ngev,
+        ledger.nit,
+        ledger.best_x,
+        ledger.best_f,
+        [row[:3] + row[4:] for row in ledger.history],
+    )
 
 
-def test_the_step_in_one_call_is_the_general_step():
+def test_the_common_step_in_one_call_is_tell_gradients_step():
     net, X, y, theta = _data()
     obj = dfo.NetworkObjective(net, X, y)
     one, general = _stepped(theta, obj), _stepped(theta, obj)
+    one.tell_gradient = None  # never called: every step below is the common case
+    tell = one.lean_tell()
     for _ in range(5):
         value, grad = obj.value_and_grad(one.x)
-        assert one._plain_step(value, grad)
-        assert general._gradient_step(value, grad) == value
+        tell(value, grad)
+        general.tell_gradient(value, grad)
         for mine, theirs in zip(_step_state(one), _step_state(general), strict=True):
             np.testing.assert_array_equal(mine, theirs)
-        assert one.bad_steps == general.bad_steps == 0
+    assert one.ledger.nit == 6
 
 
 @pytest.mark.parametrize(
     "case", ["first", "adam", "bounds", "nan value", "inf gradient", "diverged", "float32"]
 )
-def test_the_step_in_one_call_leaves_every_other_case_to_the_general_step(case):
+def test_the_step_in_one_call_leaves_every_other_case_to_tell_gradient(case):
     net, X, y, theta = _data()
     obj = dfo.NetworkObjective(net, X, y)
     options = {"adam": {"step_rule": "adam"}, "bounds": {"bounds": (-1.0, 1.0)}}
@@ -333,7 +346,10 @@ def test_the_step_in_one_call_leaves_every_other_case_to_the_general_step(case):
         value = opt.first_value + 2 * opt._diverged
     elif case == "float32":
         grad = grad.astype(np.float32)
+    calls = []
+    opt.tell_gradient = lambda *args: calls.append(args)
     before = [np.copy(v) for v in _step_state(opt)]
-    assert not opt._plain_step(value, grad)
+    opt.lean_tell()(value, grad)
+    assert len(calls) == 1 and calls[0][0] is value and calls[0][1] is grad
     for now, then in zip(_step_state(opt), before, strict=True):
         np.testing.assert_array_equal(now, then)

@@ -44,6 +44,7 @@ as ``max(0.01, 2 eps_f)``. ``noise`` holds the estimate, and the result records 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -549,7 +550,7 @@ class BackpropSGD(GradientStepOptimizer):
         ``(dim,)`` that the objective returned.
         """
         x = self.x
-        reported = value if self._plain_step(value, grad) else self._gradient_step(value, grad)
+        reported = self._gradient_step(value, grad)
         self._pending = self._n_pending = None
         if self._handed:
             self._handed = []
@@ -560,40 +561,53 @@ class BackpropSGD(GradientStepOptimizer):
             ledger.book(x[None, :], values, grads, copy=False, grads_finite=finite)
         ledger.close_iteration(reported)
 
-    def _plain_step(self, value: float, grad: np.ndarray) -> bool:
-        """:meth:`_gradient_step`'s common case, in one call: False if it is not that case.
+    def lean_tell(self) -> Callable[[float, np.ndarray], None]:
+        """:meth:`tell_gradient` for the lean loop, with its common case in one call.
 
-        The case: after the first iteration, a plain SGD rule without a box or
-        ``xtol``, a gradient of the iterate's type, the value and the gradient finite,
-        the value not diverged, and a step that cannot overflow. Then the same step
-        and state as :meth:`_step`'s fast path; otherwise nothing is changed.
+        The case: after the first iteration, a plain SGD rule without a box, ``xtol``
+        or a pending ask, a gradient of the iterate's type, the value and the gradient
+        finite, the value not diverged, and a step that cannot overflow. There it takes
+        the same step, state and booking as :meth:`tell_gradient` (``_step``'s fast
+        path); every other call goes to :meth:`tell_gradient` itself.
         """
-        x, first = self.x, self.first_value
-        if first is None or not self._plain or self.box is not None or self.xtol is not None:
-            return False
-        if self.stalls or grad.dtype != x.dtype:
-            return False
-        square = float(np.vdot(grad, grad))  # square_norm: finite, and a bound on |g_i|
-        if not (math.isfinite(square) and math.isfinite(value)) or value - first > self._diverged:
-            return False
-        rate = self._rate() * self.lr_scale
-        bound = self._x_bound
-        if bound == math.inf:
-            bound = float(np.abs(x).max())
-        size = rate * math.sqrt(square)  # |step_i| <= size
-        if not size + bound < _NO_OVERFLOW[x.dtype]:
-            return False
-        self.gradient = grad
-        self.bad_steps = 0
-        if value < self.anchor_value:
-            self.anchor_value = value
-            self.anchor = x
-        self.anchor_before = x
-        step = grad * -rate  # a new array: x + step in place
-        step += x
-        self.x = step
-        self._x_bound = bound + size
-        return True
+        general = self.tell_gradient
+        if not self._plain or self.box is not None or self.xtol is not None or self.stalls:
+            return general
+        limit, dtype = _NO_OVERFLOW[self.x.dtype], self.x.dtype
+        book, close = self.ledger.book_gradient, self.ledger.close_iteration
+        isfinite, sqrt, vdot = math.isfinite, math.sqrt, np.vdot
+
+        def tell(value: float, grad: np.ndarray) -> None:
+            x, first = self.x, self.first_value
+            if first is None or grad.dtype != dtype or self._n_pending is not None:
+                return general(value, grad)
+            square = float(vdot(grad, grad))  # square_norm: finite, and a bound on |g_i|
+            if not (isfinite(square) and isfinite(value)) or value - first > self._diverged:
+                return general(value, grad)
+            rate = self._rate() * self.lr_scale
+            bound = self._x_bound
+            if bound == math.inf:
+                bound = float(np.abs(x).max())
+            size = rate * sqrt(square)  # |step_i| <= size
+            if not size + bound < limit:
+                return general(value, grad)
+            self.gradient = grad
+            self.bad_steps = 0
+            if value < self.anchor_value:
+                self.anchor_value = value
+                self.anchor = x
+            self.anchor_before = x
+            step = grad * -rate  # a new array: x + step in place
+            step += x
+            self.x = step
+            self._x_bound = bound + size
+            if self._handed:
+                self._handed = []
+            book(x, value, True)
+            close(value)
+            return None
+
+        return tell
 
 
 def _check_h(name: str, value: Any) -> Any:

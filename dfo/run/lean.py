@@ -7,8 +7,9 @@ called at marks, ``next_nfev``: it is then called between chunks that end at its
 marks), :func:`dfo.minimize` runs its iterations here: the objective's
 :meth:`~dfo.Objective.gradient_stream` evaluates the iterate itself on each
 iteration's realization, and :meth:`~dfo.optimizers.gradient.BackpropSGD.tell_gradient`
-takes the step and books it in scalars. Forward-gradient's iterations are the same
-with :meth:`~dfo.Objective.jvp_stream` along the direction that
+takes the step and books it in scalars (its common case in one call:
+:meth:`~dfo.optimizers.gradient.BackpropSGD.lean_tell`). Forward-gradient's iterations
+are the same with :meth:`~dfo.Objective.jvp_stream` along the direction that
 :meth:`~dfo.optimizers.forward_gradient.ForwardGradient.lean_direction` draws, and
 :meth:`~dfo.optimizers.forward_gradient.ForwardGradient.tell_jvp`. Everything
 else is the run loop's:
@@ -135,7 +136,7 @@ def _method_iteration(
     """The method's checked evaluation of the iterate, and its ``tell`` in scalars."""
     if isinstance(opt, ForwardGradient):
         return _checked_jvp(opt, stream), opt.tell_jvp  # type: ignore[arg-type]
-    return _checked_gradient(opt, stream), opt.tell_gradient  # type: ignore[arg-type]
+    return _checked_gradient(opt, stream), opt.lean_tell()  # type: ignore[arg-type]
 
 
 def _checked_gradient(
