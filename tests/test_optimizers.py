@@ -676,3 +676,13 @@ def test_spsa_beats_fd_sgd_on_the_noisy_skewed_quartic():
     )
     print(f"\nnoisy skewed quartic, 10,000 measurements: loss SPSA {spsa}, FD-SGD {fd}")
     assert np.median(spsa) < np.median(fd)
+
+
+@pytest.mark.parametrize("scale", [0.1, 1e-300, 3.0])
+def test_nelder_mead_simplex_has_the_numbers_of_x0_plus_scale_times_the_identity(scale):
+    from dfo.optimizers.nelder_mead import _simplex
+
+    x0 = np.array([1.5, -0.0, 0.0, -2.25, 1e300, -1e-310])
+    simplex = _simplex(x0, scale)
+    reference = np.vstack([x0, x0 + scale * np.eye(x0.size)])
+    assert simplex.tobytes() == reference.tobytes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -78,9 +79,7 @@ class NelderMead(RecastOptimizer):
             "fatol": self.fatol,
         }
         if self.simplex_scale is not None:
-            settings["initial_simplex"] = np.vstack(
-                [self.x0, self.x0 + self.simplex_scale * np.eye(self.dim)]
-            )
+            settings["initial_simplex"] = _simplex(self.x0, self.simplex_scale)
         if self.box is not None:  # scipy clips every point of the simplex into the box
             settings["bounds"] = self.box.pairs()
         return settings
@@ -92,7 +91,7 @@ class NelderMead(RecastOptimizer):
 
         def fun(x: np.ndarray) -> float:
             value = float(request(x[None, :])[0][0])
-            return value if np.isfinite(value) else np.inf  # worst
+            return value if math.isfinite(value) else np.inf  # worst
 
         settings = dict(settings)
         bounds = settings.pop("bounds", None)
@@ -103,3 +102,18 @@ class NelderMead(RecastOptimizer):
 
     def _resolved_options(self) -> dict[str, Any]:
         return {"adaptive": self.adaptive}
+
+
+def _simplex(x0: np.ndarray, scale: float) -> np.ndarray:
+    """The simplex ``x0, x0 + scale * e_1, ..., x0 + scale * e_n``, shape ``(n + 1, n)``.
+
+    The numbers of ``np.vstack([x0, x0 + scale * np.eye(n)])`` (off the diagonal
+    ``x0 + 0.0``, so a ``-0.0`` becomes ``0.0`` as there), written once into one array
+    instead of through an ``n x n`` identity, its product and a copy (50 ms at n = 1210).
+    """
+    n = x0.size
+    simplex = np.empty((n + 1, n))
+    simplex[0] = x0
+    np.add(x0, 0.0, out=simplex[1:])
+    np.fill_diagonal(simplex[1:], x0 + scale)
+    return simplex
