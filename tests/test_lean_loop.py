@@ -353,3 +353,45 @@ def test_the_step_in_one_call_leaves_every_other_case_to_tell_gradient(case):
     assert len(calls) == 1 and calls[0][0] is value and calls[0][1] is grad
     for now, then in zip(_step_state(opt), before, strict=True):
         np.testing.assert_array_equal(now, then)
+
+
+# -- NetworkObjective's streams give what the lean loop no longer checks -----------------
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_the_network_streams_give_a_float_and_a_gradient_of_the_nets_type(dtype, batch_size):
+    net, X, y, theta = _data(dtype)
+    obj = dfo.NetworkObjective(net, X, y, batch_size=batch_size)
+    stream = obj.gradient_stream(np.random.default_rng(0), obj.sampler())
+    assert stream.checked_dtype == net.dtype
+    for point in (theta, theta.astype(np.float64), list(theta)):  # converted when it must be
+        value, grad = stream(point)
+        assert type(value) is float
+        assert type(grad) is np.ndarray and grad.dtype == net.dtype
+        assert grad.shape == (net.n_params,)
+
+    class OwnGradient(dfo.NetworkObjective):
+        def _value_and_grad(self, x):
+            return 1, [0.0] * self.dim
+
+    own = OwnGradient(net, X, y, batch_size=batch_size)
+    own_stream = own.gradient_stream(np.random.default_rng(0), own.sampler())
+    assert not hasattr(own_stream, "checked_dtype")
+
+
+def test_a_stream_of_another_type_than_the_iterate_is_checked_and_converted(monkeypatch):
+    net, X, y, theta = _data("float32")
+    obj = dfo.NetworkObjective(net, X, y, batch_size=16)
+    kwargs = {"budget": 60, "seed": 3, "dtype": "float64"}  # a float64 iterate
+    lean = dfo.minimize(obj, theta, "backprop-sgd", **kwargs)
+    full = dfo.minimize(obj, theta, "backprop-sgd", callback=lambda r: None, **kwargs)
+    _same_run(lean, full)
+    converted = []
+
+    def to_gradient(grad, dim):
+        converted.append(grad.dtype)
+        return dfo.objective.to_gradient(grad, dim)
+
+    monkeypatch.setattr(dfo.run.lean, "to_gradient", to_gradient)
+    monkeypatch.setattr(dfo.Optimizer, "tell_evaluated", None)  # the lean loop ran
+    _same_run(dfo.minimize(obj, theta, "backprop-sgd", **kwargs), lean)
+    assert converted == [np.float32] * lean.nit  # each float32 gradient, to the iterate's type

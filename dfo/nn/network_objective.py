@@ -44,6 +44,18 @@ from dfo.sampling import EpochSampler
 __all__ = ["MinibatchObjective", "NetworkObjective"]
 
 
+def _checked(
+    stream: Callable[[np.ndarray], tuple[float, np.ndarray]], dtype: np.dtype
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """``stream``, marked as giving a float and a gradient of shape ``(n_params,)`` in ``dtype``.
+
+    What ``MLP.loss_and_grad`` returns: the lean loop (:mod:`dfo.run.lean`) need not
+    check it again for an iterate of that type.
+    """
+    stream.checked_dtype = dtype  # type: ignore[attr-defined]
+    return stream
+
+
 class _NetLoss(Objective):
     """Loss of ``net`` on fixed, validated data ``(X, y)``, as an Objective."""
 
@@ -104,7 +116,7 @@ class _NetLoss(Objective):
         def value_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
             return net.loss_and_grad(as_real(x, dtype), X, y, lossfn, check=False)
 
-        return value_and_grad
+        return _checked(value_and_grad, dtype)
 
     def jvp_stream(
         self, rng: np.random.Generator, sampler: EpochSampler | None = None
@@ -341,14 +353,15 @@ class NetworkObjective(_NetLoss):
             or type(self)._value_and_grad is not _NetLoss._value_and_grad
         ):
             return Objective.gradient_stream(self, rng, sampler)
-        net, lossfn, dtype = self.net, self._lossfn, self.dtype
+        loss_and_grad, lossfn, dtype = self.net.loss_and_grad, self._lossfn, self.dtype
         fill, X_batch, y_batch = self._minibatch_buffers(rng, sampler)
 
         def value_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
             fill()
-            return net.loss_and_grad(as_real(x, dtype), X_batch, y_batch, lossfn, check=False)
+            theta = x if type(x) is np.ndarray and x.dtype == dtype else as_real(x, dtype)
+            return loss_and_grad(theta, X_batch, y_batch, lossfn, check=False)
 
-        return value_and_grad
+        return _checked(value_and_grad, dtype)
 
     def jvp_stream(
         self, rng: np.random.Generator, sampler: EpochSampler | None = None

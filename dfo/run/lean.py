@@ -142,7 +142,14 @@ def _method_iteration(
 def _checked_gradient(
     opt: BackpropSGD, stream: GradientStream
 ) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
-    """``x -> (value, grad)`` from the stream, checked and converted as the evaluator does."""
+    """``x -> (value, grad)`` from the stream, checked and converted as the evaluator does.
+
+    A stream marked as giving a float and a gradient of the iterate's type and shape
+    (``checked_dtype``, :class:`~dfo.NetworkObjective`'s) is that already.
+    """
+    checked = getattr(stream, "checked_dtype", None)
+    if checked is not None and checked == opt.x.dtype:  # (a dtype equals None: float64)
+        return stream
     dim = opt.dim
 
     def evaluate(x: np.ndarray) -> tuple[float, np.ndarray]:
