@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,14 @@ def test_directions_handed_out_stay_the_callers():
     # the draws are the generator's standard normals, one block per iteration
     fresh = dfo.make_optimizer("forward-gradient", np.ones(4), seed=0, n_directions=2)
     np.testing.assert_array_equal(fresh.rng.standard_normal((2, 4)), kept)
+
+
+def test_a_pickled_copy_draws_its_directions_where_it_reads_them():
+    # the directions live in one array of the optimizer: a copy (a checkpoint) asked
+    # after unpickling evaluates the lean loop along the direction it asked for
+    opt = dfo.make_optimizer("forward-gradient", np.ones(4), seed=0)
+    copy = pickle.loads(pickle.dumps(opt))
+    copy.ask()
+    np.testing.assert_array_equal(copy.lean_direction(), copy.directions()[0])
+    copy.tell_jvp(1.0, 0.5)  # the step along that direction
+    np.testing.assert_array_equal(copy.x, np.ones(4) - 0.01 * (copy.directions()[0] * 0.5))

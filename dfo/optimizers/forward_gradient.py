@@ -92,7 +92,6 @@ class ForwardGradient(GradientStepOptimizer):
         # each iteration's directions, drawn into the same array (tell reads them only
         # to make the step's own estimate; directions() hands out a copy)
         self._V = np.empty((self.q, self.dim))
-        self._v = self._V[0]
 
     def _ask(self) -> np.ndarray:
         self.rng.standard_normal(out=self._V)
@@ -122,9 +121,10 @@ class ForwardGradient(GradientStepOptimizer):
         For the run's lean loop (:mod:`dfo.run.lean`), which evaluates ``self.x``
         along it without asking, then calls :meth:`tell_jvp`.
         """
+        v = self._V[0]  # (a view made here: a pickled copy keeps no view of its own)
         if self._n_pending is None:  # else stop() has asked: the pending direction
-            self.rng.standard_normal(out=self._v)
-        return self._v
+            self.rng.standard_normal(out=v)
+        return v
 
     def tell_jvp(self, value: float, dderiv: float) -> None:
         """:meth:`tell_evaluated` of the value and directional derivative, in scalars.
@@ -133,7 +133,7 @@ class ForwardGradient(GradientStepOptimizer):
         bookkeeping as ``ask`` and ``tell`` (``tests/test_lean_loop.py`` checks the
         bits), without the arrays of a batch of one point.
         """
-        x, v = self.x, self._v
+        x, v = self.x, self._V[0]
         if math.isfinite(value) and math.isfinite(dderiv):
             g = v * dderiv  # d v, as _tell
             square = square_norm(g)
