@@ -444,6 +444,30 @@ class Objective:
 
         return value_and_jvp
 
+    def batch_stream(
+        self, rng: np.random.Generator, sampler: EpochSampler | None = None
+    ) -> Callable[[np.ndarray], Any]:
+        """``f(X) -> values`` on a new realization at every call (the lean loop's).
+
+        :meth:`gradient_stream` for methods that only evaluate: one call per
+        iteration of an spsa run with the iteration's points ``(k, dim)``, on the
+        realization the run loop would draw. The caller checks the values as the
+        evaluator does. The default is the realization's :meth:`evaluate_batch`;
+        objectives that can do it cheaper (without per-call objects) override it
+        with the same numbers.
+        """
+        stochastic = self.is_stochastic
+
+        def values(X: np.ndarray) -> Any:
+            sample = self
+            if stochastic and sampler is None:
+                sample = self.realization(rng)
+            elif stochastic:
+                sample = self.realization(rng, sampler)
+            return sample.evaluate_batch(X)
+
+        return values
+
     def sampler(self) -> EpochSampler | None:
         """A fresh minibatch stream for a run (None: the realizations need no state).
 

@@ -389,6 +389,31 @@ class NetworkObjective(_NetLoss):
 
         return value_and_jvp
 
+    def batch_stream(
+        self, rng: np.random.Generator, sampler: EpochSampler | None = None
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        """The population's losses on the next minibatch of each call.
+
+        The minibatch :meth:`realization` would draw, in two buffers
+        (:meth:`_minibatch_buffers`). A subclass with realizations or an evaluation of
+        its own gets :class:`Objective`'s.
+        """
+        if self.batch_size is None:
+            return super().batch_stream(rng, sampler)
+        if (
+            type(self).realization is not NetworkObjective.realization
+            or type(self)._evaluate_batch is not _NetLoss._evaluate_batch
+        ):
+            return Objective.batch_stream(self, rng, sampler)
+        net, lossfn = self.net, self._lossfn
+        fill, X_batch, y_batch = self._minibatch_buffers(rng, sampler)
+
+        def values(X: np.ndarray) -> np.ndarray:
+            fill()
+            return net.population_loss(X, X_batch, y_batch, lossfn, check=False)
+
+        return values
+
     def sampler(self) -> EpochSampler | None:
         """Shuffled epochs of ``batch_size`` rows for a run (None if full batch)."""
         if self.batch_size is None:

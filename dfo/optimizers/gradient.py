@@ -984,6 +984,55 @@ class SPSA(GradientStepOptimizer):
         self._advance()
         return reported
 
+    # -- the lean loop (dfo.run.lean) ----------------------------------------------------
+    def lean_ready(self) -> bool:
+        """Whether the next iteration is one of Spall's pairs, as the lean loop runs them.
+
+        Not while the noise is measured (``c="auto"``) or ``a`` calibrated (the first
+        iteration's ``2 * calibration`` points): the run loop's ask/tell does those.
+        """
+        return self._probe is None and self.a is not None
+
+    def lean_pair(self) -> np.ndarray:
+        """The pair ``ask`` would hand out now: ``x + c_k d`` and ``x - c_k d``, ``(2, n)``.
+
+        For the run's lean loop (:mod:`dfo.run.lean`), when :meth:`lean_ready`: the
+        pair a stop check asked already, else a new one, drawn as ``ask`` draws it.
+        The array is the caller's (never read again), as ``ask``'s.
+        """
+        X = self._pending_points()
+        self._pending = None  # handed out: a row that becomes the best is rebuilt
+        return X
+
+    def tell_lean(self, values: np.ndarray) -> None:
+        """:meth:`tell_evaluated` of the values at :meth:`lean_pair`'s pair, in scalars.
+
+        The same step and the same bookkeeping as ``ask`` and ``tell``
+        (``tests/test_lean_loop.py`` checks the bits); a pair with a value or a
+        difference that is not finite takes :meth:`tell_evaluated` itself. ``values``
+        is float64, shape ``(2,)``.
+        """
+        plus, minus = values.tolist()
+        ledger = self.ledger
+        if not (math.isfinite(plus) and math.isfinite(minus)):
+            self.tell_evaluated(values)
+            return
+        low = minus if minus < plus else plus  # the first of the lowest, as the ledger keeps
+        # the row that becomes the best point, rebuilt before the step moves x
+        best = self._asked_row(0 if plus <= minus else 1) if low < ledger.best_f else None
+        reported = self._tell_pair(values)
+        if reported is None:  # a difference beyond float64, nothing changed: the general path
+            self.tell_evaluated(values)
+            return
+        self._n_pending = None
+        if self._handed:
+            self._handed = []
+        ledger.nfev += 2
+        if best is not None:
+            ledger.best_x = best
+            ledger.best_f = low
+        ledger.close_iteration(reported)
+
     def _directions(self, q: int) -> np.ndarray:
         """``q`` Rademacher (+-1) directions ``(q, n)``, one random bit per coordinate.
 

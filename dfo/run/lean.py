@@ -21,6 +21,12 @@ else is the run loop's:
   checked and annotated as the evaluator does, and Ctrl-C waits while the step
   is taken and booked;
 - the numbers are the ask/tell loop's, bit for bit (``tests/test_lean_loop.py``).
+
+spsa's iterations (one direction, no ``regenerate``, no ``tol``) take
+:func:`run_lean_pairs` under the same conditions, once ``a`` is calibrated and the
+noise measured: the pair :meth:`~dfo.optimizers.gradient.SPSA.lean_pair` asks for
+on the objective's :meth:`~dfo.Objective.batch_stream`, told in scalars by
+:meth:`~dfo.optimizers.gradient.SPSA.tell_lean` (``tests/test_lean_pairs.py``).
 """
 
 from __future__ import annotations
@@ -30,19 +36,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dfo.objective import Objective, to_gradient, to_scalar
+from dfo.objective import Objective, to_gradient, to_scalar, to_values
 from dfo.optimizers.forward_gradient import ForwardGradient
-from dfo.optimizers.gradient import BackpropSGD
+from dfo.optimizers.gradient import SPSA, BackpropSGD
 
 if TYPE_CHECKING:
     from dfo.run.minimize import _InterruptGuard, _Run
 
-__all__ = ["lean_stream", "run_lean"]
+__all__ = ["lean_pairs", "lean_stream", "pairs_ready", "run_lean", "run_lean_pairs"]
 
 #: ``f(x) -> (value, grad)`` on a new realization per call (:meth:`Objective.gradient_stream`)
 GradientStream = Callable[[np.ndarray], tuple[Any, Any]]
 #: ``f(x, v) -> (value, dderiv)`` on a new realization per call (:meth:`Objective.jvp_stream`)
 JVPStream = Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]
+#: ``f(X) -> values`` on a new realization per call (:meth:`Objective.batch_stream`)
+BatchStream = Callable[[np.ndarray], Any]
 
 
 def lean_stream(
@@ -178,3 +186,105 @@ def _checked_jvp(
         return value, dderiv
 
     return evaluate
+
+
+# -- spsa: Spall's pairs -------------------------------------------------------------------
+def lean_pairs(run: _Run, objective: Objective, *, watched: bool) -> BatchStream | None:
+    """The objective's batch stream for spsa's lean loop, or None if the run needs the full loop.
+
+    Parameters
+    ----------
+    run : dfo.run.minimize._Run
+    objective : Objective
+    watched : bool
+        As for :func:`lean_stream`.
+
+    Returns
+    -------
+    callable or None
+        ``objective.batch_stream(...)`` for an spsa run with one direction, without
+        ``regenerate`` or ``tol``, that nothing watches; None otherwise. The run loop
+        still runs the iterations before :meth:`~dfo.optimizers.gradient.SPSA.lean_ready`
+        (measuring the noise, calibrating ``a``).
+    """
+    opt = run.optimizer
+    if watched or not isinstance(opt, SPSA) or opt.q != 1 or opt.regenerate:
+        return None
+    if opt.xtol is not None:
+        return None
+    return objective.batch_stream(run.obj_rng, run.sampler)
+
+
+def pairs_ready(run: _Run) -> bool:
+    """Whether the next iteration of an spsa run can take :func:`run_lean_pairs`.
+
+    Parameters
+    ----------
+    run : dfo.run.minimize._Run
+
+    Returns
+    -------
+    bool
+        True for an spsa run past its noise measurement and calibration of ``a``.
+    """
+    opt = run.optimizer
+    return isinstance(opt, SPSA) and opt.lean_ready()
+
+
+def run_lean_pairs(
+    run: _Run,
+    stream: BatchStream,
+    guard: _InterruptGuard,
+    max_time: float | None,
+    evaluations: int | None = None,
+) -> None:
+    """spsa's iterations in the lean loop, from an iterate that ``stop()`` let go on.
+
+    Each iteration evaluates the pair of :meth:`~dfo.optimizers.gradient.SPSA.lean_pair`
+    on the next realization and tells it with
+    :meth:`~dfo.optimizers.gradient.SPSA.tell_lean`. Returns after the iterations the
+    budget and ``max_iter`` allow, at the first one that may give ``stop()`` a
+    reason (a failed step, a pair without a finite difference, an estimate that is
+    exactly zero), at the target and at ``max_time``.
+
+    Parameters
+    ----------
+    run : dfo.run.minimize._Run
+        An spsa run (:func:`lean_pairs` gave ``stream``) that is :func:`pairs_ready`.
+    stream : callable
+        ``stream(X) -> values`` on the next realization.
+    guard : dfo.run.minimize._InterruptGuard
+        Defers Ctrl-C while the step is taken and booked.
+    max_time : float or None
+        The run's wall-clock limit, checked before each iteration.
+    evaluations : int, optional
+        Stop once this many evaluations are spent (a callback's next mark).
+    """
+    opt = run.optimizer
+    assert isinstance(opt, SPSA) and opt.lean_ready()
+    ledger = opt.ledger
+    n = ledger.remaining() // 2  # two evaluations per iteration
+    if ledger.max_iter is not None:
+        n = min(n, ledger.max_iter - ledger.nit)
+    if evaluations is not None:
+        n = min(n, -(-evaluations // 2))
+    target = ledger.target
+    for _ in range(int(n)):
+        if max_time is not None and ledger.elapsed() >= max_time:
+            return
+        X = opt.lean_pair()
+        try:
+            values = to_values(stream(X), 2)
+        except Exception as exc:
+            run.evaluator.nit = ledger.nit
+            run.evaluator._annotate(exc, X)
+            raise
+        guard.critical = True  # guard.hold(), inlined: Ctrl-C waits for the booking
+        opt.tell_lean(values)
+        guard.critical = False
+        if guard.pending:
+            guard.release()  # raises the deferred KeyboardInterrupt
+        if opt.bad_steps or opt.redraws or opt.zero_grads:
+            return
+        if target is not None and ledger.best_f <= target:
+            return

@@ -37,7 +37,7 @@ from dfo.result import Result, Status
 from dfo.run import preflight
 from dfo.run.callbacks import as_result_callback
 from dfo.run.evaluation import Evaluator, OnError
-from dfo.run.lean import lean_stream, run_lean
+from dfo.run.lean import lean_pairs, lean_stream, pairs_ready, run_lean, run_lean_pairs
 from dfo.run.ledger import build_result, stop_status
 from dfo.sampling import EpochSampler, EpochState
 
@@ -546,6 +546,7 @@ def _run_ask_tell(
         or ledger.xs is not None
     )
     stream = lean_stream(run, objective, watched=watched)
+    pairs = lean_pairs(run, objective, watched=watched) if stream is None else None
     try:
         while True:
             guard.hold()
@@ -555,13 +556,16 @@ def _run_ask_tell(
                 return reasons
             if max_time is not None and ledger.elapsed() >= max_time:
                 return {"max_time": f"reached max_time={max_time} s"}
-            if stream is not None:  # a gradient run that nothing watches: the same bits
-                if callback is None:
-                    run_lean(run, stream, guard, max_time)
-                    continue
-                mark = int(getattr(callback, "next_nfev", 0))
-                run_lean(run, stream, guard, max_time, max(1, mark - ledger.nfev))
-                if ledger.nfev >= mark:
+            if stream is not None or (pairs is not None and pairs_ready(run)):
+                # a run that nothing watches (but a callback at marks): the same bits,
+                # up to the callback's next mark
+                mark = 0 if callback is None else int(getattr(callback, "next_nfev", 0))
+                left = None if callback is None else max(1, mark - ledger.nfev)
+                if stream is not None:
+                    run_lean(run, stream, guard, max_time, left)
+                elif pairs is not None:
+                    run_lean_pairs(run, pairs, guard, max_time, left)
+                if callback is not None and ledger.nfev >= mark:
                     try:
                         callback(_intermediate(run))
                     except StopIteration:
