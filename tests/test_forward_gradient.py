@@ -98,6 +98,7 @@ def test_directions_handed_out_stay_the_callers():
     # each iteration draws its directions into the optimizer's own array: the ones
     # handed out before are copies, unchanged by the next draw
     opt = dfo.make_optimizer("forward-gradient", np.ones(4), seed=0, n_directions=2)
+    assert opt.directions().shape == (0, 4)  # none drawn before the first ask
     X = opt.ask()
     V = opt.directions()
     kept = V.copy()

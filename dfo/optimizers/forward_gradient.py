@@ -89,12 +89,22 @@ class ForwardGradient(GradientStepOptimizer):
     def _setup(self) -> None:
         super()._setup()
         self.q = self.config.n_directions
-        # each iteration's directions, drawn into the same array (tell reads them only
-        # to make the step's own estimate; directions() hands out a copy)
-        self._V = np.empty((self.q, self.dim))
+        self._V = np.empty((0, self.dim))  # none drawn yet
+
+    def _draw(self) -> np.ndarray:
+        """The next iteration's ``q`` directions, drawn into the same array every time.
+
+        ``tell`` reads them only to make the step's estimate, and :meth:`directions`
+        hands out a copy, so the array is the optimizer's own.
+        """
+        V = self._V
+        if V.shape[0] != self.q:  # the first draw
+            V = self._V = np.empty((self.q, self.dim))
+        self.rng.standard_normal(out=V)
+        return V
 
     def _ask(self) -> np.ndarray:
-        self.rng.standard_normal(out=self._V)
+        self._draw()
         if self.q == 1:
             return self.x[None, :]
         return np.repeat(self.x[None, :], self.q, axis=0)
@@ -121,10 +131,9 @@ class ForwardGradient(GradientStepOptimizer):
         For the run's lean loop (:mod:`dfo.run.lean`), which evaluates ``self.x``
         along it without asking, then calls :meth:`tell_jvp`.
         """
-        v = self._V[0]  # (a view made here: a pickled copy keeps no view of its own)
         if self._n_pending is None:  # else stop() has asked: the pending direction
-            self.rng.standard_normal(out=v)
-        return v
+            self._draw()
+        return self._V[0]  # (a view made here: a pickled copy keeps no view of its own)
 
     def tell_jvp(self, value: float, dderiv: float) -> None:
         """:meth:`tell_evaluated` of the value and directional derivative, in scalars.
