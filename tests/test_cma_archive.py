@@ -63,8 +63,8 @@ def test_the_archive_is_dropped_only_without_bounds(monkeypatch):
     assert opt.unarchived and archived == 0
     with_bounds, archived, opt = _hashes_per_generation(monkeypatch, bounds=[(-3.0, 3.0)] * 20)
     assert not opt.unarchived and archived == 10  # the generation asked
-    # pycma hashes each point about five times a generation with its archive, once
-    # without (its record of injected points)
+    # pycma hashes each point about five times a generation with its archive; without
+    # it, only its injected points (its record of them, see the test below)
     assert without <= 1.2 * 10 < 4 * 10 <= with_bounds
 
 
@@ -113,3 +113,50 @@ def test_numpy_global_random_state_is_kept(dim, options):
     after = np.random.get_state()  # noqa: NPY002
     assert res.nit > 10
     assert np.array_equal(before[1], after[1]) and before[2:] == after[2:]
+
+
+def test_the_run_with_the_record_of_injected_points_is_pycmas(monkeypatch):
+    dim, options, budget = CASES["separable, TPA step size"]
+    calls = []
+    key = cma.utilities.utils.SolutionDict.key
+    monkeypatch.setattr(
+        cma.utilities.utils.SolutionDict, "key", lambda self, x: calls.append(1) or key(self, x)
+    )
+    fast = _run(dim, options, budget)
+    fast_hashes = len(calls) / fast.nit
+    monkeypatch.setattr(cma_es, "_injected_points", lambda es: False)
+    calls.clear()
+    kept = _run(dim, options, budget)
+    kept_hashes = len(calls) / kept.nit
+    np.testing.assert_array_equal(fast.history["x"], kept.history["x"])
+    np.testing.assert_array_equal(fast.history["value"], kept.history["value"])
+    np.testing.assert_array_equal(fast.x, kept.x)
+    assert (fast.nfev, fast.nit) == (kept.nfev, kept.nit)
+    # pycma hashes every point of a generation to find its two injected ones; the
+    # record hashes only those (each when recorded, found and removed)
+    popsize = kept.nfev // kept.nit
+    assert fast_hashes <= 8 < popsize <= kept_hashes
+
+
+def test_the_record_of_injected_points_answers_as_pycmas_solution_dict():
+    rng = np.random.default_rng(0)
+    ours, theirs = (
+        cma_es._InjectedPoints(cma.utilities.utils.SolutionDict()),
+        (cma.utilities.utils.SolutionDict()),
+    )
+    points = [rng.standard_normal(5) for _ in range(6)]
+    points.append(points[0].copy())  # the same bytes: pycma stacks it
+    twin = points[1].copy()
+    twin[3] += 1.0  # the first coordinate of a recorded point, other bytes
+    points += [twin, np.array([-0.0, 1, 2, 3, 4]), np.array([0.0, 1, 2, 3, 4])]
+    for step in range(200):
+        x = points[rng.integers(len(points))]
+        if rng.uniform() < 0.4:
+            ours[x] = theirs[x] = {"step": step}
+        elif rng.uniform() < 0.2 and len(theirs):
+            k = next(iter(theirs))  # pycma removes old entries by their hashed key
+            assert ours.pop(k) == theirs.pop(k)
+        else:
+            assert (x in ours) == (x in theirs)
+            assert ours.pop(x, None) == theirs.pop(x, None)
+        assert len(ours) == len(theirs) and list(ours.items()) == list(theirs.items())
