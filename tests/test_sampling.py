@@ -52,6 +52,24 @@ def test_a_pickled_sampler_holds_no_permutation_and_continues_identically():
         np.testing.assert_array_equal(copy.draw(rng_copy), sampler.draw(rng))
 
 
+def test_a_sampler_set_to_a_state_continues_from_it():
+    sampler, rng = EpochSampler(50, 7), np.random.default_rng(0)
+    for _ in range(9):  # into the second epoch
+        sampler.draw(rng)
+    state, rng_state = sampler.state, rng.bit_generator.state
+    assert (state.position, state.epoch) == (13, 2)
+    ahead = [sampler.draw(rng).copy() for _ in range(20)]
+    rng.bit_generator.state = rng_state
+    sampler.state = state
+    assert sampler.state.position == 13
+    np.testing.assert_array_equal(ahead, [sampler.draw(rng) for _ in range(20)])
+    # a checkpoint's sampler (pickled as n_rows, batch_size and state) the same way
+    rng.bit_generator.state = rng_state
+    old = EpochSampler.__new__(EpochSampler)
+    old.__setstate__({"n_rows": 50, "batch_size": 7, "state": pickle.loads(pickle.dumps(state))})
+    np.testing.assert_array_equal(ahead, [old.draw(rng) for _ in range(20)])
+
+
 def test_batch_size_out_of_range_is_refused():
     with pytest.raises(ValueError, match=r"batch_size must be in \[1, 5\]"):
         EpochSampler(5, 6)
