@@ -50,7 +50,9 @@ counts: its ``_tell`` updates only its own state.
     array ``_ask`` returned itself, without a copy (one population matrix, not
     two), and never reads it again: ``tell`` rebuilds the one row that becomes the
     best point, and asking again rebuilds the points to see whether the caller
-    changed them. Only for arrays ``_ask`` made anew and keeps no reference to.
+    changed them (``_asked_rows() -> ndarray (k, dim)``, which a method may override
+    to rebuild them at once). Only for arrays ``_ask`` made anew and keeps no reference
+    to.
 ``_recommend() -> ndarray (dim,)``
     The method's estimate of the minimizer (default: the best point told).
 ``_stop() -> dict``
@@ -359,6 +361,11 @@ class Optimizer:
         """Row ``i`` of the points the last ``_ask`` returned, rebuilt (a new array)."""
         raise NotImplementedError
 
+    def _asked_rows(self) -> np.ndarray:
+        """All rows of the points the last ``_ask`` returned, rebuilt (a new array)."""
+        assert self._n_pending is not None
+        return np.stack([self._asked_row(i) for i in range(self._n_pending)])
+
     def _stop(self) -> dict[str, Any]:
         return {}
 
@@ -456,7 +463,7 @@ class Optimizer:
             self._n_pending = X.shape[0]
             self._rebuilt = self._rebuilds()
         elif self._pending is None:  # handed out: rebuilt
-            self._pending = np.stack([self._asked_row(i) for i in range(self._n_pending)])
+            self._pending = self._asked_rows()
         return self._pending
 
     def ask(self) -> np.ndarray:

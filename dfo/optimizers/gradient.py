@@ -723,6 +723,20 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
         X = fd_probes(self.centre, self.steps, scheme=self.scheme, start=self.done, stop=stop)
         return self.box.clip(X)  # clip: rounding only
 
+    def _rebuilds(self) -> bool:
+        return self._probe is None  # the probes, from the centre, the steps and done
+
+    def _probe_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of the current estimate's probes, as ``_ask`` makes them."""
+        X = fd_probes(self.centre, self.steps, scheme=self.scheme, start=start, stop=stop)
+        return X if self.box is None else self.box.clip(X)
+
+    def _asked_row(self, i: int) -> np.ndarray:
+        return self._probe_rows(self.done + i, self.done + i + 1)[0]
+
+    def _asked_rows(self) -> np.ndarray:
+        return self._probe_rows(self.done, min(self.n_probes, self.done + self.max_probes))
+
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         if self._probe is not None:
             return self._probe_tell(values)
