@@ -377,6 +377,21 @@ class RecastOptimizer(Optimizer):
             raise AskTellError(f"{self.name} has stopped ({self.stop()}); nothing to ask")
         return X.copy()
 
+    def _rebuilds(self) -> bool:
+        return True  # from the loop's request, held until tell: ask hands out _ask's copy
+
+    def _asked_row(self, i: int) -> np.ndarray:
+        return self._request()[i].copy()
+
+    def _asked_rows(self) -> np.ndarray:
+        return self._request().copy()
+
+    def _request(self) -> np.ndarray:
+        """The loop's pending request (the worker is rebuilt by replay if it was closed)."""
+        X = self._peek()
+        assert X is not None  # called with an ask pending
+        return X
+
     def _tell(self, X: np.ndarray, values: np.ndarray, grads: np.ndarray | None) -> float:
         asked = self._peek()
         assert asked is not None  # the base class checked X against the pending ask
