@@ -50,7 +50,9 @@ __all__ = [
 
 #: what a scipy loop's objective receives for a batch of points: values (and gradients)
 Reply = tuple[np.ndarray, np.ndarray | None]
-#: the function a scipy loop calls to have a batch ``X`` of shape ``(k, dim)`` evaluated
+#: the function a scipy loop calls to have a batch ``X`` of shape ``(k, dim)`` evaluated:
+#: an array that owns its data is handed over (the loop never changes it afterwards),
+#: a view (such as ``x[None, :]`` of scipy's point, which scipy may reuse) is copied
 Request = Callable[[np.ndarray], Reply]
 #: ``loop(request, x0, settings) -> stop reasons``: scipy's call, built from plain data
 Loop = Callable[[Request, np.ndarray, dict[str, Any]], dict[str, Any]]
@@ -179,7 +181,8 @@ def _work(
 
     def request(X: np.ndarray) -> Reply:
         nonlocal replayed, path
-        X = np.array(X, dtype=np.float64, copy=True)  # scipy may reuse its buffer
+        # a view may be of scipy's buffer, which it reuses; a new array is the loop's to give
+        X = np.asarray(X, dtype=np.float64) if X.flags.owndata else np.array(X, np.float64)
         require_finite(X)
         if replayed < told.n:
             k = X.shape[0]
