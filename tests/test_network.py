@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import dfo
 from dfo.exceptions import InvalidOptionError, ShapeError
 from dfo.nn.activations import ACTIVATIONS, get_activation
+from dfo.nn.losses import Loss, get_loss
 from dfo.nn.network import MLP
 
 DIFFERENTIABLE = ["tanh", "relu", "sigmoid", "identity"]
@@ -363,6 +364,30 @@ def test_population_property(hidden, k, batch, act, seed, chunk):
     single = np.array([net.loss(t, X, y) for t in thetas])
     assert got.shape == (k,)
     np.testing.assert_allclose(got, single, rtol=1e-12)
+
+
+@pytest.mark.parametrize("k, max_bytes", [(1, 2**28), (5, 2**28), (5, 1)])  # 1 or 5 chunks
+def test_population_of_a_custom_loss_comes_back_new_in_the_nets_dtype(k, max_bytes):
+    # a loss's population form may return floats of another type, or a view of an array
+    # it keeps: the caller still gets a new array of the network's dtype, shape (k,)
+    kept = np.zeros(8)
+    base = get_loss("mse")
+
+    def population(out, y):
+        values = base.population(out, y)
+        kept[: values.size] = values
+        return kept[: values.size]  # a float64 view
+
+    loss = Loss("mine", base.check_targets, population, base.value_and_grad, base.value_and_jvp)
+    net32, theta, X, y = make_problem([3, 4, 2], "tanh", "mse", batch=6, seed=3)
+    net32 = MLP(net32.sizes, "tanh", dtype=np.float32)
+    thetas = (theta + 0.3 * np.random.default_rng(4).normal(size=(k, theta.size))).astype(
+        np.float32
+    )
+    got = net32.population_loss(thetas, X, y, loss, max_bytes=max_bytes)
+    assert got.dtype == np.float32 and got.shape == (k,)
+    assert not np.shares_memory(got, kept)
+    np.testing.assert_array_equal(got, net32.population_loss(thetas, X, y, "mse"))
 
 
 # -- prediction -------------------------------------------------------------------------------

@@ -134,12 +134,12 @@ def _ce_population(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     b = z.shape[-1]
     zy = z[..., y, _columns(b)]
     _, m = _exp_shifted(z, out=z)
-    s = z.sum(axis=-2)
+    s = np.add.reduce(z, axis=-2)
     np.log(s, out=s)
     s -= zy
     if m is not None:
         s += m[..., 0, :]
-    return s.sum(axis=-1) / b
+    return np.add.reduce(s, axis=-1) / b
 
 
 def _ce_forward(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -237,7 +237,7 @@ def _mse_population(out: np.ndarray, y: np.ndarray) -> np.ndarray:
     b = out.shape[-1]
     np.subtract(out, y.T, out=out)
     np.square(out, out=out)
-    return 0.5 * out.sum(axis=(-2, -1)) / b
+    return 0.5 * np.add.reduce(out, axis=(-2, -1)) / b
 
 
 @dataclass(frozen=True, eq=False)

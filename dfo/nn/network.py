@@ -608,15 +608,26 @@ class MLP:
             max_bytes = _check_positive_int(max_bytes, "max_bytes")
         else:
             lossfn = get_loss(loss)
-        k, batch = Thetas.shape[0], X.shape[0]
-        size = self.dtype.itemsize
+        k, batch, dtype = Thetas.shape[0], X.shape[0], self.dtype
+        size = dtype.itemsize
         activations = size * batch * self._width_sum
+        Xe = self._inputs(X)
+        per_net = activations + size * self.n_params
+        if k == 1 or (0 < k * activations <= _CHUNK_BYTES and k * per_net <= max_bytes):
+            # one chunk (small populations, the common case): no buffers, no loop
+            with np.errstate(all="ignore"):
+                T = Thetas if Thetas.dtype == dtype else Thetas.astype(dtype)
+                values = lossfn.population(self._run(self._params(T), Xe)[0], y)
+            if type(values) is np.ndarray and values.base is None and values.dtype == dtype:
+                return values  # a new array of the network's dtype (the built-in losses')
+            out = np.empty(k, dtype=dtype)
+            out[:] = values
+            return out
         chunk = max(
             1,
-            min(max_bytes // (activations + size * self.n_params), _CHUNK_BYTES // activations),
+            min(max_bytes // per_net, _CHUNK_BYTES // activations),
         )
-        out = np.empty(k, dtype=self.dtype)
-        Xe = self._inputs(X)
+        out = np.empty(k, dtype=dtype)
         # the chunks' products reuse one set of arrays: no fresh memory per chunk
         rows = min(chunk, k)
         shapes = [(batch, n) for n in self.sizes[1:-1]] + [(self.n_out, batch)]
