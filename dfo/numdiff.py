@@ -35,6 +35,8 @@ __all__ = [
     "SCHEMES",
     "FDGradient",
     "fd_gradient",
+    "fd_probe_block",
+    "fd_probe_parts",
     "fd_probes",
     "fd_steps",
     "finite_difference",
@@ -317,10 +319,11 @@ def finite_difference(
     rows = _n_rows(n, scheme, include_center)
     chunk = _chunk_rows(chunk_size, n, rows)
     values = np.empty(rows)
+    parts = fd_probe_parts(x, step, scheme)  # once: the blocks are made of them
     for start in range(0, rows, chunk):
         stop = min(start + chunk, rows)
         values[start:stop] = objective.evaluate_batch(
-            _probe_block(x, step, scheme, include_center, start, stop)
+            fd_probe_block(parts, start, stop, scheme=scheme, include_center=include_center)
         )
     if include_center:
         fun = float(values[0])
@@ -399,16 +402,66 @@ def _chunk_rows(chunk_size: Any, n: int, rows: int) -> int:
     return min(int(chunk_size), rows)
 
 
-def _probe_block(
-    x: np.ndarray, step: np.ndarray, scheme: str, include_center: bool, start: int, stop: int
-) -> np.ndarray:
-    """Rows ``start..stop-1`` of the probe matrix, float64 (exact for float32 ``x``)."""
-    n = x.size
+def fd_probe_parts(
+    x: np.ndarray, step: np.ndarray, scheme: str = "forward"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What every probe is made of: ``x``, ``x + step`` and ``x - step``, as float64.
+
+    A probe is ``x`` with one coordinate taken from ``x + step`` (or ``x - step``):
+    callers that build the probes of one gradient block by block make these once
+    (three vectors) and pass them to :func:`fd_probe_block` for every block, rather
+    than recomputing them per block (at large ``n`` a block has few rows).
+
+    Parameters
+    ----------
+    x : ndarray, shape (n,)
+        The centre, float64 or float32 (the sums are made in its type, then widened).
+    step : ndarray, shape (n,)
+        Steps from :func:`fd_steps`.
+    scheme : {"forward", "central"}, default "forward"
+
+    Returns
+    -------
+    (centre, plus, minus) : tuple of ndarray, float64, shape (n,)
+        ``minus`` is ``plus`` for the forward scheme.
+    """
     plus = (x + step).astype(np.float64)
     minus = (x - step).astype(np.float64) if scheme == "central" else plus
+    return x.astype(np.float64, copy=False), plus, minus
+
+
+def fd_probe_block(
+    parts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    start: int,
+    stop: int,
+    *,
+    scheme: str = "forward",
+    include_center: bool = True,
+) -> np.ndarray:
+    """Rows ``start..stop-1`` of the probe matrix from :func:`fd_probe_parts`' vectors.
+
+    The rows :func:`fd_probes` returns for the same ``x``, steps, scheme and rows,
+    bit for bit, without checking its arguments (the caller's are checked once).
+
+    Parameters
+    ----------
+    parts : tuple of ndarray
+        ``fd_probe_parts(x, step, scheme)``.
+    start, stop : int
+        ``0 <= start <= stop <=`` the number of probes.
+    scheme : {"forward", "central"}, default "forward"
+    include_center : bool, default True
+        Forward scheme only: whether row 0 is ``x`` itself.
+
+    Returns
+    -------
+    ndarray, float64, shape (stop - start, n)
+    """
+    centre, plus, minus = parts
+    n = centre.size
     block = np.empty((stop - start, n))
-    block[:] = x.astype(np.float64)
-    offset = 1 if include_center else 0
+    block[:] = centre
+    offset = 1 if include_center and scheme == "forward" else 0
     k = np.arange(max(start, offset), stop) - offset  # index among perturbed rows
     if k.size:
         rows_in_block = k + offset - start
@@ -416,3 +469,11 @@ def _probe_block(
         is_plus = k < n
         block[rows_in_block, coords] = np.where(is_plus, plus[coords], minus[coords])
     return block
+
+
+def _probe_block(
+    x: np.ndarray, step: np.ndarray, scheme: str, include_center: bool, start: int, stop: int
+) -> np.ndarray:
+    """Rows ``start..stop-1`` of the probe matrix, float64 (exact for float32 ``x``)."""
+    parts = fd_probe_parts(x, step, scheme)
+    return fd_probe_block(parts, start, stop, scheme=scheme, include_center=include_center)

@@ -7,7 +7,15 @@ import pytest
 
 import dfo.numdiff as numdiff
 from dfo.exceptions import GradientNotAvailableError, InvalidOptionError, ShapeError
-from dfo.numdiff import fd_gradient, fd_probes, fd_steps, finite_difference, gradcheck
+from dfo.numdiff import (
+    fd_gradient,
+    fd_probe_block,
+    fd_probe_parts,
+    fd_probes,
+    fd_steps,
+    finite_difference,
+    gradcheck,
+)
 from dfo.objective import Objective, as_objective
 
 
@@ -250,3 +258,33 @@ def test_bad_input():
     # per-coordinate h is accepted
     res = finite_difference(rosenbrock, x, h=[1e-4, 1e-5, 1e-6])
     np.testing.assert_allclose(res.step, [1e-4, 1e-5, 1e-6], rtol=1e-10)
+
+
+def _written_out(x, step, scheme, include_center=True):
+    """The probe matrix row by row: x with one coordinate moved by its step (float64)."""
+    x64 = x.astype(np.float64)
+    rows = [x64] if scheme == "forward" and include_center else []
+    for sign in (1, -1) if scheme == "central" else (1,):
+        moved = (x + step if sign > 0 else x - step).astype(np.float64)
+        for i in range(x.size):
+            row = x64.copy()
+            row[i] = moved[i]
+            rows.append(row)
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("scheme", ["forward", "central"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_probe_blocks_from_the_parts_are_fd_probes_rows(scheme, dtype):
+    x = np.linspace(-2.0, 3.0, 7).astype(dtype)
+    step = fd_steps(x, scheme=scheme)
+    parts = fd_probe_parts(x, step, scheme)
+    rows = fd_probes(x, step, scheme=scheme).shape[0]
+    for start, stop in [(0, rows), (0, 1), (1, 4), (5, rows), (rows - 1, rows), (3, 3)]:
+        block = fd_probe_block(parts, start, stop, scheme=scheme)
+        assert block.dtype == np.float64 and block.shape == (stop - start, x.size)
+        np.testing.assert_array_equal(block, _written_out(x, step, scheme)[start:stop])
+        np.testing.assert_array_equal(block, fd_probes(x, step, scheme=scheme)[start:stop])
+    if scheme == "forward":  # without the centre
+        no_centre = fd_probe_block(parts, 2, 5, scheme=scheme, include_center=False)
+        np.testing.assert_array_equal(no_centre, _written_out(x, step, scheme, False)[2:5])

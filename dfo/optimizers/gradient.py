@@ -52,7 +52,7 @@ import numpy as np
 from dfo.exceptions import InvalidOptionError
 from dfo.limits import check_rows
 from dfo.noise import NoiseProbe, noise_aware_step
-from dfo.numdiff import PROBE_BLOCK_BYTES, fd_gradient, fd_probes, fd_steps
+from dfo.numdiff import PROBE_BLOCK_BYTES, fd_gradient, fd_probe_block, fd_probe_parts, fd_steps
 from dfo.objective import all_finite, check_dtype, square_norm
 from dfo.optimizers import register
 from dfo.optimizers.base import Optimizer
@@ -700,6 +700,7 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
             self.steps = fd_steps(self.centre, scheme=self.scheme)
         self.values = np.empty(self.n_probes)
         self.done = 0  # probes of the current estimate already told
+        self._parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # of the probes
 
     def _resolved_options(self) -> dict[str, Any]:
         return {"h": self.h} if self.h_auto else {}
@@ -712,24 +713,26 @@ class FiniteDifferenceSGD(GradientStepOptimizer):
     def _ask(self) -> np.ndarray:
         if self._probe is not None:
             return self._probe_ask()
-        stop = min(self.n_probes, self.done + self.max_probes)
-        if self.box is None:
-            return fd_probes(
-                self.centre, self.steps, scheme=self.scheme, start=self.done, stop=stop
-            )
-        if self.done == 0:  # bounds: probes around the nearest point a step inside
-            inset = self.box.inset(self.x, self.steps)
+        if self.box is not None and self.done == 0:  # probes around the nearest point
+            inset = self.box.inset(self.x, self.steps)  # a step inside the box
             self.centre = inset if self.dtype is None else inset.astype(self.dtype)
-        X = fd_probes(self.centre, self.steps, scheme=self.scheme, start=self.done, stop=stop)
-        return self.box.clip(X)  # clip: rounding only
+            self._parts = None
+        return self._probe_rows(self.done, min(self.n_probes, self.done + self.max_probes))
 
     def _rebuilds(self) -> bool:
         return self._probe is None  # the probes, from the centre, the steps and done
 
     def _probe_rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` of the current estimate's probes, as ``_ask`` makes them."""
-        X = fd_probes(self.centre, self.steps, scheme=self.scheme, start=start, stop=stop)
-        return X if self.box is None else self.box.clip(X)
+        """Rows ``start:stop`` of the current estimate's probes (``fd_probes``' rows)."""
+        if self._parts is None:  # made once per estimate, not per block
+            self._parts = fd_probe_parts(self.centre, self.steps, self.scheme)
+        X = fd_probe_block(self._parts, start, stop, scheme=self.scheme)
+        return X if self.box is None else self.box.clip(X)  # clip: rounding only
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_parts"] = None  # made again from the centre and the steps
+        return state
 
     def _asked_row(self, i: int) -> np.ndarray:
         return self._probe_rows(self.done + i, self.done + i + 1)[0]
