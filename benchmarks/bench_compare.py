@@ -14,7 +14,10 @@ are identical (final training loss, test metric, evaluations, gradients, iterati
 status), the largest relative difference of the final training loss, and whether
 the counts agree: a change that only saves time leaves every run identical.
 
-Target: this checkout's median wall time <= 0.8x the base's.
+Target: this checkout's median wall time <= 0.8x the base's. With ``--base-methods``
+both compares run the methods the base runs by default (its digits task's), so that the
+ratio measures the same work; without it each runs its own default methods, and
+methods added since the base count against this checkout.
 
 With ``--per-method``, it measures instead where the time goes: per repeat, each
 checkout runs every run of one seed of the default compare (``run_one``, monitoring
@@ -23,7 +26,8 @@ imported first), alternating which checkout goes first; it prints each method's 
 seconds for both and their ratio, the sum over the methods both run, and what the
 methods only this checkout runs add.
 
-Run: ``python benchmarks/bench_compare.py --base DIR [--repeats N] [-- COMPARE ARGS]``,
+Run: ``python benchmarks/bench_compare.py --base DIR [--repeats N] [--base-methods]
+[-- COMPARE ARGS]``,
 e.g. ``-- --methods backprop-sgd fd-sgd spsa cma-es nelder-mead random-search``
 (arguments after ``--`` are passed to both compares).
 """
@@ -155,6 +159,23 @@ def run_once(checkout: Path, args: list[str]) -> dict[str, Any]:
     }
 
 
+def default_methods(checkout: Path) -> list[str]:
+    """The methods ``checkout``'s ``dfo compare`` runs by default (its digits task's)."""
+    code = "from dfo.compare.tasks import get_task; print(' '.join(get_task('digits').methods))"
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=checkout,  # ``-c`` puts the working directory first on the path
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        sys.exit(f"could not read the default methods of {checkout}:\n{proc.stderr[-2000:]}")
+    return proc.stdout.split()
+
+
 def main() -> None:
     argv = sys.argv[1:]
     passed: list[str] = []
@@ -167,12 +188,21 @@ def main() -> None:
         "--per-method", action="store_true", help="CPU of each method's run of one seed"
     )
     p.add_argument("--seed", type=int, default=0, help="the seed of --per-method")
+    p.add_argument(
+        "--base-methods",
+        action="store_true",
+        help="both compares run the base's default methods (the same work)",
+    )
     args = p.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
     base = args.base.resolve()
     if not (base / "dfo" / "__init__.py").is_file():
         sys.exit(f"--base must be a checkout of dfo (a folder holding dfo/); got {base}")
     versions = {"this": ROOT, "base": base}
+    if args.base_methods:
+        if "--methods" in passed:
+            sys.exit("--base-methods and --methods after -- exclude each other")
+        passed = ["--methods", *default_methods(base), *passed]
     print(describe_machine())
     print(f"dfo compare -q {' '.join(passed)}".rstrip() + f"; this: {ROOT}, base: {base}")
     print(f"{repeats} repeats, alternating; seconds")
@@ -213,8 +243,9 @@ def main() -> None:
         for a, b in zip(samples["this"], samples["base"], strict=True)
     ]
     print()
+    what = "the base's default methods" if args.base_methods else "each version's defaults"
     print(
-        f"wall time this / base: {ratio:.3f} (target <= {TARGET}): "
+        f"wall time this / base, {what}: {ratio:.3f} (target <= {TARGET}): "
         f"{verdict(ratio, TARGET, at_least=False)}; per repeat "
         + ", ".join(f"{r:.2f}" for r in pairs)
     )
