@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_lean_loop import _data
+from test_lean_marks import Marks
 
 import dfo
 from dfo.optimizers.gradient import SPSA
 from dfo.result import Status
 from dfo.run import minimize as run_minimize
-
-
-def _data(dtype="float64"):
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((150, 5))
-    y = rng.integers(0, 3, size=150)
-    net = dfo.MLP([5, 4, 3], activation="tanh", dtype=dtype)
-    return net, X, y, net.init_params(np.random.default_rng(1))
 
 
 def _same_run(a, b):
@@ -173,24 +167,6 @@ def test_ctrl_c_in_the_lean_pairs_keeps_what_was_found(monkeypatch):
     assert stopped.status == Status.INTERRUPTED and stopped.nit == 60
     np.testing.assert_array_equal(stopped.history["best"], ref.history["best"][:60])
     assert stopped.fun == ref.history["best"][59]
-
-
-class Marks:
-    """Called when the evaluations reach each mark; records what it saw."""
-
-    def __init__(self, marks):
-        self.marks = list(marks)
-        self.seen = []
-
-    @property
-    def next_nfev(self):
-        return self.marks[0] if self.marks else 10**9
-
-    def __call__(self, intermediate_result):
-        res = intermediate_result
-        self.seen.append((res.nfev, res.nit, res.recommendation.copy(), res.fun))
-        while self.marks and self.marks[0] <= res.nfev:
-            self.marks.pop(0)
 
 
 def test_a_callback_at_marks_keeps_the_lean_pairs_and_gets_the_same_calls(monkeypatch):

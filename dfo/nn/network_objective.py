@@ -309,6 +309,17 @@ class NetworkObjective(_NetLoss):
             return rng.choice(self.n_train, size=self.batch_size, replace=False)
         return sampler.draw(rng)
 
+    def _own_minibatches(self, hook: str) -> bool:
+        """Whether the realizations and ``hook`` are this class's: a stream may then fill buffers.
+
+        A subclass that draws its realizations or evaluates in its own way gets
+        :class:`Objective`'s streams, built on those.
+        """
+        cls = type(self)
+        return cls.realization is NetworkObjective.realization and getattr(cls, hook) is getattr(
+            _NetLoss, hook
+        )
+
     def _minibatch_buffers(
         self, rng: np.random.Generator, sampler: EpochSampler | None
     ) -> tuple[Callable[[], None], np.ndarray, np.ndarray]:
@@ -348,10 +359,7 @@ class NetworkObjective(_NetLoss):
         """
         if self.batch_size is None:
             return super().gradient_stream(rng, sampler)
-        if (
-            type(self).realization is not NetworkObjective.realization
-            or type(self)._value_and_grad is not _NetLoss._value_and_grad
-        ):
+        if not self._own_minibatches("_value_and_grad"):
             return Objective.gradient_stream(self, rng, sampler)
         loss_and_grad, lossfn, dtype = self.net.loss_and_grad, self._lossfn, self.dtype
         fill, X_batch, y_batch = self._minibatch_buffers(rng, sampler)
@@ -374,10 +382,7 @@ class NetworkObjective(_NetLoss):
         """
         if self.batch_size is None:
             return super().jvp_stream(rng, sampler)
-        if (
-            type(self).realization is not NetworkObjective.realization
-            or type(self)._value_and_jvp is not _NetLoss._value_and_jvp
-        ):
+        if not self._own_minibatches("_value_and_jvp"):
             return Objective.jvp_stream(self, rng, sampler)
         net, lossfn, dtype = self.net, self._lossfn, self.dtype
         fill, X_batch, y_batch = self._minibatch_buffers(rng, sampler)
@@ -400,10 +405,7 @@ class NetworkObjective(_NetLoss):
         """
         if self.batch_size is None:
             return super().batch_stream(rng, sampler)
-        if (
-            type(self).realization is not NetworkObjective.realization
-            or type(self)._evaluate_batch is not _NetLoss._evaluate_batch
-        ):
+        if not self._own_minibatches("_evaluate_batch"):
             return Objective.batch_stream(self, rng, sampler)
         net, lossfn = self.net, self._lossfn
         fill, X_batch, y_batch = self._minibatch_buffers(rng, sampler)

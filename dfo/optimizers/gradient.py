@@ -1044,10 +1044,7 @@ class SPSA(GradientStepOptimizer):
         self._n_pending = None
         if self._handed:
             self._handed = []
-        ledger.nfev += 2
-        if best is not None:
-            ledger.best_x = best
-            ledger.best_f = low
+        ledger.book_finite(best, low, 2)
         ledger.close_iteration(reported)
 
     def _directions(self, q: int) -> np.ndarray:

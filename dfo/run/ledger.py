@@ -205,11 +205,8 @@ class Ledger:
         """
         if not (grad_finite and math.isfinite(value)):
             return False
-        self.nfev += 1
         self.ngev += 1
-        if value < self.best_f:
-            self.best_x = x
-            self.best_f = value
+        self.book_finite(x, value)
         return True
 
     def book_jvp(self, x: np.ndarray, value: float, dderiv: float) -> bool:
@@ -221,12 +218,21 @@ class Ledger:
         """
         if not (math.isfinite(value) and math.isfinite(dderiv)):
             return False
-        self.nfev += 1
         self.njvp += 1
+        self.book_finite(x, value)
+        return True
+
+    def book_finite(self, x: np.ndarray | None, value: float, k: int = 1) -> None:
+        """:meth:`book` of ``k`` finite values whose lowest is ``value``, at ``x``, in scalars.
+
+        ``x`` (kept as it is) becomes the best point when ``value`` is below ``best_f``;
+        a caller that knows it is not may pass None.
+        """
+        self.nfev += k
         if value < self.best_f:
+            assert x is not None  # the caller's contract
             self.best_x = x
             self.best_f = value
-        return True
 
     def best_row(self, values: np.ndarray) -> int:
         """The row of ``values`` that :meth:`book` would keep as the new best (-1: none).
