@@ -32,7 +32,10 @@ gradient (to 1e-10 relative; 1e-4 in float32).
 
 Networks: 64-16-10 at batch 32 and 128, 784-256-256-10 at batch 256.
 Targets: dfo's step through minimize faster than PyTorch's (ratio <= 1.0) on both, and
-the loop at most 1.25x its bare loss_and_grad.
+the loop at most 1.25x its bare loss_and_grad. With minibatches, the bare call on one
+batch that stays in cache pays for no rows at all (a plain numpy loop spends 1.0-1.2x the
+bare call drawing and copying them on 64-16-10), so the column "like for like" judges
+the same 1.25 against the plain numpy SGD loop on the same minibatches.
 
 PyTorch is a benchmark-only dependency: ``pip install torch`` (a CPU build).
 
@@ -276,6 +279,7 @@ def main() -> None:
                     f"<= {LOOP_TARGET}: {verdict(t[key] / bare, LOOP_TARGET, at_least=False)}",
                     plain * 1e6,
                     t[key] / plain,
+                    f"<= {LOOP_TARGET}: {verdict(t[key] / plain, LOOP_TARGET, at_least=False)}",
                 )
             )
     print_table(("network @ batch", "dfo step", "dfo us", "PyTorch us", "ratio", "target"), rows)
@@ -294,6 +298,7 @@ def main() -> None:
             "target",
             "numpy SGD loop us",
             "ratio",
+            "like for like",
         ),
         loops,
     )
