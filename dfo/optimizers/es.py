@@ -31,6 +31,7 @@ import numpy as np
 from dfo.exceptions import InvalidOptionError
 from dfo.objective import check_dtype
 from dfo.optimizers import register
+from dfo.optimizers.base import _unkept
 from dfo.optimizers.gradient import STEP_RULE, GradientStepOptimizer, _finite_mean
 from dfo.optimizers.step_rules import StepRule
 from dfo.options import (
@@ -354,7 +355,8 @@ class EvolutionStrategy(GradientStepOptimizer):
             return self._step(math.nan, None)
         weights = np.subtract(u[:m], u[m:], out=self._w)
         weights /= k * self.sigma
-        grad = (weights.astype(eps.dtype) @ eps).astype(np.float64)  # sum_j w_j eps_j
+        # sum_j w_j eps_j (float32 directions: in float32, then float64)
+        grad = (weights.astype(eps.dtype, copy=False) @ eps).astype(np.float64, copy=False)
         if self.weight_decay:
             grad += self.weight_decay * self.x
         reported = self._step(_finite_mean(values) if mean is None else mean, grad)
@@ -362,6 +364,40 @@ class EvolutionStrategy(GradientStepOptimizer):
         if self.config.ftol is not None:
             self._watch(reported)
         return reported
+
+    # -- the lean loop (dfo.run.lean) ----------------------------------------------------
+    def lean_population(self) -> np.ndarray:
+        """The population ``ask`` would hand out now, ``(popsize, n)``.
+
+        For the run's lean loop (:mod:`dfo.run.lean`): the population a stop check
+        asked already, else a new one, made as ``ask`` makes it. The array is the
+        caller's (never read again), as ``ask``'s.
+        """
+        X = self._pending_points()
+        self._pending = None  # handed out: a row that becomes the best is rebuilt
+        return X
+
+    def tell_lean(self, values: np.ndarray) -> None:
+        """:meth:`tell_evaluated` of the values at :meth:`lean_population`'s, booked in scalars.
+
+        The same step and the same bookkeeping as ``ask`` and ``tell``
+        (``tests/test_lean_population.py`` checks the bits); values that are not all
+        finite take :meth:`tell_evaluated` itself. ``values`` is float64, ``(popsize,)``.
+        """
+        i = int(values.argmin())  # the first of the lowest (the first nan, if any)
+        low = float(values[i])
+        if not (math.isfinite(low) and math.isfinite(values.max())):
+            self.tell_evaluated(values)
+            return
+        ledger = self.ledger
+        # the row that becomes the best point, rebuilt before the step moves x
+        best = self._asked_row(i) if low < ledger.best_f else None
+        reported = self._tell(_unkept(self.popsize, self.dim), values, None)
+        self._n_pending = None
+        if self._handed:
+            self._handed = []
+        ledger.book_finite(best, low, self.popsize)
+        ledger.close_iteration(reported)
 
     def _watch(self, mean: float) -> None:
         """ftol: mark the iteration if the average of recent means improved enough."""

@@ -27,6 +27,10 @@ spsa's iterations (one direction, no ``regenerate``, no ``tol``) take
 noise measured: the pair :meth:`~dfo.optimizers.gradient.SPSA.lean_pair` asks for
 on the objective's :meth:`~dfo.Objective.batch_stream`, told in scalars by
 :meth:`~dfo.optimizers.gradient.SPSA.tell_lean` (``tests/test_lean_pairs.py``).
+es's iterations (no ``tol``) take :func:`run_lean_population` under the same
+conditions: the population of :meth:`~dfo.optimizers.es.EvolutionStrategy.lean_population`
+on the batch stream, told by :meth:`~dfo.optimizers.es.EvolutionStrategy.tell_lean`
+(``tests/test_lean_population.py``).
 """
 
 from __future__ import annotations
@@ -37,13 +41,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dfo.objective import Objective, to_gradient, to_scalar, to_values
+from dfo.optimizers.es import EvolutionStrategy
 from dfo.optimizers.forward_gradient import ForwardGradient
 from dfo.optimizers.gradient import SPSA, BackpropSGD
 
 if TYPE_CHECKING:
     from dfo.run.minimize import _InterruptGuard, _Run
 
-__all__ = ["lean_pairs", "lean_stream", "pairs_ready", "run_lean", "run_lean_pairs"]
+__all__ = [
+    "lean_pairs",
+    "lean_population",
+    "lean_stream",
+    "pairs_ready",
+    "run_lean",
+    "run_lean_pairs",
+    "run_lean_population",
+]
 
 #: ``f(x) -> (value, grad)`` on a new realization per call (:meth:`Objective.gradient_stream`)
 GradientStream = Callable[[np.ndarray], tuple[Any, Any]]
@@ -262,29 +275,111 @@ def run_lean_pairs(
     """
     opt = run.optimizer
     assert isinstance(opt, SPSA) and opt.lean_ready()
-    ledger = opt.ledger
-    n = ledger.remaining() // 2  # two evaluations per iteration
+
+    def ended() -> bool:  # an iteration that may give stop() a reason
+        return bool(opt.bad_steps or opt.redraws or opt.zero_grads)
+
+    batches = (opt.lean_pair, 2, opt.tell_lean, ended)
+    _run_batches(run, stream, batches, guard, max_time, evaluations)
+
+
+#: ``(ask, k, tell, ended)`` of a lean batch loop: the ``k`` points of the next
+#: iteration, the tell of their values, whether the iteration may give ``stop()`` a reason
+Batches = tuple[Callable[[], np.ndarray], int, Callable[[np.ndarray], None], Callable[[], bool]]
+
+
+def _run_batches(
+    run: _Run,
+    stream: BatchStream,
+    batches: Batches,
+    guard: _InterruptGuard,
+    max_time: float | None,
+    evaluations: int | None,
+) -> None:
+    """The lean batch loops' iterations (:func:`run_lean_pairs`, :func:`run_lean_population`).
+
+    As many as the budget, ``max_iter`` and ``evaluations`` allow, up to one that
+    ``ended()``, the target or ``max_time``.
+    """
+    ask, k, tell, ended = batches
+    ledger = run.optimizer.ledger
+    n = ledger.remaining() // k
     if ledger.max_iter is not None:
         n = min(n, ledger.max_iter - ledger.nit)
     if evaluations is not None:
-        n = min(n, -(-evaluations // 2))
+        n = min(n, -(-evaluations // k))
     target = ledger.target
     for _ in range(int(n)):
         if max_time is not None and ledger.elapsed() >= max_time:
             return
-        X = opt.lean_pair()
+        X = ask()
         try:
-            values = to_values(stream(X), 2)
+            values = to_values(stream(X), k)
         except Exception as exc:
             run.evaluator.nit = ledger.nit
             run.evaluator._annotate(exc, X)
             raise
         guard.critical = True  # guard.hold(), inlined: Ctrl-C waits for the booking
-        opt.tell_lean(values)
+        tell(values)
         guard.critical = False
         if guard.pending:
             guard.release()  # raises the deferred KeyboardInterrupt
-        if opt.bad_steps or opt.redraws or opt.zero_grads:
+        if ended() or (target is not None and ledger.best_f <= target):
             return
-        if target is not None and ledger.best_f <= target:
-            return
+
+
+# -- es: the whole population -------------------------------------------------------------
+def lean_population(run: _Run, objective: Objective, *, watched: bool) -> BatchStream | None:
+    """The objective's batch stream for es's lean loop, or None if the run needs the full loop.
+
+    Parameters
+    ----------
+    run : dfo.run.minimize._Run
+    objective : Objective
+    watched : bool
+        As for :func:`lean_stream`.
+
+    Returns
+    -------
+    callable or None
+        ``objective.batch_stream(...)`` for an es run without ``tol`` (``xtol``,
+        ``ftol``) that nothing watches; None otherwise.
+    """
+    opt = run.optimizer
+    if watched or not isinstance(opt, EvolutionStrategy):
+        return None
+    if opt.xtol is not None or opt.config.ftol is not None:
+        return None
+    return objective.batch_stream(run.obj_rng, run.sampler)
+
+
+def run_lean_population(
+    run: _Run,
+    stream: BatchStream,
+    guard: _InterruptGuard,
+    max_time: float | None,
+    evaluations: int | None = None,
+) -> None:
+    """es's iterations in the lean loop, from an iterate that ``stop()`` let go on.
+
+    Each iteration evaluates the population of
+    :meth:`~dfo.optimizers.es.EvolutionStrategy.lean_population` on the next
+    realization and tells it with :meth:`~dfo.optimizers.es.EvolutionStrategy.tell_lean`.
+    Returns after the iterations the budget and ``max_iter`` allow, at a failed step
+    (whose reasons to stop ``stop()`` then gives), at the target and at ``max_time``.
+
+    Parameters
+    ----------
+    run : dfo.run.minimize._Run
+        An es run (:func:`lean_population` gave ``stream``).
+    stream, guard, max_time, evaluations
+        As for :func:`run_lean_pairs`.
+    """
+    opt = run.optimizer
+    assert isinstance(opt, EvolutionStrategy)
+
+    def ended() -> bool:  # a failed step: stop() gives its reasons
+        return bool(opt.bad_steps)
+
+    batches = (opt.lean_population, opt.popsize, opt.tell_lean, ended)
+    _run_batches(run, stream, batches, guard, max_time, evaluations)

@@ -37,7 +37,15 @@ from dfo.result import Result, Status
 from dfo.run import preflight
 from dfo.run.callbacks import as_result_callback
 from dfo.run.evaluation import Evaluator, OnError
-from dfo.run.lean import lean_pairs, lean_stream, pairs_ready, run_lean, run_lean_pairs
+from dfo.run.lean import (
+    lean_pairs,
+    lean_population,
+    lean_stream,
+    pairs_ready,
+    run_lean,
+    run_lean_pairs,
+    run_lean_population,
+)
 from dfo.run.ledger import build_result, stop_status
 from dfo.sampling import EpochSampler, EpochState
 
@@ -547,6 +555,11 @@ def _run_ask_tell(
     )
     stream = lean_stream(run, objective, watched=watched)
     pairs = lean_pairs(run, objective, watched=watched) if stream is None else None
+    population = (
+        lean_population(run, objective, watched=watched)
+        if stream is None and pairs is None
+        else None
+    )
     try:
         while True:
             guard.hold()
@@ -556,7 +569,11 @@ def _run_ask_tell(
                 return reasons
             if max_time is not None and ledger.elapsed() >= max_time:
                 return {"max_time": f"reached max_time={max_time} s"}
-            if stream is not None or (pairs is not None and pairs_ready(run)):
+            if (
+                stream is not None
+                or population is not None
+                or (pairs is not None and pairs_ready(run))
+            ):
                 # a run that nothing watches (but a callback at marks): the same bits,
                 # up to the callback's next mark
                 mark = 0 if callback is None else int(getattr(callback, "next_nfev", 0))
@@ -565,6 +582,8 @@ def _run_ask_tell(
                     run_lean(run, stream, guard, max_time, left)
                 elif pairs is not None:
                     run_lean_pairs(run, pairs, guard, max_time, left)
+                elif population is not None:
+                    run_lean_population(run, population, guard, max_time, left)
                 if callback is not None and ledger.nfev >= mark:
                     try:
                         callback(_intermediate(run))
