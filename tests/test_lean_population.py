@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -260,3 +261,14 @@ def test_an_optimizer_after_the_lean_loop_pickles_and_goes_on_as_asked_and_told(
     again = pickle.loads(pickle.dumps(opt))
     X_asked = again.ask()
     np.testing.assert_array_equal(X_asked, twin.ask())
+
+
+def test_max_time_ends_the_lean_population_between_iterations(monkeypatch):
+    class Slow(Batch):
+        def _evaluate_batch(self, X):
+            time.sleep(0.01)
+            return super()._evaluate_batch(X)
+
+    calls = _lean_calls(monkeypatch)
+    res = dfo.minimize(Slow(False), np.zeros(3), "es", budget=10**5, seed=0, max_time=0.05)
+    assert res.status == Status.MAX_TIME and 1 <= res.nit < 50 and len(calls) == res.nit
