@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import dfo
 from dfo.exceptions import InvalidOptionError, ShapeError
+from dfo.nn import losses
 from dfo.nn.activations import ACTIVATIONS, get_activation
 from dfo.nn.losses import Loss, get_loss
 from dfo.nn.network import MLP
@@ -531,21 +532,56 @@ def test_one_forward_for_every_path(dtype):
     np.testing.assert_array_equal(obj.X, net.check_inputs(X))
 
 
+def _logit_cases(dtype):
+    # (logits of two samples, shifted?): logits z[sample, class]
+    log_max, log_tiny = np.log(np.finfo(dtype).max), np.log(np.finfo(dtype).tiny)
+    pattern = np.array([[1.0, -0.5, 0.2], [0.3, 0.1, -1.0]])
+    huge = 1e300 if dtype == np.float64 else 1e30
+    return [
+        (0.25 * log_max * pattern, False),  # moderate
+        (0.75 * log_max * pattern, False),  # large, but no exponential overflows
+        (1e4 * pattern, True),  # exp overflows
+        (np.array([[-huge, -huge, -huge], [0.0, 1.0, 2.0]]), True),  # a column underflows
+        (1.05 * log_tiny + np.array([[0.0, -1.0, -2.0], [0.0, 0.0, 0.0]]), True),  # subnormal
+    ]
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_softmax_shift_only_when_needed(dtype):
-    # moderate logits skip the max shift, large ones take it; both agree with scipy
+    # the plain exponentials are kept unless a column's sum overflowed or underflowed;
+    # either way the loss agrees with scipy, and every path gives the same bits
     net = MLP([2, 3], "identity", dtype=dtype)
-    X = np.eye(2)
-    y = np.array([0, 2])
-    limit = 0.5 * np.log(np.finfo(dtype).max)
-    for scale in (0.5 * limit, 2.0 * limit):
-        W = np.array([[1.0, -0.5, 0.2], [0.3, 0.1, -1.0]]) * scale
+    X, y = np.eye(2), np.array([0, 2])
+    for case, (z, shifted) in enumerate(_logit_cases(dtype)):
+        W = z.astype(dtype)  # logits = eye @ W
         theta = net.flatten([(W, np.zeros(3))])
-        z = (X @ W).astype(np.float64)
-        ref = np.mean(scipy.special.logsumexp(z, axis=1) - z[[0, 1], y])
+        with np.errstate(all="ignore"):
+            m = losses._exp_sums(np.ascontiguousarray(W.T))[2]
+        assert (m is not None) == shifted, case
+        z64 = W.astype(np.float64)
+        ref = np.mean(scipy.special.logsumexp(z64, axis=1) - z64[[0, 1], y])
         rtol = 1e-12 if dtype == np.float64 else 1e-6
-        assert net.loss(theta, X, y) == pytest.approx(ref, rel=rtol)
-        assert net.loss_and_grad(theta, X, y)[0] == pytest.approx(ref, rel=rtol)
+        value = net.loss(theta, X, y)
+        assert value == pytest.approx(ref, rel=rtol), case
+        value_grad, grad = net.loss_and_grad(theta, X, y)
+        assert value_grad == value and np.isfinite(grad).all(), case
+        np.testing.assert_array_equal(net.population_loss(np.stack([theta] * 3), X, y), value)
+        # the gradient: softmax - onehot, from the same exponentials
+        p = scipy.special.softmax(z64, axis=1) - np.eye(3)[y]
+        np.testing.assert_allclose(net.unflatten(grad)[0][1], p.mean(axis=0), atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_nan_logits_give_nan_losses(dtype):
+    net = MLP([2, 3], "identity", dtype=dtype)
+    X, y = np.eye(2), np.array([0, 2])
+    theta = net.flatten([(np.array([[np.nan, 0.0, 1.0], [0.0, 0.0, 0.0]]), np.zeros(3))])
+    with np.errstate(all="ignore"):
+        assert losses._exp_sums(np.array([[np.nan], [0.0]], dtype=dtype))[2] is not None
+    assert np.isnan(net.loss(theta, X, y)) and np.isnan(net.loss_and_grad(theta, X, y)[0])
+    good = net.init_params(0)
+    got = net.population_loss(np.stack([good, theta, good]), X, y)
+    assert np.isnan(got[1]) and got[0] == got[2] == net.loss(good, X, y)
 
 
 def test_bad_dtype():

@@ -6,8 +6,8 @@ batch size:
 ``"cross_entropy"``
     Softmax cross-entropy with integer class labels ``y`` in ``[0, n_out)``:
     ``mean_i [logsumexp(z_i) - z_i[y_i]]``. The log-sum-exp subtracts the row
-    maximum first, so logits of any finite size (``1e4``, ``-1e300``) give a
-    finite loss and gradient. The gradient with respect to the logits is
+    maximum whenever the plain sum of exponentials would overflow or underflow, so
+    logits of any finite size (``1e4``, ``-1e300``) give a finite loss and gradient. The gradient with respect to the logits is
     ``(softmax(z) - onehot(y)) / batch``, and its directional derivative along a
     tangent ``dz`` of the logits is ``mean_i [softmax(z_i) . dz_i - dz_i[y_i]]``.
 ``"mse"``
@@ -98,26 +98,32 @@ def check_labels(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:
     return arr.astype(np.intp, copy=False)
 
 
-def _exp_shifted(
-    z: np.ndarray, out: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(exp(z - m), m)`` for logits ``z`` (``(..., n_out, batch)``), into ``out`` if given.
+def _exp_sums(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(e, s, m)`` for logits ``z`` (``(..., n_out, batch)``, left intact).
 
-    ``m`` is the column maximum (shape ``(..., 1, batch)``), which keeps the exponentials
-    in range for logits of any finite size; when every logit of the stack is moderate
-    (``|z| < log(max float) / 2``: nothing can overflow or underflow) the shift is
-    skipped and ``m`` is None, two passes fewer. ``out`` may be ``z`` itself; without
-    it, a new array.
+    ``e = exp(z - m)`` (a new array), ``s`` its column sums (``(..., batch)``) and ``m``
+    the column maximum (``(..., 1, batch)``), which keeps the exponentials in range for
+    logits of any finite size. The shift is taken only when it matters: ``exp(z)`` is
+    computed first, and when every column sum is finite and far above the smallest
+    normal number (no exponential overflowed, none of the terms that count underflowed)
+    ``m`` is None and the sums are kept, two passes fewer. Otherwise (an overflow, a
+    column of very negative logits, a nan) the shifted form is computed from ``z``.
     """
-    limit = _EXP_LIMIT[z.dtype.char]
-    if -limit < np.minimum.reduce(z, axis=None) and np.maximum.reduce(z, axis=None) < limit:
-        return np.exp(z, out=out), None  # (nan fails both tests: shifted)
+    e = np.exp(z)
+    s = np.add.reduce(e, axis=-2)
+    if _SUM_FLOOR[z.dtype.char] < np.minimum.reduce(s, axis=None) and np.maximum.reduce(
+        s, axis=None
+    ) < np.inf:  # (a nan fails the first test: shifted)
+        return e, s, None
     m = z.max(axis=-2, keepdims=True)
-    e = np.subtract(z, m, out=out)
-    return np.exp(e, out=e), m
+    np.subtract(z, m, out=e)
+    np.exp(e, out=e)
+    return e, np.add.reduce(e, axis=-2), m
 
 
-_EXP_LIMIT = {t: 0.5 * float(np.log(np.finfo(t).max)) for t in "fd"}
+#: smallest column sum kept unshifted: ``tiny / eps``, so that terms lost to underflow
+#: (each below ``tiny``) change a kept sum by less than ``n_out * eps**2`` relative
+_SUM_FLOOR = {t: float(np.finfo(t).tiny / np.finfo(t).eps) for t in "fd"}
 
 
 @functools.lru_cache(maxsize=32)
@@ -129,12 +135,11 @@ def _columns(batch: int) -> np.ndarray:
 
 
 def _ce_population(z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    # z: (k, n_out, batch) logits of k networks; overwritten. One fused pass per stack:
+    # z: (k, n_out, batch) logits of k networks. One fused pass per stack:
     # mean_i [log sum_c exp(z_ci) - z_yi i].
     b = z.shape[-1]
     zy = z[..., y, _columns(b)]
-    _, m = _exp_shifted(z, out=z)
-    s = np.add.reduce(z, axis=-2)
+    _, s, m = _exp_sums(z)
     np.log(s, out=s)
     s -= zy
     if m is not None:
@@ -145,12 +150,11 @@ def _ce_population(z: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _ce_forward(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """``(value, e, s)`` of logits ``z`` (``(n_out, batch)``, left intact).
 
-    ``e = exp(z - m)`` (a new array, ``m`` as in :func:`_exp_shifted`) and ``s`` its
-    column sums: ``softmax(z) = e / s``. The value is ``mean_i [log s_i + m_i - z_yi i]``.
+    ``e = exp(z - m)`` and ``s`` its column sums, as in :func:`_exp_sums`:
+    ``softmax(z) = e / s``. The value is ``mean_i [log s_i + m_i - z_yi i]``.
     """
     b = z.shape[1]
-    e, m = _exp_shifted(z)
-    s = np.add.reduce(e, axis=0)
+    e, s, m = _exp_sums(z)
     per_sample = np.log(s)
     per_sample -= z[y, _columns(b)]
     if m is not None:
