@@ -327,7 +327,7 @@ def test_population_matches_single_calls(act, loss, dtype):
     # roundings of the dtype (float64 eps 2.2e-16, float32 1.2e-7)
     net, theta, X, y = make_problem([6, 7, 5, 3], act, loss, batch=13, seed=5)
     net = MLP(net.sizes, act, dtype=dtype)
-    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
     rng = np.random.default_rng(6)
     thetas = (theta + 0.3 * rng.normal(size=(9, net.n_params))).astype(dtype)
     single = np.array([net.loss(t, X, y, loss) for t in thetas])
@@ -389,6 +389,46 @@ def test_population_of_a_custom_loss_comes_back_new_in_the_nets_dtype(k, max_byt
     assert got.dtype == np.float32 and got.shape == (k,)
     assert not np.shares_memory(got, kept)
     np.testing.assert_array_equal(got, net32.population_loss(thetas, X, y, "mse"))
+
+
+@pytest.mark.parametrize("act", DIFFERENTIABLE)
+@pytest.mark.parametrize("sizes", [[6, 7, 5, 3], [4, 3], [5, 9, 2]])
+def test_float32_populations_in_columns_match_the_rows_forward(act, sizes):
+    # float32 populations of 2 or more run every layer transposed: the same dot products
+    # as the rows forward of single calls, to a few float32 roundings (eps 1.2e-7)
+    net, theta, X, y = make_problem(sizes, act, "cross_entropy", batch=13, seed=7)
+    net = MLP(net.sizes, act, dtype=np.float32)
+    thetas = (theta + 0.3 * np.random.default_rng(8).normal(size=(9, net.n_params))).astype(
+        np.float32
+    )
+    single = np.array([net.loss(t, X, y) for t in thetas])
+    Xe = net._inputs(net.check_inputs(X))
+    per_net = 4 * (13 * sum(sizes[1:]) + net.n_params)
+    # inputs checked, or [X, 1] unchecked: copied transposed once per call, or kept
+    for inputs, check in ((X, True), (Xe, False), (np.asfortranarray(Xe), False)):
+        for k in (2, 3, 4, 9):
+            for max_bytes in (2**28, per_net, 2 * per_net):  # one chunk, chunks of 1 and 2
+                got = net.population_loss(
+                    thetas[:k], inputs, y, "cross_entropy", max_bytes=max_bytes, check=check
+                )
+                np.testing.assert_allclose(got, single[:k], rtol=1e-6)
+    # the transposed forward itself, with its tangents: as the rows forward's
+    V = np.random.default_rng(9).normal(size=(3, net.n_params)).astype(np.float32)
+    stack = np.ascontiguousarray(thetas[:3])
+    with np.errstate(all="ignore"):
+        rows, drows = net._run(net._params(stack), Xe, tangents=net._params(V))
+        cols, dcols = net._run(
+            net._params(stack, True),
+            np.ascontiguousarray(Xe.T),
+            tangents=net._params(V, True),
+            columns=True,
+        )
+    np.testing.assert_allclose(cols, rows, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dcols, drows, rtol=1e-5, atol=1e-5)
+    one = net._params(stack[0], True)  # one vector: the same views, transposed
+    for (W1, b1), (W3, b3) in zip(one, net._params(stack, True), strict=True):
+        np.testing.assert_array_equal(W1, W3[0])
+        assert (b1 is None) == (b3 is None)
 
 
 # -- prediction -------------------------------------------------------------------------------

@@ -252,3 +252,31 @@ def test_fd_sgd_follows_the_objective_dtype(setup):
     assert dfo.minimize(
         dfo.NetworkObjective(net, X, y), theta, method="spsa", budget=10
     ).dtype == ("float64")
+
+
+@pytest.mark.parametrize("batch_size", [None, 5])
+def test_float32_populations_keep_a_column_major_copy_of_the_inputs(batch_size):
+    # the copy holds the same values: the same losses as from the rows; small populations
+    # of a fresh realization make none (a copy per realization would cost them time)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 4)), rng.integers(0, 3, size=20)
+    net = dfo.MLP([4, 6, 3], dtype="float32")
+    obj = dfo.NetworkObjective(net, X, y, dtype="float32", batch_size=batch_size)
+    target = obj.realization(np.random.default_rng(1))
+    thetas = (net.init_params(2) + 0.3 * rng.normal(size=(6, net.n_params))).astype(np.float32)
+    assert target.evaluate_batch(thetas[:2]).shape == (2,)
+    assert "_Xe_columns" not in target.__dict__
+    got = target.evaluate_batch(thetas)
+    copy = target.__dict__["_Xe_columns"]
+    assert copy.flags.f_contiguous and not np.shares_memory(copy, target._Xe)
+    np.testing.assert_array_equal(copy, target._Xe)
+    single = [target(t) for t in thetas]
+    np.testing.assert_allclose(got, single, rtol=1e-6)
+    np.testing.assert_allclose(target.evaluate_batch(thetas[:2]), single[:2], rtol=1e-6)
+    clone = pickle.loads(pickle.dumps(target))
+    assert "_Xe_columns" not in clone.__dict__
+    np.testing.assert_array_equal(clone.evaluate_batch(thetas), got)
+    # float64 keeps its rows
+    obj64 = dfo.NetworkObjective(dfo.MLP([4, 6, 3]), X, y)
+    obj64.evaluate_batch(thetas.astype(np.float64))
+    assert "_Xe_columns" not in obj64.__dict__

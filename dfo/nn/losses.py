@@ -7,9 +7,10 @@ batch size:
     Softmax cross-entropy with integer class labels ``y`` in ``[0, n_out)``:
     ``mean_i [logsumexp(z_i) - z_i[y_i]]``. The log-sum-exp subtracts the row
     maximum whenever the plain sum of exponentials would overflow or underflow, so
-    logits of any finite size (``1e4``, ``-1e300``) give a finite loss and gradient. The gradient with respect to the logits is
-    ``(softmax(z) - onehot(y)) / batch``, and its directional derivative along a
-    tangent ``dz`` of the logits is ``mean_i [softmax(z_i) . dz_i - dz_i[y_i]]``.
+    logits of any finite size (``1e4``, ``-1e300``) give a finite loss and gradient.
+    The gradient with respect to the logits is ``(softmax(z) - onehot(y)) / batch``,
+    and its directional derivative along a tangent ``dz`` of the logits is
+    ``mean_i [softmax(z_i) . dz_i - dz_i[y_i]]``.
 ``"mse"``
     Half the squared error summed over outputs, averaged over the batch:
     ``mean_i 0.5 * ||out_i - y_i||^2``, with ``y`` of shape ``(batch, n_out)``
@@ -111,9 +112,10 @@ def _exp_sums(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]
     """
     e = np.exp(z)
     s = np.add.reduce(e, axis=-2)
-    if _SUM_FLOOR[z.dtype.char] < np.minimum.reduce(s, axis=None) and np.maximum.reduce(
-        s, axis=None
-    ) < np.inf:  # (a nan fails the first test: shifted)
+    if (
+        _SUM_FLOOR[z.dtype.char] < np.minimum.reduce(s, axis=None)
+        and np.maximum.reduce(s, axis=None) < np.inf
+    ):  # (a nan fails the first test: shifted)
         return e, s, None
     m = z.max(axis=-2, keepdims=True)
     np.subtract(z, m, out=e)

@@ -303,7 +303,9 @@ class MLP:
         return theta, X, y, lossfn
 
     # -- the forward pass, written once ---------------------------------------------------
-    def _params(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    def _params(
+        self, theta: np.ndarray, columns: bool = False
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Per layer the views into ``theta`` that :meth:`_run` multiplies and adds.
 
         The first layer gives ``([W; b], None)``: its bias is the last row of one
@@ -312,14 +314,16 @@ class MLP:
         ``(W, b)`` shaped for rows of samples, ``W`` of shape ``(n_in, n_out)`` and
         ``b`` of shape ``(1, n_out)``; the output layer ``(W^T, b)`` shaped for columns
         of samples, ``(n_out, n_in)`` and ``(n_out, 1)`` (``[W; b]^T`` when it is also
-        the first). A stack ``(k, n_params)`` adds a leading axis ``k`` to each. No copy
-        is made.
+        the first). ``columns=True`` shapes every layer as the output layer is
+        (``[W; b]^T`` first). A stack ``(k, n_params)`` adds a leading axis ``k`` to
+        each. No copy is made.
         """
         params: list[tuple[np.ndarray, np.ndarray | None]] = []
         if theta.ndim == 1:  # the same views, fewer steps
             for w_view, shape, b_view, last in self._views:
                 W, bias = theta[w_view].reshape(shape), None if b_view is None else theta[b_view]
-                params.append((W.T, None if bias is None else bias.T) if last else (W, bias))
+                transposed = last or columns
+                params.append((W.T, None if bias is None else bias.T) if transposed else (W, bias))
             return params
         lead = theta.shape[:-1]
         for i, (w, (n_in, n_out), b, _) in enumerate(self._layers):
@@ -328,8 +332,9 @@ class MLP:
                 params.append((Wb, None))
             else:
                 params.append((theta[..., w].reshape(*lead, n_in, n_out), theta[..., None, b]))
-        W_out, b_out = params[-1]
-        params[-1] = (W_out.swapaxes(-1, -2), None if b_out is None else b_out.swapaxes(-1, -2))
+        for i in range(len(params)) if columns else (-1,):
+            W, bias = params[i]
+            params[i] = (W.swapaxes(-1, -2), None if bias is None else bias.swapaxes(-1, -2))
         return params
 
     def _inputs(self, X: np.ndarray) -> np.ndarray:
@@ -352,6 +357,7 @@ class MLP:
         keep: list[np.ndarray] | None = None,
         tangents: list[tuple[np.ndarray, np.ndarray | None]] | None = None,
         out: list[np.ndarray] | None = None,
+        columns: bool = False,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """The forward pass: one row per sample, the output layer's result transposed.
 
@@ -368,6 +374,13 @@ class MLP:
         layer of at least the product's shape (leading rows are used): the products are
         written there, with no allocation.
 
+        ``columns=True`` runs every layer as the output layer, one column per sample:
+        ``a`` is ``[X, 1]^T`` of shape ``(n_in + 1, batch)``, each layer computes
+        ``a_l^T = f_l(W_l^T a_{l-1}^T + b_l)`` (shape ``(k, n_out, batch)``) and
+        ``params`` come from ``_params(..., columns=True)``: the same dot products, each
+        layer's result written transposed (``a`` C-contiguous, every product's operands
+        are contiguous, which float32 products on short batches run faster).
+
         Forward mode: with ``tangents`` (the ``params`` of ``k`` stacked directions
         ``V``), the tangent of each layer is pushed beside its forward,
         ``dz = a dW + da W + db`` (the inputs have none; transposed in the output
@@ -378,23 +391,25 @@ class MLP:
         last = len(params) - 1
         for i, ((W, b), (_, _, _, act)) in enumerate(zip(params, self._layers, strict=True)):
             buf = None if out is None else out[i][: W.shape[0]]
-            if i < last:  # z = a W + b
+            rows = i < last and not columns
+            if rows:  # z = a W + b
                 z = np.matmul(a, W, out=buf)
             else:  # z^T = W^T a^T + b
-                a = a.swapaxes(-1, -2)
+                if not columns:
+                    a = a.swapaxes(-1, -2)
                 z = np.matmul(W, a, out=buf)
             if b is not None:
                 z += b
             if tangents is not None:  # dz = a dW + da W + db, laid out like z
                 dW, db = tangents[i]
-                if i < last:
+                if rows:
                     dz = np.matmul(a, dW)
                     if da is not None:
                         dz += np.matmul(da, W)
                 else:
                     dz = np.matmul(dW, a)
                     if da is not None:
-                        dz += np.matmul(W, da.swapaxes(-1, -2))
+                        dz += np.matmul(W, da if columns else da.swapaxes(-1, -2))
                 if db is not None:
                     dz += db
             a = act.forward(z, z)
@@ -579,6 +594,14 @@ class MLP:
         of population and finite-difference methods (``benchmarks/bench_population.py``
         measures it against the machine's matrix-product rate).
 
+        A population of one runs the forward pass of :meth:`loss` and
+        :meth:`loss_and_grad` (the same bits). float32 populations of two or more run
+        every layer transposed, one column per sample (``W^T a^T``, from ``[X, 1]^T``
+        held contiguous; faster for float32 products on short batches): the same dot
+        products, which BLAS may round differently from the rows forward of single
+        calls, so they agree with single calls to 1e-6 relative (float32 eps 1.2e-7)
+        rather than bit for bit, and with float64 to the float32 roundings (1e-4).
+
         Parameters
         ----------
         Thetas : array_like, shape (k, n_params)
@@ -612,12 +635,21 @@ class MLP:
         size = dtype.itemsize
         activations = size * batch * self._width_sum
         Xe = self._inputs(X)
+        # float32 populations run every layer in columns, from [X, 1]^T held contiguous
+        # (faster there); a population of one runs the forward of every other path
+        # (when [X, 1]^T is not contiguous, from 4 networks on: a transposed copy costs
+        # about what 2 networks gain)
+        XeT = Xe.T
+        columns = dtype.char == "f" and k > 1 and (XeT.flags.c_contiguous or k >= 4)
+        if columns:
+            Xe = XeT if XeT.flags.c_contiguous else np.ascontiguousarray(XeT)
         per_net = activations + size * self.n_params
         if k == 1 or (0 < k * activations <= _CHUNK_BYTES and k * per_net <= max_bytes):
             # one chunk (small populations, the common case): no buffers, no loop
             with np.errstate(all="ignore"):
                 T = Thetas if Thetas.dtype == dtype else Thetas.astype(dtype)
-                values = lossfn.population(self._run(self._params(T), Xe)[0], y)
+                params = self._params(T, columns)
+                values = lossfn.population(self._run(params, Xe, columns=columns)[0], y)
             if type(values) is np.ndarray and values.base is None and values.dtype == dtype:
                 return values  # a new array of the network's dtype (the built-in losses')
             out = np.empty(k, dtype=dtype)
@@ -630,12 +662,13 @@ class MLP:
         out = np.empty(k, dtype=dtype)
         # the chunks' products reuse one set of arrays: no fresh memory per chunk
         rows = min(chunk, k)
-        shapes = [(batch, n) for n in self.sizes[1:-1]] + [(self.n_out, batch)]
+        shapes = [(n, batch) if columns else (batch, n) for n in self.sizes[1:-1]]
+        shapes.append((self.n_out, batch))
         bufs = [np.empty((rows, *shape), self.dtype) for shape in shapes] if k else []
         with np.errstate(all="ignore"):
             for start in range(0, k, chunk):
                 T = Thetas[start : start + chunk].astype(self.dtype, copy=False)
-                values, _ = self._run(self._params(T), Xe, out=bufs)
+                values, _ = self._run(self._params(T, columns), Xe, out=bufs, columns=columns)
                 out[start : start + T.shape[0]] = lossfn.population(values, y)
         return out
 

@@ -43,6 +43,11 @@ from dfo.sampling import EpochSampler
 
 __all__ = ["MinibatchObjective", "NetworkObjective"]
 
+#: inputs up to this size keep a column-major copy for float32 populations
+_COLUMNS_COPY_BYTES = 16 * 2**20
+#: views and copies of the inputs, remade after unpickling
+_NOT_PICKLED = frozenset({"X", "_Xe_columns"})
+
 
 def _checked(
     stream: Callable[[np.ndarray], tuple[float, np.ndarray]], dtype: np.dtype
@@ -74,7 +79,7 @@ class _NetLoss(Objective):
         self.dtype = net.dtype
 
     def __getstate__(self) -> dict[str, Any]:
-        return {name: value for name, value in self.__dict__.items() if name != "X"}
+        return {name: value for name, value in self.__dict__.items() if name not in _NOT_PICKLED}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, X=state["_Xe"][:, :-1])
@@ -92,7 +97,24 @@ class _NetLoss(Objective):
 
     def _evaluate_batch(self, X: np.ndarray) -> np.ndarray:
         # X here is a batch of parameter vectors (k, n_params), already checked.
-        return self.net.population_loss(X, self._Xe, self.y, self._lossfn, check=False)
+        Xe = self._population_inputs(X.shape[0])
+        return self.net.population_loss(X, Xe, self.y, self._lossfn, check=False)
+
+    def _population_inputs(self, k: int) -> np.ndarray:
+        """``[X, 1]`` for a population of ``k``: in float32, a column-major copy.
+
+        ``MLP.population_loss`` runs float32 populations in columns, from the
+        transpose of ``[X, 1]``: held here (made once, when the inputs are at most
+        16 MiB and a population of at least 4 first needs it), the forward does not
+        transpose them at every call. The same values, so the same losses.
+        """
+        Xe = self._Xe
+        if self.dtype.char != "f":
+            return Xe
+        columns = self.__dict__.get("_Xe_columns")
+        if columns is None and k >= 4 and Xe.nbytes <= _COLUMNS_COPY_BYTES:
+            columns = self._Xe_columns = np.asfortranarray(Xe)
+        return Xe if columns is None else columns
 
     def _value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         theta = as_real(x, self.dtype)
