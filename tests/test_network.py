@@ -612,6 +612,38 @@ def test_softmax_shift_only_when_needed(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_large_stacks_of_logits_decide_the_shift_as_single_networks(dtype):
+    # a large stack of moderate logits (exponentiated in place after a range check)
+    # gives, network by network, the bits of the same network alone (a new array,
+    # checked on its sums); with extreme networks in it, the whole stack is shifted,
+    # which rounds the others' losses differently
+    rng = np.random.default_rng(3)
+    y = np.array([0, 2])
+    n = losses._IN_PLACE_BYTES // (6 * np.dtype(dtype).itemsize) + 10  # (n, 3, 2): above
+    moderate = rng.normal(size=(n, 3, 2)).astype(dtype)
+    mixed = moderate.copy()
+    for i, (logits, _) in enumerate(_logit_cases(dtype)):
+        mixed[7 * i + 1] = logits.T  # (n_out, batch)
+    mixed[100, 1, 0] = np.nan
+    near = moderate.copy()  # each logit in range, their sum of exponentials not
+    near[5] = 0.999 * np.log(np.finfo(dtype).max)
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    with np.errstate(all="ignore"):
+        got = losses._ce_population(near.copy(), y)
+    # (the loss is m + log 3 - z_y: rounding of the logits' size, ~700 or ~88)
+    np.testing.assert_allclose(got[5], np.log(3.0), atol=4 * np.finfo(dtype).eps * near[5, 0, 0])
+    for z in (moderate, mixed):  # the in-place branch, then the checks on the sums
+        assert z.nbytes > losses._IN_PLACE_BYTES
+        with np.errstate(all="ignore"):
+            got = losses._ce_population(z.copy(), y)
+            single = np.array([losses._ce_population(z[i : i + 1].copy(), y)[0] for i in range(n)])
+        if z is moderate:
+            np.testing.assert_array_equal(got, single)
+    assert np.isnan(got[100]) and np.isnan(single[100])
+    np.testing.assert_allclose(np.delete(got, 100), np.delete(single, 100), rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_nan_logits_give_nan_losses(dtype):
     net = MLP([2, 3], "identity", dtype=dtype)
     X, y = np.eye(2), np.array([0, 2])

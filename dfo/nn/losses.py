@@ -99,17 +99,28 @@ def check_labels(y: Any, batch: int, n_out: int, name: str = "y") -> np.ndarray:
     return arr.astype(np.intp, copy=False)
 
 
-def _exp_sums(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``(e, s, m)`` for logits ``z`` (``(..., n_out, batch)``, left intact).
+def _exp_sums(
+    z: np.ndarray, overwrite: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(e, s, m)`` for logits ``z`` (``(..., n_out, batch)``; left intact unless ``overwrite``).
 
-    ``e = exp(z - m)`` (a new array), ``s`` its column sums (``(..., batch)``) and ``m``
-    the column maximum (``(..., 1, batch)``), which keeps the exponentials in range for
-    logits of any finite size. The shift is taken only when it matters: ``exp(z)`` is
-    computed first, and when every column sum is finite and far above the smallest
-    normal number (no exponential overflowed, none of the terms that count underflowed)
-    ``m`` is None and the sums are kept, two passes fewer. Otherwise (an overflow, a
-    column of very negative logits, a nan) the shifted form is computed from ``z``.
+    ``e = exp(z - m)`` (a new array, or ``z`` itself with ``overwrite``), ``s`` its
+    column sums (``(..., batch)``) and ``m`` the column maximum (``(..., 1, batch)``),
+    which keeps the exponentials in range for logits of any finite size. The shift is
+    taken only when it matters: ``exp(z)`` is computed first, and when every column sum
+    is finite and far above the smallest normal number (no exponential overflowed,
+    none of the terms that count underflowed) ``m`` is None and the sums are kept, two
+    passes fewer. Otherwise (an overflow, a column of very negative logits, a nan) the
+    shifted form is computed from ``z``. A large stack that may be overwritten is first
+    checked for moderate logits (``|z| < log(max float) / 2``, so that no sum can leave
+    the range) and then exponentiated in place, in cache: the same decision, the same
+    values.
     """
+    if overwrite and z.nbytes > _IN_PLACE_BYTES:
+        limit = _EXP_LIMIT[z.dtype.char]
+        if -limit < np.minimum.reduce(z, axis=None) and np.maximum.reduce(z, axis=None) < limit:
+            np.exp(z, out=z)
+            return z, np.add.reduce(z, axis=-2), None
     e = np.exp(z)
     s = np.add.reduce(e, axis=-2)
     if (
@@ -123,6 +134,11 @@ def _exp_sums(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]
     return e, np.add.reduce(e, axis=-2), m
 
 
+#: stacks of logits above this size are exponentiated in place when they may be
+#: (a second array of their size would no longer share the cache with them)
+_IN_PLACE_BYTES = 2**18
+#: logits below this size in magnitude give column sums in range, whatever n_out
+_EXP_LIMIT = {t: 0.5 * float(np.log(np.finfo(t).max)) for t in "fd"}
 #: smallest column sum kept unshifted: ``tiny / eps``, so that terms lost to underflow
 #: (each below ``tiny``) change a kept sum by less than ``n_out * eps**2`` relative
 _SUM_FLOOR = {t: float(np.finfo(t).tiny / np.finfo(t).eps) for t in "fd"}
@@ -137,11 +153,11 @@ def _columns(batch: int) -> np.ndarray:
 
 
 def _ce_population(z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    # z: (k, n_out, batch) logits of k networks. One fused pass per stack:
+    # z: (k, n_out, batch) logits of k networks; may be overwritten. One fused pass:
     # mean_i [log sum_c exp(z_ci) - z_yi i].
     b = z.shape[-1]
     zy = z[..., y, _columns(b)]
-    _, s, m = _exp_sums(z)
+    _, s, m = _exp_sums(z, overwrite=True)
     np.log(s, out=s)
     s -= zy
     if m is not None:
