@@ -639,10 +639,15 @@ class MLP:
         # (faster there); a population of one runs the forward of every other path
         # (when [X, 1]^T is not contiguous, from 4 networks on: a transposed copy costs
         # about what 2 networks gain)
-        XeT = Xe.T
-        columns = dtype.char == "f" and k > 1 and (XeT.flags.c_contiguous or k >= 4)
+        columns = dtype.char == "f" and k > 1
         if columns:
-            Xe = XeT if XeT.flags.c_contiguous else np.ascontiguousarray(XeT)
+            XeT = Xe.T
+            if XeT.flags.c_contiguous:
+                Xe = XeT
+            elif k >= 4:
+                Xe = np.ascontiguousarray(XeT)
+            else:
+                columns = False
         per_net = activations + size * self.n_params
         if k == 1 or (0 < k * activations <= _CHUNK_BYTES and k * per_net <= max_bytes):
             # one chunk (small populations, the common case): no buffers, no loop
