@@ -595,9 +595,10 @@ class MLP:
         measures it against the machine's matrix-product rate).
 
         A population of one runs the forward pass of :meth:`loss` and
-        :meth:`loss_and_grad` (the same bits). float32 populations of two or more run
-        every layer transposed, one column per sample (``W^T a^T``, from ``[X, 1]^T``
-        held contiguous; faster for float32 products on short batches): the same dot
+        :meth:`loss_and_grad` (the same bits). float32 populations of two or more (four
+        or more when ``[X, 1]^T`` must be copied to be contiguous) run every layer
+        transposed, one column per sample (``W^T a^T``, from ``[X, 1]^T`` held
+        contiguous; faster for float32 products on short batches): the same dot
         products, which BLAS may round differently from the rows forward of single
         calls, so they agree with single calls to 1e-6 relative (float32 eps 1.2e-7)
         rather than bit for bit, and with float64 to the float32 roundings (1e-4).
