@@ -156,7 +156,7 @@ def test_extreme_values_rank_and_average_like_the_reference(values):
     eps = perturbations(noise_table(opt.table_seed, opt.table_size), opt.offsets, 3)
     opt.tell(X, values)
     u = centered_ranks(values)
-    g = ((u[:2] - u[2:]) / (4 * 0.05)) @ eps
+    g = ((u[:2] - u[2:]) / (4 * opt.sigma)) @ eps
     np.testing.assert_array_equal(opt.x, -0.03 * g)
     finite = values[np.isfinite(values)]
     assert opt.last_value == pytest.approx(np.sum(finite / finite.size), rel=1e-15)
@@ -173,7 +173,9 @@ def test_directions_of_an_iteration_are_spaced_slices_of_the_table(table, stride
         np.testing.assert_array_equal(opt.offsets, start + stride * np.arange(5))
         assert 0 <= start and opt.offsets[-1] + 50 <= opt.table_size
         eps = perturbations(noise_table(opt.table_seed, opt.table_size), opt.offsets, 50)
-        np.testing.assert_array_equal(X, np.vstack([opt.x + 0.05 * eps, opt.x - 0.05 * eps]))
+        np.testing.assert_array_equal(
+            X, np.vstack([opt.x + opt.sigma * eps, opt.x - opt.sigma * eps])
+        )
         opt.tell(X, np.arange(10.0))
 
 

@@ -96,7 +96,7 @@ NAN_TOL = {
     "spsa": 2e-2,
     "random-search": 0.1,
     "forward-gradient": 1e-6,
-    "es": 3e-2,  # default sigma 0.05: it resolves about a fifth of that
+    "es": 1.5e-2,  # default sigma 0.02: it resolves about a third of that
     "auto": 1e-5,  # a black box (no gradient given): it chooses cma-es
     "powell": 1e-5,
     "cobyqa": 1e-5,
