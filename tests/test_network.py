@@ -394,7 +394,7 @@ def test_population_of_a_custom_loss_comes_back_new_in_the_nets_dtype(k, max_byt
 @pytest.mark.parametrize("act", DIFFERENTIABLE)
 @pytest.mark.parametrize("sizes", [[6, 7, 5, 3], [4, 3], [5, 9, 2]])
 def test_float32_populations_in_columns_match_the_rows_forward(act, sizes):
-    # float32 populations of 2 or more run every layer transposed: the same dot products
+    # float32 populations of 4 or more run every layer transposed: the same dot products
     # as the rows forward of single calls, to a few float32 roundings (eps 1.2e-7)
     net, theta, X, y = make_problem(sizes, act, "cross_entropy", batch=13, seed=7)
     net = MLP(net.sizes, act, dtype=np.float32)
@@ -429,6 +429,38 @@ def test_float32_populations_in_columns_match_the_rows_forward(act, sizes):
     for (W1, b1), (W3, b3) in zip(one, net._params(stack, True), strict=True):
         np.testing.assert_array_equal(W1, W3[0])
         assert (b1 is None) == (b3 is None)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 9])
+def test_a_populations_layout_depends_on_its_size_alone(monkeypatch, k):
+    # rows below 4 networks, columns from 4 in float32, whatever the inputs' memory
+    # layout (an objective's column-major copy included): the same call, the same bits
+    net, theta, X, y = make_problem([5, 6, 3], "tanh", "cross_entropy", batch=11, seed=2)
+    net = MLP(net.sizes, "tanh", dtype=np.float32)
+    thetas = (theta + 0.3 * np.random.default_rng(3).normal(size=(k, theta.size))).astype(
+        np.float32
+    )
+    seen = []
+    run = MLP._run
+
+    def spy(self, *args, **kw):
+        seen.append(kw.get("columns", False))
+        return run(self, *args, **kw)
+
+    monkeypatch.setattr(MLP, "_run", spy)
+    Xe = net._inputs(net.check_inputs(X))
+    got = [
+        net.population_loss(thetas, inputs, y, check=False)
+        for inputs in (Xe, np.asfortranarray(Xe), np.ascontiguousarray(Xe.T).T)
+    ]
+    assert seen == [k >= 4] * 3
+    for other in got[1:]:
+        np.testing.assert_array_equal(other, got[0])
+    obj = dfo.NetworkObjective(net, X, y, dtype="float32")
+    first = obj.evaluate_batch(thetas)
+    obj.evaluate_batch(np.vstack([thetas] * 4))  # makes the column-major copy
+    np.testing.assert_array_equal(obj.evaluate_batch(thetas), first)
+    assert seen[-3:] == [k >= 4, True, k >= 4]
 
 
 # -- prediction -------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ __all__ = ["MLP"]
 # activations, so that each chunk's elementwise passes run in cache (for large
 # populations, 3x faster than one pass over everything).
 _CHUNK_BYTES = 2 * 2**20
+#: float32 populations of at least this many networks run every layer in columns
+_COLUMNS_FROM = 4
 
 
 def _check_positive_int(value: Any, name: str) -> int:
@@ -595,10 +597,10 @@ class MLP:
         measures it against the machine's matrix-product rate).
 
         A population of one runs the forward pass of :meth:`loss` and
-        :meth:`loss_and_grad` (the same bits). float32 populations of two or more (four
-        or more when ``[X, 1]^T`` must be copied to be contiguous) run every layer
-        transposed, one column per sample (``W^T a^T``, from ``[X, 1]^T`` held
-        contiguous; faster for float32 products on short batches): the same dot
+        :meth:`loss_and_grad` (the same bits). float32 populations of four or more
+        (whatever the memory layout of ``X``) run every layer transposed, one column per
+        sample (``W^T a^T``, from ``[X, 1]^T`` held contiguous; faster for float32
+        products on short batches): the same dot
         products, which BLAS may round differently from the rows forward of single
         calls, so they agree with single calls to 1e-6 relative (float32 eps 1.2e-7)
         rather than bit for bit, and with float64 to the float32 roundings (1e-4).
@@ -636,19 +638,14 @@ class MLP:
         size = dtype.itemsize
         activations = size * batch * self._width_sum
         Xe = self._inputs(X)
-        # float32 populations run every layer in columns, from [X, 1]^T held contiguous
-        # (faster there); a population of one runs the forward of every other path
-        # (when [X, 1]^T is not contiguous, from 4 networks on: a transposed copy costs
-        # about what 2 networks gain)
-        columns = dtype.char == "f" and k > 1
+        # float32 populations of 4 or more run every layer in columns, from [X, 1]^T
+        # contiguous (faster there; below 4, a transposed copy costs about what they
+        # gain). The choice depends on k alone, never on how the inputs are laid out
+        # in memory, so the same call gives the same bits whatever ran before it.
+        columns = dtype.char == "f" and k >= _COLUMNS_FROM
         if columns:
             XeT = Xe.T
-            if XeT.flags.c_contiguous:
-                Xe = XeT
-            elif k >= 4:
-                Xe = np.ascontiguousarray(XeT)
-            else:
-                columns = False
+            Xe = XeT if XeT.flags.c_contiguous else np.ascontiguousarray(XeT)
         per_net = activations + size * self.n_params
         if k == 1 or (0 < k * activations <= _CHUNK_BYTES and k * per_net <= max_bytes):
             # one chunk (small populations, the common case): no buffers, no loop

@@ -37,7 +37,7 @@ import numpy as np
 
 from dfo.exceptions import InvalidOptionError
 from dfo.nn.losses import Loss, get_loss
-from dfo.nn.network import MLP
+from dfo.nn.network import _COLUMNS_FROM, MLP
 from dfo.objective import Objective, as_real, check_dtype, check_point
 from dfo.sampling import EpochSampler
 
@@ -105,14 +105,14 @@ class _NetLoss(Objective):
 
         ``MLP.population_loss`` runs float32 populations in columns, from the
         transpose of ``[X, 1]``: held here (made once, when the inputs are at most
-        16 MiB and a population of at least 4 first needs it), the forward does not
-        transpose them at every call. The same values, so the same losses.
+        16 MiB and a population that runs in columns first needs it), the forward does
+        not transpose them at every call. The same values, so the same losses.
         """
         Xe = self._Xe
         if self.dtype.char != "f":
             return Xe
         columns = self.__dict__.get("_Xe_columns")
-        if columns is None and k >= 4 and Xe.nbytes <= _COLUMNS_COPY_BYTES:
+        if columns is None and k >= _COLUMNS_FROM and Xe.nbytes <= _COLUMNS_COPY_BYTES:
             columns = self._Xe_columns = np.asfortranarray(Xe)
         return Xe if columns is None else columns
 
