@@ -109,6 +109,24 @@ def _data(dtype="float64"):
     return net, X, y, net.init_params(np.random.default_rng(1))
 
 
+def _interrupt_at(monkeypatch, name, call):
+    """Make ``dfo.MLP.<name>`` raise KeyboardInterrupt at its ``call``-th call.
+
+    Returns the call counter (``counter["n"] = 0`` starts the count again).
+    """
+    method = getattr(dfo.MLP, name)
+    counter = {"n": 0}
+
+    def interrupting(self, *args, **kwargs):
+        counter["n"] += 1
+        if counter["n"] == call:
+            raise KeyboardInterrupt
+        return method(self, *args, **kwargs)
+
+    monkeypatch.setattr(dfo.MLP, name, interrupting)
+    return counter
+
+
 def _same_run(a, b):
     assert a.message == b.message
     assert (a.nit, a.nfev, a.ngev, a.njvp, a.n_nonfinite) == (
@@ -265,16 +283,7 @@ def test_ctrl_c_in_the_lean_loop_keeps_what_was_found_and_resumes_bit_identicall
     obj = dfo.NetworkObjective(net, X, y, batch_size=16)
     kwargs = {"budget": 200, "seed": 4, "learning_rate": 0.5}
     ref = dfo.minimize(obj, theta, "backprop-sgd", **kwargs)  # the lean loop
-    loss_and_grad = dfo.MLP.loss_and_grad
-    calls = {"n": 0}
-
-    def interrupting(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 81:
-            raise KeyboardInterrupt
-        return loss_and_grad(self, *args, **kwargs)
-
-    monkeypatch.setattr(dfo.MLP, "loss_and_grad", interrupting)
+    calls = _interrupt_at(monkeypatch, "loss_and_grad", 81)
     stopped = dfo.minimize(obj, theta, "backprop-sgd", **kwargs)  # lean, no checkpoint
     assert stopped.status == Status.INTERRUPTED and stopped.nit == stopped.nfev == 80
     np.testing.assert_array_equal(stopped.history["best"], ref.history["best"][:80])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_lean_loop import _data
+from test_lean_loop import _data, _interrupt_at
 from test_lean_marks import Marks
 
 import dfo
@@ -153,16 +153,7 @@ def test_ctrl_c_in_the_lean_pairs_keeps_what_was_found(monkeypatch):
     obj = dfo.NetworkObjective(net, X, y, batch_size=16)
     kwargs = {"budget": 300, "seed": 4, "c": 0.05}
     ref = dfo.minimize(obj, theta, "spsa", **kwargs)
-    population_loss = dfo.MLP.population_loss
-    calls = {"n": 0}
-
-    def interrupting(self, *args, **kw):
-        calls["n"] += 1
-        if calls["n"] == 61:
-            raise KeyboardInterrupt
-        return population_loss(self, *args, **kw)
-
-    monkeypatch.setattr(dfo.MLP, "population_loss", interrupting)
+    _interrupt_at(monkeypatch, "population_loss", 61)
     stopped = dfo.minimize(obj, theta, "spsa", **kwargs)
     assert stopped.status == Status.INTERRUPTED and stopped.nit == 60
     np.testing.assert_array_equal(stopped.history["best"], ref.history["best"][:60])
